@@ -1,0 +1,173 @@
+"""The library API: model file -> Graph -> optimized Graph -> Bundle.
+
+    import edgec
+    bundle = edgec.compile("kws.tflite", target="cortex-m4")
+    bundle.write("out/kws")
+    # or in one step
+    edgec.build("kws.tflite", "out/kws", target="cortex-m4")
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, cgen, frontends, passes, targets
+from .bundle import Bundle
+from .errors import EdgecError
+from .graph import Graph
+from .templating import render
+
+BACKENDS = ("native", "tflm", "tvm")
+OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "fast")
+
+
+@dataclass
+class Options:
+    target: str = targets.DEFAULT_TARGET
+    backend: str = "native"
+    name: str = "model"
+    input_shapes: dict | list | tuple | None = None
+    opt_level: str = "s"
+    lto: bool = False
+    firmware: bool = False
+    # test vectors for the firmware harness: list of input arrays per sample
+    test_inputs: list | None = None
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.backend not in BACKENDS:
+            raise EdgecError(f"unknown backend {self.backend!r} (one of: {', '.join(BACKENDS)})")
+        if str(self.opt_level) not in OPT_LEVELS:
+            raise EdgecError(f"unknown --opt-level {self.opt_level!r} (one of: {', '.join(OPT_LEVELS)})")
+
+    def optflags(self) -> list[str]:
+        flags = [f"-O{self.opt_level}", "-ffunction-sections", "-fdata-sections"]
+        if self.lto:
+            flags.append("-flto")
+        return flags
+
+
+def load(model, input_shapes=None) -> Graph:
+    """Import a model file (ONNX, TFLite, Keras/SavedModel) into edgec's IR."""
+    return frontends.load(model, input_shapes)
+
+
+def lower(g: Graph, options: Options | None = None) -> Graph:
+    """Run the graph passes (folding, fusion, ...)."""
+    return passes.optimize(g, (options or Options()).extra)
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    p = Path(path)
+    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+    for q in files:
+        h.update(q.read_bytes())
+    return h.hexdigest()
+
+
+def compile(model, target: str | None = None, backend: str = "native", name: str = "model",
+            **kw) -> Bundle:  # noqa: A001 - the public name
+    """Compile a model file (or a Graph) into a :class:`Bundle` (not yet written)."""
+    opts = Options(target=target or targets.DEFAULT_TARGET, backend=backend, name=name, **kw)
+    return compile_with(model, opts)
+
+
+def compile_with(model, opts: Options) -> Bundle:
+    return compile_full(model, opts)[0]
+
+
+def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
+    """Compile; returns the bundle and the lowered graph it was generated from."""
+    opts.check()
+    tgt = targets.load(opts.target)
+    prefix = cgen.c_identifier(opts.name)
+    if isinstance(model, Graph):
+        g = model
+        source = {"source": g.meta.get("source", g.name), "format": g.meta.get("format", "ir")}
+    else:
+        g = load(model, opts.input_shapes)
+        source = {"source": Path(model).name, "format": g.meta.get("format"),
+                  "sha256": file_digest(Path(model))}
+    g = lower(g, opts)
+
+    if opts.backend == "native":
+        from .backends import native
+        res = native.generate(g, prefix, {"target": tgt, **opts.extra})
+        model_c, model_h = res.model_c, res.model_h
+        arena, lower_bound, layers, weights = res.arena_size, res.lower_bound, res.layers, res.weights_bytes
+    else:
+        raise EdgecError(f"the {opts.backend} backend is not available in this build of edgec")
+
+    b = Bundle(prefix)
+    b.add(f"{prefix}.c", model_c)
+    b.add(f"{prefix}.h", model_h)
+    ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
+               arena_size=arena, weights_bytes=weights, firmware=opts.firmware,
+               ar="arm-none-eabi-ar" if tgt.arch == "arm" else (
+                   "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar"),
+               qemu_cmd="")
+    if opts.firmware:
+        from . import firmware
+        firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
+    b.add("edgec.mk", render("edgec.mk.j2", **ctx))
+    b.add("Makefile", render("Makefile.j2", **ctx))
+    b.add("CMakeLists.txt", render("CMakeLists.txt.j2", **ctx))
+
+    io_bytes = sum(t.nbytes for t in (g.tensors[i] for i in g.inputs)) + \
+        sum(t.nbytes for t in (g.tensors[o] for o in g.outputs))
+    macs = sum(L["macs"] for L in layers)
+    b.report = {
+        "schema": "edgec-build/1",
+        "edgec_version": __version__,
+        "model": source,
+        "name": prefix,
+        "target": tgt.name,
+        "backend": opts.backend,
+        "options": {
+            "opt_level": opts.opt_level, "lto": opts.lto,
+            "input_shapes": {k: list(v) for k, v in sorted(
+                frontends.parse_input_shapes(opts.input_shapes).items())}
+            if opts.input_shapes and not isinstance(opts.input_shapes, dict)
+            else {k: list(v) for k, v in sorted((opts.input_shapes or {}).items())},
+            **{k: v for k, v in sorted(opts.extra.items()) if _jsonable(v)},
+        },
+        "transformations": list(g.meta.get("passes", [])) + list(g.meta.get("transforms", [])),
+        "inputs": _io(g, g.inputs),
+        "outputs": _io(g, g.outputs),
+        "arena_bytes": arena,
+        "arena_lower_bound": lower_bound,
+        "weights_bytes": weights,
+        "io_bytes": io_bytes,
+        "macs": macs,
+        "layers": layers,
+        "estimate": {
+            "note": "estimate before linking: constants plus arena and I/O buffers; "
+                    "code size is known only after linking (edgec size)",
+            "flash_constants_bytes": weights,
+            "ram_bytes": arena + io_bytes,
+        },
+    }
+    return b, g
+
+
+def _jsonable(v) -> bool:
+    return isinstance(v, (str, int, float, bool, list, dict, type(None)))
+
+
+def _io(g: Graph, names) -> list[dict]:
+    out = []
+    for n in names:
+        t = g.tensors[n]
+        d = {"name": cgen.comment_text(t.name), "shape": list(t.shape), "dtype": t.dtype}
+        if t.quant is not None:
+            d["quant"] = t.quant.to_json()
+        out.append(d)
+    return out
+
+
+def build(model, out_dir, target: str | None = None, **kw) -> tuple[Path, Bundle]:
+    """Compile and write the bundle directory (atomically)."""
+    b = compile(model, target=target, **kw)
+    return b.write(out_dir), b

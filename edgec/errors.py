@@ -1,0 +1,41 @@
+"""Errors edgec reports to its users.
+
+Every problem with the user's input (model file, options, target, budget) is an
+:class:`EdgecError`: the CLI prints its message on one line and exits with
+:data:`EXIT_BAD_INPUT`.  Anything else escaping the library is a bug in edgec and
+is reported as an internal error (traceback only with ``--debug``).
+"""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAIL = 1        # a check ran and failed (verify mismatch, budget exceeded)
+EXIT_BAD_INPUT = 2   # the input could not be processed (bad model, option, target)
+EXIT_INTERNAL = 3    # a bug in edgec
+
+
+class EdgecError(Exception):
+    """A problem with the user's input, reported as one line."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, where: str | None = None):
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class UnsupportedError(EdgecError):
+    """The model uses operators (or operator variants) edgec cannot compile."""
+
+    def __init__(self, items: list[str], where: str | None = None):
+        self.items = sorted(set(items))
+        super().__init__("unsupported operator(s): " + ", ".join(self.items), where)
+
+
+class CheckFailed(EdgecError):
+    """A verification or budget check ran to completion and failed."""
+
+    exit_code = EXIT_FAIL
+
+
+class ToolchainError(EdgecError):
+    """A compiler, linker or emulator is missing or failed."""

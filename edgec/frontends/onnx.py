@@ -1,0 +1,364 @@
+"""ONNX importer (opsets 7 and later, plus the ai.onnx.ml tree ensembles).
+
+Reads the protobuf without executing anything: initializers and Constant nodes
+become constant tensors, each node is handed to the importer its operator
+module registered (:func:`edgec.ops.onnx_op`), and shapes are resolved by
+edgec's own shape inference as nodes are added (shape computations fold to
+constants on the way).  External data is read only from inside the model's
+directory.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .. import dtypes, ops
+from ..errors import EdgecError, UnsupportedError
+from ..graph import Graph
+
+MAX_NAME = 4096
+
+
+class OnnxContext:
+    def __init__(self, g: Graph, opsets: dict[str, int], model_dir: Path | None):
+        self.g = g
+        self.opsets = opsets
+        self.model_dir = model_dir
+        self.names: dict[str, str] = {}  # ONNX tensor name -> IR tensor name
+
+    @property
+    def opset(self) -> int:
+        return self.opsets.get("", 1)
+
+    # --- node access -------------------------------------------------------
+    def attr(self, node, name: str, default=None):
+        from onnx import helper
+        for a in node.attribute:
+            if a.name == name:
+                v = helper.get_attribute_value(a)
+                if isinstance(v, bytes):
+                    v = v.decode("utf-8", "replace")
+                elif hasattr(v, "dims") and hasattr(v, "data_type"):  # TensorProto
+                    v = tensor_to_numpy(v, self.model_dir)
+                elif isinstance(v, list):
+                    v = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in v]
+                return v
+        return default
+
+    def has_attr(self, node, name: str) -> bool:
+        return any(a.name == name for a in node.attribute)
+
+    def inp(self, node, i: int) -> str:
+        if i >= len(node.input) or not node.input[i]:
+            return ""
+        try:
+            return self.names[node.input[i]]
+        except KeyError:
+            raise EdgecError(f"node {node.name or node.op_type!r} reads tensor "
+                             f"{node.input[i][:80]!r}, which nothing produces") from None
+
+    def n_inputs(self, node) -> int:
+        return len(node.input)
+
+    def const(self, name: str):
+        return self.g.const(name)
+
+    def const_input(self, node, i: int, what: str):
+        """The value of input ``i``, which must be a constant (e.g. a shape)."""
+        name = self.inp(node, i)
+        if not name:
+            return None
+        v = self.g.const(name)
+        if v is None:
+            raise UnsupportedError([f"{node.op_type} with a computed {what}"])
+        return v
+
+    def out(self, node, i: int = 0) -> str:
+        if i >= len(node.output) or not node.output[i]:
+            return ""
+        src = node.output[i]
+        if src in self.names:
+            raise EdgecError(f"tensor {src[:80]!r} is produced twice")
+        name = self.g.unique_name(src)
+        self.names[src] = name
+        return name
+
+    def tmp(self, hint: str) -> str:
+        name = self.g.unique_name(hint)
+        return name
+
+    def t(self, name: str):
+        return self.g.tensors[name]
+
+    def add(self, op: str, inputs, outputs, attrs=None, name: str = ""):
+        n = self.g.add_node(op, inputs, outputs, attrs, name)
+        for o in outputs:
+            if o and self.g.tensors[o].origin is None:
+                self.g.tensors[o].origin = o
+        return n
+
+
+def tensor_to_numpy(tp, model_dir: Path | None) -> np.ndarray:
+    from onnx import numpy_helper
+    from onnx.external_data_helper import uses_external_data
+    name = tp.name[:80]
+    dims = tuple(int(d) for d in tp.dims)
+    if any(d < 0 for d in dims):
+        raise EdgecError(f"initializer {name!r} has a negative dimension {list(dims)}")
+    n = int(np.prod(dims)) if dims else 1
+    if n > (1 << 28):
+        raise EdgecError(f"initializer {name!r} is too large ({list(dims)})")
+    if uses_external_data(tp):
+        _load_external(tp, model_dir)
+    try:
+        arr = numpy_helper.to_array(tp)
+    except Exception as e:  # noqa: BLE001 - malformed protobuf content
+        raise EdgecError(f"initializer {name!r}: cannot decode its data "
+                         f"({str(e).splitlines()[0][:120]})") from None
+    if arr.dtype == object or arr.dtype.kind in "SUO":
+        raise UnsupportedError([f"string tensor {name!r}"])
+    if tuple(arr.shape) != dims:
+        raise EdgecError(f"initializer {name!r}: data length does not match its shape {list(dims)}")
+    return arr
+
+
+def _load_external(tp, model_dir: Path | None) -> None:
+    info = {e.key: e.value for e in tp.external_data}
+    loc = info.get("location", "")
+    name = tp.name[:80]
+    if model_dir is None or not loc:
+        raise EdgecError(f"initializer {name!r} refers to external data without a location")
+    if os.path.isabs(loc) or ".." in Path(loc).parts:
+        raise EdgecError(f"initializer {name!r}: external data path {loc[:120]!r} "
+                         "points outside the model directory")
+    base = model_dir.resolve()
+    p = (base / loc).resolve()
+    if base not in p.parents and p != base:
+        raise EdgecError(f"initializer {name!r}: external data path {loc[:120]!r} "
+                         "points outside the model directory")
+    if not p.is_file():
+        raise EdgecError(f"initializer {name!r}: external data file {loc[:120]!r} not found")
+    try:
+        offset = int(info.get("offset", 0))
+        length = int(info["length"]) if "length" in info else None
+    except ValueError:
+        raise EdgecError(f"initializer {name!r}: bad external data offset/length") from None
+    size = p.stat().st_size
+    if offset < 0 or offset > size or (length is not None and (length < 0 or offset + length > size)):
+        raise EdgecError(f"initializer {name!r}: external data range is outside {loc[:120]!r}")
+    with open(p, "rb") as f:
+        f.seek(offset)
+        data = f.read(length if length is not None else size - offset)
+    tp.raw_data = data
+    del tp.external_data[:]
+    tp.data_location = 0
+
+
+def _np_dtype_name(elem_type: int) -> str:
+    from onnx import helper
+    try:
+        npt = helper.tensor_dtype_to_np_dtype(elem_type)
+    except Exception:  # noqa: BLE001
+        raise EdgecError(f"unknown ONNX element type {elem_type}") from None
+    try:
+        return dtypes.from_numpy(npt)
+    except EdgecError:
+        raise UnsupportedError([f"element type {np.dtype(npt).name}"]) from None
+
+
+def _read_model(path: Path):
+    import onnx
+    from google.protobuf.message import DecodeError
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise EdgecError(f"cannot read: {e.strerror}", str(path)) from None
+    try:
+        model = onnx.load_from_string(data)
+    except (DecodeError, RuntimeError, ValueError, TypeError) as e:
+        raise EdgecError("not a valid ONNX model (the protobuf does not parse)", str(path)) from e
+    except Exception as e:  # noqa: BLE001 - protobuf raises assorted errors
+        raise EdgecError("not a valid ONNX model (the protobuf does not parse)", str(path)) from e
+    if model.ir_version <= 0 or not model.HasField("graph") or (
+            not model.graph.node and not model.graph.output):
+        raise EdgecError("not an ONNX model (no graph)", str(path))
+    return model
+
+
+def load(path: Path, input_shapes: dict | None = None, **_options) -> Graph:
+    model = _read_model(path)
+    return from_model(model, input_shapes, model_dir=path.parent, where=str(path))
+
+
+def from_model(model, input_shapes: dict | None = None, model_dir: Path | None = None,
+               where: str = "model") -> Graph:
+    input_shapes = dict(input_shapes or {})
+    try:
+        return _import(model, input_shapes, model_dir)
+    except EdgecError as e:
+        if e.where is None:
+            e.where = where
+            e.args = (f"{where}: {e.args[0]}",)
+        raise
+
+
+def _import(model, input_shapes: dict, model_dir: Path | None) -> Graph:
+    opsets = {}
+    for o in model.opset_import:
+        dom = "" if o.domain in ("", "ai.onnx") else o.domain
+        opsets[dom] = int(o.version)
+    if model.functions:
+        try:
+            from onnx import inliner
+            model = inliner.inline_local_functions(model)
+        except Exception as e:  # noqa: BLE001
+            raise EdgecError(f"cannot inline the model's local functions ({e})") from None
+    graph = model.graph
+    gname = graph.name or "model"
+    g = Graph(gname[:MAX_NAME])
+    ctx = OnnxContext(g, opsets, model_dir)
+
+    for tp in graph.initializer:
+        _check_name(tp.name, "initializer")
+        arr = tensor_to_numpy(tp, model_dir)
+        name = g.unique_name(tp.name)
+        dt = _np_dtype_name(tp.data_type)
+        g.add_tensor(name, arr.shape, dt, data=arr, origin=tp.name)
+        if tp.name in ctx.names:
+            raise EdgecError(f"duplicate initializer {tp.name[:80]!r}")
+        ctx.names[tp.name] = name
+    for sp in getattr(graph, "sparse_initializer", []):
+        raise UnsupportedError(["sparse initializers"])
+
+    unnamed = input_shapes.pop("", None)
+    real_inputs = [vi for vi in graph.input if vi.name not in ctx.names]
+    if unnamed is not None:
+        if len(real_inputs) != 1:
+            raise EdgecError("--input-shape without a name needs a model with one input")
+        input_shapes[real_inputs[0].name] = unnamed
+    for name in input_shapes:
+        if name not in {vi.name for vi in real_inputs}:
+            raise EdgecError(f"--input-shape names {name[:80]!r}, which is not a model input "
+                             f"(inputs: {', '.join(vi.name[:40] for vi in real_inputs)})")
+    for vi in real_inputs:
+        _check_name(vi.name, "input")
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type"):
+            raise UnsupportedError([f"non-tensor input {vi.name[:80]!r}"])
+        dt = _np_dtype_name(tt.elem_type)
+        dims = []
+        dynamic = False
+        for d in tt.shape.dim:
+            if d.HasField("dim_value") and d.dim_value > 0:
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_value") and d.dim_value <= 0 and not d.dim_param:
+                raise EdgecError(f"input {vi.name[:80]!r} has a dimension of {d.dim_value}")
+            else:
+                dims.append(-1)
+                dynamic = True
+        if vi.name in input_shapes:
+            shape = tuple(input_shapes[vi.name])
+            if len(shape) != len(dims) and tt.HasField("shape"):
+                raise EdgecError(f"--input-shape gives {len(shape)} dimensions for input "
+                                 f"{vi.name[:80]!r}, which has {len(dims)}")
+            for d, s in zip(dims, shape):
+                if d > 0 and d != s:
+                    raise EdgecError(f"--input-shape {list(shape)} conflicts with the fixed "
+                                     f"shape of input {vi.name[:80]!r}")
+        elif dynamic or not tt.HasField("shape"):
+            raise EdgecError(f"input {vi.name[:80]!r} has a dynamic shape {_fmt_dims(tt)}; "
+                             f"give it with --input-shape {_hint_name(vi.name)}:" +
+                             "x".join(str(d if d > 0 else 1) for d in dims or [1]))
+        else:
+            shape = tuple(dims)
+        name = g.unique_name(vi.name)
+        g.add_tensor(name, shape, dt, origin=vi.name)
+        ctx.names[vi.name] = name
+        g.inputs.append(name)
+
+    nodes = _sorted_nodes(graph)
+    missing = []
+    for n in nodes:
+        dom = "" if n.domain in ("", "ai.onnx") else n.domain
+        if (dom, n.op_type) not in ops.ONNX_IMPORTERS:
+            missing.append(n.op_type if not dom else f"{dom}.{n.op_type}")
+    if missing:
+        raise UnsupportedError(missing)
+
+    for n in nodes:
+        dom = "" if n.domain in ("", "ai.onnx") else n.domain
+        if n.op_type == "Constant" or len(n.output) == 0:
+            pass
+        for o in n.output:
+            _check_name(o, "tensor")
+        fn = ops.ONNX_IMPORTERS[(dom, n.op_type)]
+        try:
+            fn(ctx, n)
+        except UnsupportedError:
+            raise
+        except EdgecError as e:
+            label = (n.name or n.op_type)[:80]
+            if "node " not in str(e):
+                raise EdgecError(f"node {label!r} ({n.op_type}): {e}") from None
+            raise
+
+    outs = []
+    for vi in graph.output:
+        if vi.name not in ctx.names:
+            raise EdgecError(f"graph output {vi.name[:80]!r} is never computed")
+        outs.append(ctx.names[vi.name])
+    if not outs:
+        raise EdgecError("the model has no outputs")
+    g.outputs = outs
+    g.remove_dead()
+    g.validate()
+    return g
+
+
+def _fmt_dims(tt) -> str:
+    return "[" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+                           for d in tt.shape.dim) + "]"
+
+
+def _hint_name(name: str) -> str:
+    return name if name.replace("_", "").replace(".", "").isalnum() else "NAME"
+
+
+def _check_name(name: str, what: str) -> None:
+    if len(name) > MAX_NAME:
+        raise EdgecError(f"{what} name of {len(name)} characters (more than {MAX_NAME})")
+
+
+def _sorted_nodes(graph):
+    """Kahn's order over the ONNX nodes (stable); a cycle is an error."""
+    import heapq
+    produced_by = {}
+    for idx, n in enumerate(graph.node):
+        for o in n.output:
+            if o:
+                if o in produced_by:
+                    raise EdgecError(f"tensor {o[:80]!r} is produced by more than one node")
+                produced_by[o] = idx
+    indeg = [0] * len(graph.node)
+    users: list[list[int]] = [[] for _ in graph.node]
+    for idx, n in enumerate(graph.node):
+        for d in {produced_by[i] for i in n.input if i in produced_by}:
+            indeg[idx] += 1
+            users[d].append(idx)
+    ready = [i for i, k in enumerate(indeg) if k == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(graph.node[i])
+        for u in users[i]:
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) != len(graph.node):
+        stuck = next(i for i, k in enumerate(indeg) if k > 0)
+        n = graph.node[stuck]
+        raise EdgecError(f"the graph has a cycle (through node {(n.name or n.op_type)[:80]!r})")
+    return order

@@ -1,0 +1,308 @@
+"""edgec's intermediate representation.
+
+A :class:`Graph` holds named :class:`Tensor` objects and a list of :class:`Node`
+objects.  Every shape is static (frontends resolve dynamic dimensions before a
+graph is built).  Constant tensors carry their data; quantized tensors carry
+:class:`QuantParams` (per-tensor or per-axis scale and zero point).
+
+Operator semantics live in :mod:`edgec.ops` (one module per family); the graph
+only knows the structure.  Shapes and dtypes of a node's outputs are filled in
+by the op's ``infer`` when the node is added, and a node whose inputs are all
+constant is folded on the spot (its outputs become constants), so frontends can
+read shape tensors and other computed constants while importing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .errors import EdgecError
+
+# A tensor with more elements than this is refused (hostile or absurd input).
+MAX_ELEMENTS = 1 << 28
+
+
+@dataclass
+class QuantParams:
+    """Affine quantization: real = scale * (q - zero_point).
+
+    ``scale`` and ``zero_point`` are 1-D arrays: one element for per-tensor
+    quantization, or one per slice along ``axis`` for per-axis quantization.
+    """
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int | None = None
+
+    def __post_init__(self):
+        self.scale = np.atleast_1d(np.asarray(self.scale, dtype=np.float32))
+        self.zero_point = np.atleast_1d(np.asarray(self.zero_point, dtype=np.int64))
+        if self.zero_point.size == 1 and self.scale.size > 1:
+            self.zero_point = np.full(self.scale.shape, int(self.zero_point[0]), np.int64)
+        if self.scale.size != self.zero_point.size:
+            raise EdgecError("quantization scale and zero point have different lengths")
+        if not np.all(np.isfinite(self.scale)) or np.any(self.scale <= 0):
+            raise EdgecError("quantization scale must be positive and finite")
+        if self.scale.size == 1:
+            self.axis = None
+
+    @property
+    def per_axis(self) -> bool:
+        return self.axis is not None
+
+    def scalar(self) -> tuple[float, int]:
+        if self.scale.size != 1:
+            raise EdgecError("expected per-tensor quantization")
+        return float(self.scale[0]), int(self.zero_point[0])
+
+    def __eq__(self, other):
+        return (isinstance(other, QuantParams) and self.axis == other.axis
+                and np.array_equal(self.scale, other.scale)
+                and np.array_equal(self.zero_point, other.zero_point))
+
+    def to_json(self) -> dict:
+        return {"scale": [float(s) for s in self.scale],
+                "zero_point": [int(z) for z in self.zero_point],
+                "axis": self.axis}
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    data: np.ndarray | None = None
+    quant: QuantParams | None = None
+    # Where the tensor came from in the source model (tensor name or index),
+    # used to match intermediate tensors with the reference runtime.
+    origin: Any = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(math.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * dtypes.itemsize(self.dtype)
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+
+@dataclass
+class Node:
+    op: str
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict = field(default_factory=dict)
+    name: str = ""
+
+    def input(self, i: int) -> str:
+        """Name of input ``i``, or '' when absent (optional inputs)."""
+        return self.inputs[i] if i < len(self.inputs) else ""
+
+
+class Graph:
+    def __init__(self, name: str = "model"):
+        self.name = name
+        self.tensors: dict[str, Tensor] = {}
+        self.nodes: list[Node] = []
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        # Free-form facts about the graph: source format, options applied, ...
+        self.meta: dict[str, Any] = {}
+        self.fold_constants = True
+
+    # -- construction -------------------------------------------------------
+    def unique_name(self, hint: str) -> str:
+        hint = hint or "t"
+        if hint not in self.tensors:
+            return hint
+        i = 1
+        while f"{hint}_{i}" in self.tensors:
+            i += 1
+        return f"{hint}_{i}"
+
+    def add_tensor(self, name: str, shape, dtype: str, data=None, quant=None,
+                   origin=None) -> Tensor:
+        if name in self.tensors:
+            raise EdgecError(f"duplicate tensor name {name!r}")
+        shape = tuple(int(d) for d in shape)
+        check_shape(shape, name)
+        dtypes.check(dtype)
+        if data is not None:
+            data = np.asarray(data)
+            if data.dtype != np.dtype(dtypes.np_dtype(dtype)):
+                data = data.astype(dtypes.np_dtype(dtype))
+            if tuple(data.shape) != shape:
+                raise EdgecError(f"constant {name!r}: data of shape {list(data.shape)} "
+                                 f"does not match declared shape {list(shape)}")
+            data = np.ascontiguousarray(data)
+            data.setflags(write=False)
+        t = Tensor(name, shape, dtype, data, quant, origin)
+        self.tensors[name] = t
+        return t
+
+    def add_const(self, data, hint: str = "const", quant=None, dtype: str | None = None) -> str:
+        data = np.asarray(data)
+        dt = dtype or dtypes.from_numpy(data.dtype)
+        name = self.unique_name(hint)
+        self.add_tensor(name, data.shape, dt, data=data, quant=quant)
+        return name
+
+    def add_node(self, op: str, inputs, outputs, attrs=None, name: str = "",
+                 infer: bool = True) -> Node:
+        """Append a node.  Output tensors that do not exist yet are created by
+        the op's shape inference; all-constant nodes are folded."""
+        from . import ops  # late import: ops depend on graph
+
+        node = Node(op, list(inputs), list(outputs), dict(attrs or {}), name or op)
+        for i in node.inputs:
+            if i and i not in self.tensors:
+                raise EdgecError(f"node {node.name!r} ({op}) reads unknown tensor {i!r}")
+        self.nodes.append(node)
+        if infer:
+            ops.infer_node(self, node)
+            if self.fold_constants:
+                ops.try_fold(self, node)
+        return node
+
+    # -- queries ------------------------------------------------------------
+    def producers(self) -> dict[str, Node]:
+        return {o: n for n in self.nodes for o in n.outputs if o}
+
+    def consumers(self) -> dict[str, list[Node]]:
+        cons: dict[str, list[Node]] = {}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i:
+                    cons.setdefault(i, []).append(n)
+        return cons
+
+    def t(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def const(self, name: str) -> np.ndarray | None:
+        if not name:
+            return None
+        t = self.tensors.get(name)
+        return None if t is None else t.data
+
+    # -- maintenance --------------------------------------------------------
+    def topo_sort(self) -> None:
+        """Order nodes so every node comes after the producers of its inputs
+        (stable: keeps the existing order where it is already valid)."""
+        prod = {}
+        for n in self.nodes:
+            for o in n.outputs:
+                if o:
+                    if o in prod:
+                        raise EdgecError(f"tensor {o!r} is produced by more than one node")
+                    prod[o] = n
+        order: list[Node] = []
+        state: dict[int, int] = {}  # 1 = visiting, 2 = done
+        for root in self.nodes:
+            if state.get(id(root)) == 2:
+                continue
+            stack = [(root, 0)]
+            while stack:
+                n, k = stack.pop()
+                if k == 0:
+                    if state.get(id(n)) == 2:
+                        continue
+                    state[id(n)] = 1
+                deps = [prod[i] for i in n.inputs if i in prod]
+                if k < len(deps):
+                    stack.append((n, k + 1))
+                    d = deps[k]
+                    s = state.get(id(d))
+                    if s == 1:
+                        raise EdgecError(f"the graph has a cycle through node {d.name!r}")
+                    if s is None:
+                        stack.append((d, 0))
+                else:
+                    state[id(n)] = 2
+                    order.append(n)
+        self.nodes = order
+
+    def remove_dead(self) -> None:
+        """Drop nodes whose outputs nobody needs and tensors nobody references."""
+        needed = set(self.outputs)
+        keep = []
+        for n in reversed(self.nodes):
+            if any(o in needed for o in n.outputs if o):
+                keep.append(n)
+                needed.update(i for i in n.inputs if i)
+        self.nodes = keep[::-1]
+        used = set(self.inputs) | set(self.outputs)
+        for n in self.nodes:
+            used.update(i for i in n.inputs if i)
+            used.update(o for o in n.outputs if o)
+        self.tensors = {k: v for k, v in self.tensors.items() if k in used}
+
+    def replace_uses(self, old: str, new: str) -> None:
+        for n in self.nodes:
+            n.inputs = [new if i == old else i for i in n.inputs]
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    def validate(self) -> None:
+        prod = set(self.inputs)
+        for name in self.inputs:
+            if name not in self.tensors:
+                raise EdgecError(f"graph input {name!r} is not a tensor")
+        for n in self.nodes:
+            for i in n.inputs:
+                if i and i not in self.tensors:
+                    raise EdgecError(f"node {n.name!r} reads unknown tensor {i!r}")
+                if i and not self.tensors[i].is_const and i not in prod:
+                    raise EdgecError(f"node {n.name!r} reads {i!r} before it is computed")
+            for o in n.outputs:
+                if o in prod:
+                    raise EdgecError(f"tensor {o!r} is written twice")
+                prod.add(o)
+        for o in self.outputs:
+            if o not in self.tensors:
+                raise EdgecError(f"graph output {o!r} is never computed")
+
+    def copy(self) -> "Graph":
+        g = Graph(self.name)
+        g.tensors = {k: dataclasses.replace(v) for k, v in self.tensors.items()}
+        g.nodes = [Node(n.op, list(n.inputs), list(n.outputs), dict(n.attrs), n.name)
+                   for n in self.nodes]
+        g.inputs = list(self.inputs)
+        g.outputs = list(self.outputs)
+        g.meta = dict(self.meta)
+        g.fold_constants = self.fold_constants
+        return g
+
+    def summary(self) -> str:
+        lines = [f"graph {self.name}: {len(self.nodes)} nodes"]
+        for n in self.nodes:
+            ins = ", ".join(f"{i}{list(self.tensors[i].shape)}" if i else "-" for i in n.inputs)
+            outs = ", ".join(f"{o}{list(self.tensors[o].shape)}:{self.tensors[o].dtype}"
+                             for o in n.outputs)
+            lines.append(f"  {n.op}({ins}) -> {outs}")
+        return "\n".join(lines)
+
+
+def check_shape(shape: tuple[int, ...], where: str) -> None:
+    for d in shape:
+        if d < 0:
+            raise EdgecError(f"tensor {where!r} has a negative dimension {list(shape)}")
+    if len(shape) > 8:
+        raise EdgecError(f"tensor {where!r} has rank {len(shape)} (at most 8 supported)")
+    n = 1
+    for d in shape:
+        n *= d
+    if n > MAX_ELEMENTS:
+        raise EdgecError(f"tensor {where!r} is too large ({list(shape)})")

@@ -1,0 +1,167 @@
+"""Operators: one module per operator family.
+
+Each operator is an :class:`Op` subclass registered with :func:`register`.  An op
+has the same few duties everywhere (the onnx2c habit):
+
+* ``infer(g, node)``: output shapes/dtypes/quantization from the inputs;
+* ``reference(g, node, xs)``: a numpy implementation with the exact semantics
+  edgec's C follows (float ops: the math; int8 ops: TFLite Micro's fixed-point
+  arithmetic bit for bit).  It folds constants and is edgec's own reference
+  interpreter (:mod:`edgec.interp`);
+* ``emit(k)``: the C body of a specialized kernel for the native backend;
+* ``macs(g, node)``: multiply-accumulates, for reports.
+
+Frontend importers for the op live beside it, registered with
+:func:`onnx_op` / :func:`tflite_op`, so adding an operator is adding a file.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import EdgecError, UnsupportedError
+from ..graph import Graph, Node, QuantParams
+
+# Largest constant edgec computes at compile time (elements).
+MAX_FOLD_ELEMENTS = 1 << 24
+
+
+@dataclass
+class OutSpec:
+    shape: tuple
+    dtype: str
+    quant: QuantParams | None = None
+
+
+class Op:
+    """Base of all operators.  Subclasses set ``name`` and override what they support."""
+
+    name = ""
+    # The output is a view of input 0 (same bytes, no code): Reshape and friends.
+    view = False
+    # The numpy reference may be used to fold all-constant nodes.
+    foldable = True
+
+    def infer(self, g: Graph, n: Node) -> list[OutSpec]:
+        raise NotImplementedError
+
+    def reference(self, g: Graph, n: Node, xs: list) -> list[np.ndarray]:
+        raise UnsupportedError([f"{n.op} (no reference implementation)"])
+
+    def check(self, g: Graph, n: Node) -> str | None:
+        """Return a reason when the native backend cannot compile this node."""
+        return None
+
+    def emit(self, k) -> str:
+        raise UnsupportedError([self._describe(k.g, k.node)])
+
+    def macs(self, g: Graph, n: Node) -> int:
+        return 0
+
+    @staticmethod
+    def _describe(g: Graph, n: Node) -> str:
+        types = sorted({g.tensors[i].dtype for i in n.inputs if i} |
+                       {g.tensors[o].dtype for o in n.outputs if o})
+        return f"{n.op}[{','.join(types)}]"
+
+
+REGISTRY: dict[str, Op] = {}
+ONNX_IMPORTERS: dict[tuple[str, str], object] = {}
+TFLITE_IMPORTERS: dict[str, object] = {}
+
+
+def register(cls):
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def onnx_op(*op_types: str, domain: str = ""):
+    """Register an ONNX importer: ``fn(ctx, onnx_node)`` adds IR nodes."""
+    def deco(fn):
+        for t in op_types:
+            ONNX_IMPORTERS[(domain, t)] = fn
+        return fn
+    return deco
+
+
+def tflite_op(*op_names: str):
+    """Register a TFLite importer: ``fn(ctx, op)`` adds IR nodes."""
+    def deco(fn):
+        for t in op_names:
+            TFLITE_IMPORTERS[t] = fn
+        return fn
+    return deco
+
+
+def get(op: str) -> Op:
+    try:
+        return REGISTRY[op]
+    except KeyError:
+        raise UnsupportedError([op]) from None
+
+
+def infer_node(g: Graph, n: Node) -> None:
+    specs = get(n.op).infer(g, n)
+    if len(specs) < len([o for o in n.outputs if o]):
+        raise EdgecError(f"node {n.name!r} ({n.op}) has {len(n.outputs)} outputs, "
+                         f"the operator gives {len(specs)}")
+    for o, s in zip(n.outputs, specs):
+        if not o:
+            continue
+        shape = tuple(int(d) for d in s.shape)
+        t = g.tensors.get(o)
+        if t is None:
+            g.add_tensor(o, shape, s.dtype, quant=s.quant)
+            continue
+        if t.is_const:
+            raise EdgecError(f"node {n.name!r} ({n.op}) writes constant tensor {o!r}")
+        if tuple(t.shape) != shape and int(np.prod(t.shape)) == int(np.prod(shape)) \
+                and get(n.op).view:
+            continue  # declared reshape target differs only in how it is written
+        if tuple(t.shape) != shape:
+            raise EdgecError(f"node {n.name!r} ({n.op}): output {o!r} is declared with "
+                             f"shape {list(t.shape)} but computes to {list(shape)}")
+        if t.dtype != s.dtype:
+            raise EdgecError(f"node {n.name!r} ({n.op}): output {o!r} is declared "
+                             f"{t.dtype} but computes to {s.dtype}")
+        if t.quant is None and s.quant is not None:
+            t.quant = s.quant
+
+
+def try_fold(g: Graph, n: Node) -> bool:
+    """Replace an all-constant node's outputs by constants (compile-time evaluation)."""
+    op = get(n.op)
+    if not op.foldable:
+        return False
+    ins = [i for i in n.inputs if i]
+    if not all(g.tensors[i].is_const for i in ins):
+        return False
+    outs = [g.tensors[o] for o in n.outputs if o]
+    if any(t.size > MAX_FOLD_ELEMENTS for t in outs):
+        raise EdgecError(f"node {n.name!r} ({n.op}) computes a constant of "
+                         f"{max(t.size for t in outs)} elements; too large")
+    xs = [g.tensors[i].data if i else None for i in n.inputs]
+    try:
+        ys = op.reference(g, n, xs)
+    except UnsupportedError:
+        return False
+    for t, y in zip(outs, ys):
+        y = np.asarray(y).astype(dtypes.np_dtype(t.dtype), copy=False).reshape(t.shape)
+        y = np.ascontiguousarray(y)
+        y.setflags(write=False)
+        t.data = y
+    g.nodes.remove(n)
+    return True
+
+
+def load_all() -> None:
+    """Import every op module so their registrations run."""
+    for m in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{m.name}")
+
+
+load_all()

@@ -1,0 +1,160 @@
+"""Shared helpers for operator modules: broadcasting, strides, activations, loops."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dtypes, qmath
+from ..errors import EdgecError
+from ..graph import Graph, Node
+
+INF = float("inf")
+
+# Fused activations as real-valued clamp ranges (TFLite's fused activation codes).
+ACTIVATIONS = {
+    None: None,
+    "NONE": None,
+    "RELU": (0.0, INF),
+    "RELU6": (0.0, 6.0),
+    "RELU_N1_TO_1": (-1.0, 1.0),
+}
+
+
+def broadcast_shape(*shapes, where: str = "") -> tuple[int, ...]:
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(*[tuple(s) for s in shapes]))
+    except ValueError:
+        raise EdgecError(f"{where}: shapes {[list(s) for s in shapes]} do not broadcast") from None
+
+
+def strides(shape) -> list[int]:
+    st = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        st[i] = st[i + 1] * int(shape[i + 1])
+    return st
+
+
+def broadcast_strides(in_shape, out_shape) -> list[int]:
+    """Element strides of ``in_shape`` seen through numpy broadcasting to ``out_shape``."""
+    in_shape = [1] * (len(out_shape) - len(in_shape)) + list(in_shape)
+    st = strides(in_shape)
+    return [0 if d == 1 and o != 1 else s for d, s, o in zip(in_shape, st, out_shape)]
+
+
+def coalesce(out_shape, stride_sets):
+    """Merge adjacent dimensions that are contiguous for every operand.
+
+    Returns (shape, [strides per operand]) with the fewest dimensions, so an
+    elementwise op over same-shaped tensors becomes one flat loop."""
+    dims = [(int(d), [s[i] for s in stride_sets]) for i, d in enumerate(out_shape) if d != 1]
+    if not dims:
+        return [1], [[0] for _ in stride_sets]
+    merged = [dims[-1]]
+    for d, sts in reversed(dims[:-1]):
+        md, msts = merged[0]
+        if all(s == ms * md for s, ms in zip(sts, msts)):
+            merged[0] = (d * md, msts)
+        else:
+            merged.insert(0, (d, sts))
+    shape = [d for d, _ in merged]
+    per_op = [[sts[k] for _, sts in merged] for k in range(len(stride_sets))]
+    return shape, per_op
+
+
+def norm_axis(axis: int, rank: int, where: str = "") -> int:
+    a = int(axis)
+    if a < 0:
+        a += rank
+    if not 0 <= a < max(rank, 1):
+        raise EdgecError(f"{where}: axis {axis} out of range for rank {rank}")
+    return a
+
+
+def act_range_float(act) -> tuple[float, float] | None:
+    if act is None:
+        return None
+    lo, hi = act
+    return float(lo), float(hi)
+
+
+def act_range_quant(act, scale: float, zero_point: int, dtype: str = "int8") -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized for a fused activation."""
+    qmin, qmax = dtypes.int_range(dtype)
+    if act is None:
+        return qmin, qmax
+    lo, hi = act
+
+    def q(v):
+        return zero_point + int(qmath.tfl_round(v / scale))
+
+    a = qmin if lo == -INF else max(qmin, q(lo))
+    b = qmax if hi == INF else min(qmax, q(hi))
+    return a, b
+
+
+def apply_act_float(y: np.ndarray, act) -> np.ndarray:
+    if act is None:
+        return y
+    lo, hi = act
+    return np.minimum(np.maximum(y, np.asarray(lo, y.dtype)), np.asarray(hi, y.dtype))
+
+
+def c_act_float(expr: str, act, ctype: str = "float") -> str:
+    """C expression clamping ``expr`` to a fused float activation range."""
+    from ..cgen import c_double, c_float
+    if act is None:
+        return expr
+    lit = c_float if ctype == "float" else c_double
+    lo, hi = act
+    out = expr
+    if lo != -INF:
+        out = f"EDGEC_MAX({out}, {lit(lo)})"
+    if hi != INF:
+        out = f"EDGEC_MIN({out}, {lit(hi)})"
+    return out
+
+
+def quant_of(g: Graph, name: str):
+    t = g.tensors[name]
+    if t.quant is None:
+        raise EdgecError(f"tensor {name!r} ({t.dtype}) has no quantization parameters")
+    return t.quant
+
+
+def is_quantized(g: Graph, n: Node) -> bool:
+    """True when the node computes on int8/int16 quantized activations."""
+    return any(g.tensors[i].dtype in ("int8", "uint8", "int16") and g.tensors[i].quant is not None
+               for i in n.inputs[:1] if i)
+
+
+def prod(xs) -> int:
+    return int(math.prod(int(x) for x in xs))
+
+
+def loop_nest(shape, index_exprs: dict, body: str, indent: str = "  ", var: str = "i") -> str:
+    """C loops over ``shape`` (row-major).  ``index_exprs`` maps a placeholder to
+    a list of strides; each placeholder becomes a running offset variable
+    usable in ``body`` as ``{name}``."""
+    rank = len(shape)
+    lines = []
+    names = list(index_exprs)
+    ind = indent
+    for d in range(rank):
+        lines.append(f"{ind}for (int {var}{d} = 0; {var}{d} < {int(shape[d])}; ++{var}{d}) {{")
+        ind += "  "
+    subst = {}
+    for name in names:
+        sts = index_exprs[name]
+        terms = [f"{var}{d} * {int(s)}" if s != 1 else f"{var}{d}"
+                 for d, s in enumerate(sts) if s != 0 and shape[d] != 1]
+        subst[name] = " + ".join(terms) if terms else "0"
+    text = body
+    for name in names:
+        text = text.replace("{" + name + "}", subst[name])
+    for line in text.splitlines():
+        lines.append(ind + line)
+    for d in range(rank - 1, -1, -1):
+        ind = ind[:-2]
+        lines.append(f"{ind}}}")
+    return "\n".join(lines)

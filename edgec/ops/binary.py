@@ -1,0 +1,279 @@
+"""Elementwise binary operators with numpy broadcasting.
+
+Float and integer tensors compute the plain operation.  int8 quantized ``Add``,
+``Sub`` and ``Mul`` follow TFLite Micro's ADD/SUB/MUL bit for bit (inputs
+rescaled with a left shift of 20 and per-input multipliers, then requantized).
+Variadic ONNX ``Sum``, ``Mean``, ``Max`` and ``Min`` become chains of binary nodes.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes, qmath
+from ..errors import EdgecError, UnsupportedError
+from . import OutSpec, Op, onnx_op, register, tflite_op
+from ._util import (act_range_float, act_range_quant, apply_act_float, broadcast_shape,
+                    broadcast_strides, coalesce, loop_nest, quant_of)
+from .conv import tfl_activation
+
+
+def _trunc_div(a, b):
+    if np.issubdtype(a.dtype, np.integer):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = np.where(b == 0, 0, np.trunc(np.true_divide(a, np.where(b == 0, 1, b))))
+        return q.astype(a.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return a / b
+
+
+def _mod(a, b, fmod):
+    if fmod or a.dtype.kind == "f":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.fmod(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b == 0, 0, np.mod(a, np.where(b == 0, 1, b))).astype(a.dtype)
+
+
+# name -> (numpy fn(a, b, attrs), C expression template for floats, for ints, output dtype rule)
+# "{a}" and "{b}" are the operands; "{T}" the C type.  Output "same" or "bool".
+BINARY = {
+    "Add": (lambda a, b, at: a + b, "{a} + {b}", "{a} + {b}", "same"),
+    "Sub": (lambda a, b, at: a - b, "{a} - {b}", "{a} - {b}", "same"),
+    "Mul": (lambda a, b, at: a * b, "{a} * {b}", "{a} * {b}", "same"),
+    "Div": (lambda a, b, at: _trunc_div(a, b), "{a} / {b}", "({b} == 0 ? 0 : {a} / {b})", "same"),
+    "Pow": (lambda a, b, at: np.power(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype),
+            "{powf}({a}, {b})", "({T})pow((double){a}, (double){b})", "same"),
+    "Max": (lambda a, b, at: np.maximum(a, b), "EDGEC_FMAX({a}, {b})", "EDGEC_MAX({a}, {b})", "same"),
+    "Min": (lambda a, b, at: np.minimum(a, b), "EDGEC_FMIN({a}, {b})", "EDGEC_MIN({a}, {b})", "same"),
+    "Mod": (lambda a, b, at: _mod(a, b, at.get("fmod", 0)), "{fmod}({a}, {b})",
+            "EDGEC_IMOD({a}, {b})", "same"),
+    "PRelu": (lambda a, b, at: np.where(a < 0, a * b, a), "({a} < 0 ? {a} * {b} : {a})",
+              "({a} < 0 ? {a} * {b} : {a})", "same"),
+    "Equal": (lambda a, b, at: a == b, "{a} == {b}", "{a} == {b}", "bool"),
+    "Less": (lambda a, b, at: a < b, "{a} < {b}", "{a} < {b}", "bool"),
+    "Greater": (lambda a, b, at: a > b, "{a} > {b}", "{a} > {b}", "bool"),
+    "LessOrEqual": (lambda a, b, at: a <= b, "{a} <= {b}", "{a} <= {b}", "bool"),
+    "GreaterOrEqual": (lambda a, b, at: a >= b, "{a} >= {b}", "{a} >= {b}", "bool"),
+    "And": (lambda a, b, at: np.logical_and(a, b), None, "({a} && {b})", "bool"),
+    "Or": (lambda a, b, at: np.logical_or(a, b), None, "({a} || {b})", "bool"),
+    "Xor": (lambda a, b, at: np.logical_xor(a, b), None, "(!{a} != !{b})", "bool"),
+    "BitwiseAnd": (lambda a, b, at: a & b, None, "{a} & {b}", "same"),
+    "BitwiseOr": (lambda a, b, at: a | b, None, "{a} | {b}", "same"),
+    "BitwiseXor": (lambda a, b, at: a ^ b, None, "{a} ^ {b}", "same"),
+    "BitShiftLeft": (lambda a, b, at: np.where(b >= a.dtype.itemsize * 8, 0, a << b).astype(a.dtype),
+                     None, "({b} >= {bits} ? 0 : ({T})({a} << {b}))", "same"),
+    "BitShiftRight": (lambda a, b, at: np.where(b >= a.dtype.itemsize * 8, 0, a >> b).astype(a.dtype),
+                      None, "({b} >= {bits} ? 0 : ({T})({a} >> {b}))", "same"),
+}
+
+QUANTIZED = ("Add", "Sub", "Mul")
+
+
+def _is_q(g, n):
+    return g.tensors[n.inputs[0]].dtype in ("int8", "int16") and \
+        g.tensors[n.inputs[0]].quant is not None and g.tensors[n.outputs[0]].quant is not None
+
+
+def add_params(g, n):
+    """TFLite Micro's ADD/SUB int8 prepare."""
+    s1, z1 = quant_of(g, n.inputs[0]).scalar()
+    s2, z2 = quant_of(g, n.inputs[1]).scalar()
+    so, zo = quant_of(g, n.outputs[0]).scalar()
+    left_shift = 20
+    twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
+    m1, sh1 = qmath.quantize_multiplier(float(s1) / twice_max)
+    m2, sh2 = qmath.quantize_multiplier(float(s2) / twice_max)
+    mo, sho = qmath.quantize_multiplier(twice_max / ((1 << left_shift) * float(so)))
+    return dict(left_shift=left_shift, in1_offset=-z1, in2_offset=-z2, out_offset=zo,
+                m1=m1, s1=sh1, m2=m2, s2=sh2, mo=mo, so=sho)
+
+
+def mul_params(g, n):
+    s1, z1 = quant_of(g, n.inputs[0]).scalar()
+    s2, z2 = quant_of(g, n.inputs[1]).scalar()
+    so, zo = quant_of(g, n.outputs[0]).scalar()
+    m, s = qmath.quantize_multiplier(float(s1) * float(s2) / float(so))
+    return dict(in1_offset=-z1, in2_offset=-z2, out_offset=zo, mo=m, so=s)
+
+
+class Binary(Op):
+    def infer(self, g, n):
+        a, b = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
+        if a.dtype != b.dtype:
+            raise EdgecError(f"{n.op}: operand types differ ({a.dtype}, {b.dtype})")
+        shape = broadcast_shape(a.shape, b.shape, where=n.op)
+        kind = BINARY[self.name][3]
+        return [OutSpec(shape, "bool" if kind == "bool" else a.dtype)]
+
+    def check(self, g, n):
+        a = g.tensors[n.inputs[0]]
+        fexpr, iexpr = BINARY[self.name][1], BINARY[self.name][2]
+        if _is_q(g, n):
+            if self.name not in QUANTIZED or a.dtype != "int8":
+                return f"{self.name}[quantized {a.dtype}]"
+            for i in n.inputs[:2]:
+                if g.tensors[i].quant.scale.size != 1:
+                    return f"{self.name}[int8] with per-axis quantization"
+            return None
+        if dtypes.is_float(a.dtype) and fexpr is None:
+            return f"{self.name}[{a.dtype}]"
+        if a.dtype == "bool" and self.name not in ("And", "Or", "Xor", "Equal"):
+            return f"{self.name}[bool]"
+        if not dtypes.is_float(a.dtype) and iexpr is None:
+            return f"{self.name}[{a.dtype}]"
+        return None
+
+    def reference(self, g, n, xs):
+        a, b = xs[0], xs[1]
+        if _is_q(g, n):
+            return [self._ref_quant(g, n, a, b)]
+        fn = BINARY[self.name][0]
+        with np.errstate(all="ignore"):
+            y = fn(a, b, n.attrs)
+        if n.attrs.get("act") is not None:
+            y = apply_act_float(y, act_range_float(n.attrs["act"]))
+        return [np.asarray(y)]
+
+    def _ref_quant(self, g, n, a, b):
+        so, zo = quant_of(g, n.outputs[0]).scalar()
+        lo, hi = act_range_quant(n.attrs.get("act"), so, zo)
+        a = a.astype(np.int64)
+        b = b.astype(np.int64)
+        if self.name == "Mul":
+            p = mul_params(g, n)
+            acc = qmath.mul_by_quantized_multiplier(
+                qmath.wrap32((a + p["in1_offset"]) * (b + p["in2_offset"])), p["mo"], p["so"])
+        else:
+            p = add_params(g, n)
+            s1 = qmath.mul_by_quantized_multiplier((a + p["in1_offset"]) << p["left_shift"],
+                                                   p["m1"], p["s1"])
+            s2 = qmath.mul_by_quantized_multiplier((b + p["in2_offset"]) << p["left_shift"],
+                                                   p["m2"], p["s2"])
+            raw = s1 + s2 if self.name == "Add" else s1 - s2
+            acc = qmath.mul_by_quantized_multiplier(qmath.wrap32(raw), p["mo"], p["so"])
+        return np.clip(acc + p["out_offset"], lo, hi).astype(np.int8)
+
+    def emit(self, k):
+        g, n = k.g, k.node
+        out = k.tout()
+        sa = broadcast_strides(k.tin(0).shape, out.shape)
+        sb = broadcast_strides(k.tin(1).shape, out.shape)
+        so = broadcast_strides(out.shape, out.shape)
+        shape, (sa, sb, so) = coalesce(out.shape, [sa, sb, so])
+        a = f"{k.x(0)}[{{ia}}]"
+        b = f"{k.x(1)}[{{ib}}]"
+        if _is_q(g, n):
+            so_, zo = quant_of(g, n.outputs[0]).scalar()
+            lo, hi = act_range_quant(n.attrs.get("act"), so_, zo)
+            if self.name == "Mul":
+                p = mul_params(g, n)
+                body = (f"int32_t acc = edgec_mbqm((int32_t)((uint32_t)((int32_t){a} + {p['in1_offset']}) * "
+                        f"(uint32_t)((int32_t){b} + {p['in2_offset']})), {p['mo']}, {p['so']});\n")
+            else:
+                p = add_params(g, n)
+                op = "+" if self.name == "Add" else "-"
+                body = (f"const int32_t s1 = edgec_mbqm(((int32_t){a} + {p['in1_offset']}) * {1 << p['left_shift']}, "
+                        f"{p['m1']}, {p['s1']});\n"
+                        f"const int32_t s2 = edgec_mbqm(((int32_t){b} + {p['in2_offset']}) * {1 << p['left_shift']}, "
+                        f"{p['m2']}, {p['s2']});\n"
+                        f"int32_t acc = edgec_mbqm((int32_t)((uint32_t)s1 {op} (uint32_t)s2), {p['mo']}, {p['so']});\n")
+            body += (f"acc += {p['out_offset']};\n"
+                     f"acc = acc < {lo} ? {lo} : acc;\nacc = acc > {hi} ? {hi} : acc;\n"
+                     f"y0[{{io}}] = (int8_t)acc;")
+            return "  {\n" + loop_nest(shape, {"ia": sa, "ib": sb, "io": so}, body, "    ") + "\n  }\n"
+        dt = k.tin(0).dtype
+        ct = dtypes.c_type(dt)
+        fexpr, iexpr = BINARY[self.name][1], BINARY[self.name][2]
+        tpl = fexpr if dtypes.is_float(dt) else iexpr
+        if dt.startswith("uint") or dt == "bool":
+            tpl = {"Mod": "({b} == 0 ? 0 : {a} % {b})", "PRelu": "{a}"}.get(self.name, tpl)
+        expr = tpl.format(a=a, b=b, T=ct, bits=dtypes.itemsize(dt) * 8,
+                          powf="powf" if dt == "float32" else "pow",
+                          fmod="fmodf" if dt == "float32" else "fmod")
+        if n.attrs.get("act") is not None:
+            from ._util import c_act_float
+            expr = c_act_float(f"({expr})", act_range_float(n.attrs["act"]), ct)
+        cast = "(uint8_t)" if out.dtype == "bool" else f"({dtypes.c_type(out.dtype)})"
+        body = f"y0[{{io}}] = {cast}({expr});"
+        return "  {\n" + loop_nest(shape, {"ia": sa, "ib": sb, "io": so}, body, "    ") + "\n  }\n"
+
+
+for _name in BINARY:
+    register(type(_name, (Binary,), {"name": _name}))
+
+
+# --- ONNX importers ------------------------------------------------------------
+
+def _simple(op):
+    def imp(ctx, node):
+        ctx.add(op, [ctx.inp(node, 0), ctx.inp(node, 1)], [ctx.out(node)], {}, node.name)
+    return imp
+
+
+for _op in ("Add", "Sub", "Mul", "Div", "Pow", "PRelu", "Equal", "Less", "Greater",
+            "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "BitwiseAnd",
+            "BitwiseOr", "BitwiseXor"):
+    onnx_op(_op)(_simple(_op))
+
+
+@onnx_op("Mod")
+def _onnx_mod(ctx, node):
+    ctx.add("Mod", [ctx.inp(node, 0), ctx.inp(node, 1)], [ctx.out(node)],
+            {"fmod": int(ctx.attr(node, "fmod", 0))}, node.name)
+
+
+@onnx_op("BitShift")
+def _onnx_bitshift(ctx, node):
+    d = ctx.attr(node, "direction", "")
+    op = {"LEFT": "BitShiftLeft", "RIGHT": "BitShiftRight"}.get(d)
+    if op is None:
+        raise EdgecError(f"BitShift direction {d!r}")
+    ctx.add(op, [ctx.inp(node, 0), ctx.inp(node, 1)], [ctx.out(node)], {}, node.name)
+
+
+def _variadic(op):
+    def imp(ctx, node):
+        ins = [ctx.inp(node, i) for i in range(ctx.n_inputs(node))]
+        out = ctx.out(node)
+        if len(ins) == 1:
+            ctx.add("Reshape", [ins[0]], [out], {"shape": list(ctx.t(ins[0]).shape)}, node.name)
+            return
+        cur = ins[0]
+        for j, x in enumerate(ins[1:]):
+            last = j == len(ins) - 2
+            y = out if last and op != "Mean" else ctx.tmp(f"{out}_{j}")
+            ctx.add("Add" if op in ("Sum", "Mean") else op, [cur, x], [y], {}, node.name)
+            cur = y
+        if op == "Mean":
+            dt = ctx.t(cur).dtype
+            c = ctx.g.add_const(np.array(len(ins), dtype=dtypes.np_dtype(dt)), "count")
+            ctx.add("Div", [cur, c], [out], {}, node.name)
+    return imp
+
+
+onnx_op("Sum")(_variadic("Sum"))
+onnx_op("Mean")(_variadic("Mean"))
+onnx_op("Max")(_variadic("Max"))
+onnx_op("Min")(_variadic("Min"))
+
+
+# --- TFLite importers ------------------------------------------------------------
+
+def _tfl_binary(op, opts):
+    def imp(ctx, top):
+        ins = ctx.inputs(top)
+        act = None
+        if opts:
+            o = ctx.options(top, opts)
+            if o is not None:
+                act = tfl_activation(o.FusedActivationFunction())
+        ctx.add(op, ins[:2], ctx.outputs(top), {"act": act})
+    return imp
+
+
+tflite_op("ADD")(_tfl_binary("Add", "AddOptions"))
+tflite_op("SUB")(_tfl_binary("Sub", "SubOptions"))
+tflite_op("MUL")(_tfl_binary("Mul", "MulOptions"))
+tflite_op("DIV")(_tfl_binary("Div", "DivOptions"))
+tflite_op("MAXIMUM")(_tfl_binary("Max", None))
+tflite_op("MINIMUM")(_tfl_binary("Min", None))

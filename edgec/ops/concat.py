@@ -1,0 +1,101 @@
+"""Concat along one axis (any element type).  int8 inputs whose quantization
+differs from the output's are requantized as TFLite Micro's CONCATENATION does."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import qmath
+from ..errors import EdgecError, UnsupportedError
+from . import OutSpec, Op, onnx_op, register, tflite_op
+from ._util import norm_axis, prod
+from .conv import tfl_activation
+
+
+@register
+class Concat(Op):
+    name = "Concat"
+
+    def infer(self, g, n):
+        ts = [g.tensors[i] for i in n.inputs]
+        r = ts[0].rank
+        axis = norm_axis(n.attrs["axis"], r, "Concat")
+        shape = list(ts[0].shape)
+        for t in ts[1:]:
+            if t.rank != r or t.dtype != ts[0].dtype or any(
+                    a != b for i, (a, b) in enumerate(zip(t.shape, shape)) if i != axis):
+                raise EdgecError(f"Concat: inputs {[list(t.shape) for t in ts]} do not fit along axis {axis}")
+            shape[axis] += t.shape[axis]
+        return [OutSpec(tuple(shape), ts[0].dtype, ts[0].quant)]
+
+    def check(self, g, n):
+        y = g.tensors[n.outputs[0]]
+        if y.quant is not None and y.dtype == "int8":
+            for i in n.inputs:
+                q = g.tensors[i].quant
+                if q is None or q.per_axis:
+                    return "Concat[int8] with per-axis or missing quantization"
+        return None
+
+    def _requant(self, g, n, i):
+        xq = g.tensors[n.inputs[i]].quant
+        yq = g.tensors[n.outputs[0]].quant
+        if yq is None or xq is None or xq == yq:
+            return None
+        si, zi = xq.scalar()
+        so, zo = yq.scalar()
+        m, s = qmath.quantize_multiplier(float(si) / float(so))
+        return zi, zo, m, s
+
+    def reference(self, g, n, xs):
+        axis = norm_axis(n.attrs["axis"], xs[0].ndim, "Concat")
+        parts = []
+        for i, x in enumerate(xs):
+            rq = self._requant(g, n, i) if g.tensors[n.outputs[0]].dtype == "int8" else None
+            if rq:
+                zi, zo, m, s = rq
+                x = np.clip(qmath.mul_by_quantized_multiplier(x.astype(np.int64) - zi, m, s) + zo,
+                            -128, 127).astype(np.int8)
+            parts.append(x)
+        return [np.concatenate(parts, axis=axis)]
+
+    def emit(self, k):
+        g, n = k.g, k.node
+        y = k.tout()
+        axis = norm_axis(n.attrs["axis"], y.rank, "Concat")
+        outer = prod(y.shape[:axis])
+        inner_y = prod(y.shape[axis:])
+        lines = []
+        off = 0
+        for i in range(len(n.inputs)):
+            t = k.tin(i)
+            inner = prod(t.shape[axis:])
+            rq = self._requant(g, n, i) if y.dtype == "int8" else None
+            if rq:
+                zi, zo, m, s = rq
+                lines.append(
+                    f"  for (int o = 0; o < {outer}; ++o)\n"
+                    f"    for (int j = 0; j < {inner}; ++j) {{\n"
+                    f"      int32_t q = edgec_mbqm((int32_t){k.x(i)}[o * {inner} + j] - {zi}, {m}, {s}) + {zo};\n"
+                    f"      q = q < -128 ? -128 : (q > 127 ? 127 : q);\n"
+                    f"      y0[o * {inner_y} + {off} + j] = (int8_t)q;\n    }}\n")
+            else:
+                lines.append(
+                    f"  for (int o = 0; o < {outer}; ++o)\n"
+                    f"    memcpy(y0 + o * {inner_y} + {off}, {k.x(i)} + o * {inner}, {inner * t.nbytes // max(t.size, 1)}u);\n")
+            off += inner
+        return "".join(lines)
+
+
+@onnx_op("Concat")
+def _onnx_concat(ctx, node):
+    ins = [ctx.inp(node, i) for i in range(ctx.n_inputs(node))]
+    ins = [i for i in ins if i and ctx.t(i).size > 0] or ins[:1]
+    ctx.add("Concat", ins, [ctx.out(node)], {"axis": int(ctx.attr(node, "axis"))}, node.name)
+
+
+@tflite_op("CONCATENATION")
+def _tfl_concat(ctx, op):
+    o = ctx.options(op, "ConcatenationOptions")
+    if tfl_activation(o.FusedActivationFunction()) is not None:
+        raise UnsupportedError(["CONCATENATION with a fused activation"])
+    ctx.add("Concat", ctx.inputs(op), ctx.outputs(op), {"axis": int(o.Axis())})

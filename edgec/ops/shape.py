@@ -1,0 +1,184 @@
+"""Reshape and its relatives (Flatten, Squeeze, Unsqueeze, Identity, ExpandDims):
+all become the IR op ``Reshape`` with a static target shape, a view of its
+input (no code, no memory).  ``Copy`` is an explicit copy.  ``Shape`` and
+``Size`` fold to constants."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EdgecError, UnsupportedError
+from . import OutSpec, Op, onnx_op, register, tflite_op
+from ._util import norm_axis, prod
+
+
+@register
+class Reshape(Op):
+    name = "Reshape"
+    view = True
+
+    def infer(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        shape = tuple(int(d) for d in n.attrs["shape"])
+        if prod(shape) != x.size:
+            raise EdgecError(f"cannot reshape {list(x.shape)} to {list(shape)}")
+        return [OutSpec(shape, x.dtype, x.quant)]
+
+    def reference(self, g, n, xs):
+        return [np.reshape(xs[0], n.attrs["shape"])]
+
+
+@register
+class Copy(Op):
+    name = "Copy"
+
+    def infer(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        return [OutSpec(x.shape, x.dtype, x.quant)]
+
+    def reference(self, g, n, xs):
+        return [np.array(xs[0])]
+
+    def emit(self, k):
+        return f"  memcpy({k.y()}, {k.x(0)}, {k.tin(0).nbytes}u);\n"
+
+
+def reshape_to(ctx, x: str, shape, out: str, name: str = "") -> None:
+    ctx.add("Reshape", [x], [out], {"shape": [int(d) for d in shape]}, name)
+
+
+# --- ONNX ------------------------------------------------------------------
+
+def _onnx_reshape_target(x_shape, target, allowzero: bool) -> tuple[int, ...]:
+    target = [int(d) for d in np.asarray(target).reshape(-1)]
+    out = []
+    for i, d in enumerate(target):
+        if d == 0 and not allowzero:
+            if i >= len(x_shape):
+                raise EdgecError(f"Reshape: 0 at position {i} but input has rank {len(x_shape)}")
+            out.append(int(x_shape[i]))
+        else:
+            out.append(d)
+    if out.count(-1) > 1:
+        raise EdgecError("Reshape: more than one -1 in the target shape")
+    if -1 in out:
+        known = prod(d for d in out if d != -1)
+        total = prod(x_shape)
+        if known == 0 or total % known:
+            raise EdgecError(f"Reshape: cannot reshape {list(x_shape)} to {target}")
+        out[out.index(-1)] = total // known
+    if any(d < 0 for d in out):
+        raise EdgecError(f"Reshape: invalid target shape {target}")
+    return tuple(out)
+
+
+@onnx_op("Reshape")
+def _onnx_reshape(ctx, node):
+    x = ctx.inp(node, 0)
+    if ctx.opset < 5:
+        target = ctx.attr(node, "shape")
+    else:
+        target = ctx.const_input(node, 1, "shape")
+    shape = _onnx_reshape_target(ctx.t(x).shape, target, bool(ctx.attr(node, "allowzero", 0)))
+    reshape_to(ctx, x, shape, ctx.out(node), node.name)
+
+
+@onnx_op("Flatten")
+def _onnx_flatten(ctx, node):
+    x = ctx.inp(node, 0)
+    s = ctx.t(x).shape
+    axis = norm_axis(ctx.attr(node, "axis", 1), len(s) + 1, "Flatten") if s else 0
+    reshape_to(ctx, x, (prod(s[:axis]), prod(s[axis:])), ctx.out(node), node.name)
+
+
+@onnx_op("Identity")
+def _onnx_identity(ctx, node):
+    x = ctx.inp(node, 0)
+    reshape_to(ctx, x, ctx.t(x).shape, ctx.out(node), node.name)
+
+
+@onnx_op("Squeeze")
+def _onnx_squeeze(ctx, node):
+    x = ctx.inp(node, 0)
+    s = list(ctx.t(x).shape)
+    if ctx.opset >= 13:
+        axes = ctx.const_input(node, 1, "axes")
+    else:
+        axes = ctx.attr(node, "axes")
+    if axes is None:
+        axes = [i for i, d in enumerate(s) if d == 1]
+    axes = {norm_axis(a, len(s), "Squeeze") for a in np.asarray(axes).reshape(-1)}
+    for a in axes:
+        if s[a] != 1:
+            raise EdgecError(f"Squeeze: dimension {a} of {s} is not 1")
+    reshape_to(ctx, x, [d for i, d in enumerate(s) if i not in axes], ctx.out(node), node.name)
+
+
+@onnx_op("Unsqueeze")
+def _onnx_unsqueeze(ctx, node):
+    x = ctx.inp(node, 0)
+    s = list(ctx.t(x).shape)
+    axes = ctx.const_input(node, 1, "axes") if ctx.opset >= 13 else ctx.attr(node, "axes")
+    axes = [int(a) for a in np.asarray(axes).reshape(-1)]
+    r = len(s) + len(axes)
+    axes = sorted(norm_axis(a, r, "Unsqueeze") for a in axes)
+    if len(set(axes)) != len(axes):
+        raise EdgecError("Unsqueeze: repeated axes")
+    for a in axes:
+        s.insert(a, 1)
+    reshape_to(ctx, x, s, ctx.out(node), node.name)
+
+
+@onnx_op("Shape")
+def _onnx_shape(ctx, node):
+    x = ctx.inp(node, 0)
+    s = np.array(ctx.t(x).shape, dtype=np.int64)
+    r = len(s)
+    start = ctx.attr(node, "start", 0)
+    end = ctx.attr(node, "end", r)
+    start = max(0, min(r, start + r if start < 0 else start))
+    end = max(0, min(r, end + r if end < 0 else end))
+    _alias_const(ctx, node, s[start:end])
+
+
+@onnx_op("Size")
+def _onnx_size(ctx, node):
+    x = ctx.inp(node, 0)
+    _alias_const(ctx, node, np.array(ctx.t(x).size, dtype=np.int64))
+
+
+def _alias_const(ctx, node, value) -> None:
+    """Bind the node's output to a new constant tensor."""
+    src = node.output[0]
+    name = ctx.g.add_const(value, src)
+    ctx.g.tensors[name].origin = src
+    ctx.names[src] = name
+
+
+@onnx_op("Constant")
+def _onnx_constant(ctx, node):
+    if len(node.attribute) != 1:
+        raise EdgecError("Constant needs exactly one value attribute")
+    a = node.attribute[0].name
+    v = ctx.attr(node, a)
+    if a == "value":
+        arr = np.asarray(v)
+    elif a in ("value_float", "value_int"):
+        arr = np.array(v, dtype=np.float32 if a == "value_float" else np.int64)
+    elif a in ("value_floats", "value_ints"):
+        arr = np.array(v, dtype=np.float32 if a == "value_floats" else np.int64)
+    else:
+        raise UnsupportedError([f"Constant with {a}"])
+    _alias_const(ctx, node, arr)
+
+
+# --- TFLite ----------------------------------------------------------------
+
+@tflite_op("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+def _tfl_reshape(ctx, op):
+    ins = ctx.inputs(op)
+    out = ctx.outputs(op)[0]
+    x = ins[0]
+    o = ctx.t(out)
+    if o.size != ctx.t(x).size:
+        raise EdgecError(f"output shape {list(o.shape)} does not match input {list(ctx.t(x).shape)}")
+    ctx.add("Reshape", [x], [out], {"shape": list(o.shape)})

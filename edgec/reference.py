@@ -1,0 +1,164 @@
+"""Reference runtimes used by ``edgec verify`` and the tests.
+
+* int8 TFLite models: the TFLite Micro interpreter (``tflite-micro`` from PyPI),
+  which is what runs on microcontrollers (CMSIS-NN matches it bit for bit);
+* float TFLite models: ai-edge-litert with the reference kernels (BUILTIN_REF);
+* ONNX models: onnxruntime with graph optimizations off.
+
+Each runner returns the outputs per sample and, on request, every intermediate
+tensor keyed by the source model's own tensor id (TFLite index, ONNX name).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EdgecError
+
+TFLM_ARENA = 8 * 1024 * 1024
+
+
+def kind_for(model_path: Path, g) -> str:
+    fmt = g.meta.get("format")
+    if fmt == "tflite":
+        ints = any(t.dtype in ("int8", "uint8", "int16") and t.quant is not None and not t.is_const
+                   for t in g.tensors.values())
+        return "tflm" if ints else "litert"
+    if fmt == "onnx":
+        return "onnxruntime"
+    return "edgec"
+
+
+class _Fd2Capture:
+    """Capture C-level stderr (file descriptor 2)."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.tmp = tempfile.TemporaryFile()
+        self.saved = os.dup(2)
+        os.dup2(self.tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.tmp.seek(0)
+        self.text = self.tmp.read().decode("utf-8", "replace")
+        self.tmp.close()
+
+
+def run_tflm(model: Path | bytes, samples, intermediates: bool = False, arena_size: int = TFLM_ARENA):
+    from tflite_micro import runtime
+    cfg = runtime.InterpreterConfig.kPreserveAllTensors if intermediates else \
+        runtime.InterpreterConfig.kAllocationRecording
+    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    with _Fd2Capture():
+        it = runtime.Interpreter.from_bytes(bytes(data), arena_size=arena_size,
+                                            intrepreter_config=cfg)
+    n_out = _tflite_count_outputs(data)
+    outs, inters = [], []
+    ntens = _tflite_tensor_count(data) if intermediates else 0
+    for s in samples:
+        for i, x in enumerate(s):
+            it.set_input(np.asarray(x), i)
+        it.invoke()
+        outs.append([np.array(it.get_output(j)) for j in range(n_out)])
+        if intermediates:
+            d = {}
+            for ti in range(ntens):
+                try:
+                    t = it.GetTensor(ti, 0)
+                except Exception:  # noqa: BLE001 - constant or unallocated tensor
+                    continue
+                if t is not None and "tensor_data" in t:
+                    d[ti] = np.array(t["tensor_data"])
+            inters.append(d)
+    return outs, (inters if intermediates else None)
+
+
+def tflm_arena_used(model: Path | bytes, arena_size: int = TFLM_ARENA) -> int:
+    """Bytes the TFLite Micro interpreter allocates for the model (host figure)."""
+    import re
+    from tflite_micro import runtime
+    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    with _Fd2Capture() as cap:
+        it = runtime.Interpreter.from_bytes(bytes(data), arena_size=arena_size,
+                                            intrepreter_config=runtime.InterpreterConfig.kAllocationRecording)
+        it.print_allocations()
+    m = re.search(r"Arena allocation total (\d+) bytes", cap.text)
+    if not m:
+        raise EdgecError("the TFLite Micro interpreter did not report its arena use")
+    return int(m.group(1))
+
+
+def _tflite_count_outputs(data: bytes) -> int:
+    from tflite.Model import Model
+    return Model.GetRootAs(data, 0).Subgraphs(0).OutputsLength()
+
+
+def _tflite_tensor_count(data: bytes) -> int:
+    from tflite.Model import Model
+    return Model.GetRootAs(data, 0).Subgraphs(0).TensorsLength()
+
+
+def run_litert(model: Path, samples, intermediates: bool = False):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_path=str(model), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=intermediates)
+    it.allocate_tensors()
+    ins = it.get_input_details()
+    outs_d = it.get_output_details()
+    outs, inters = [], []
+    for s in samples:
+        for d, x in zip(ins, s):
+            it.set_tensor(d["index"], np.asarray(x).astype(d["dtype"]).reshape(d["shape"]))
+        it.invoke()
+        outs.append([np.array(it.get_tensor(d["index"])) for d in outs_d])
+        if intermediates:
+            d = {}
+            for td in it.get_tensor_details():
+                try:
+                    d[td["index"]] = np.array(it.get_tensor(td["index"]))
+                except ValueError:
+                    pass
+            inters.append(d)
+    return outs, (inters if intermediates else None)
+
+
+def run_onnxruntime(model: Path | bytes, samples, input_names=None,
+                    intermediates: dict | None = None):
+    """``input_names``: the ONNX names of the sample's arrays, in order;
+    ``intermediates``: {onnx tensor name: IR dtype} to expose as extra outputs."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+    m = onnx.load_from_string(model) if isinstance(model, (bytes, bytearray)) else onnx.load(str(model))
+    n_out = len(m.graph.output)
+    extra = []
+    if intermediates:
+        existing = {o.name for o in m.graph.output} | {i.name for i in m.graph.input} | \
+            {i.name for i in m.graph.initializer}
+        from . import dtypes as _dt
+        for name, dt in intermediates.items():
+            if name in existing:
+                continue
+            elem = helper.np_dtype_to_tensor_dtype(np.dtype(_dt.np_dtype(dt)))
+            m.graph.output.append(helper.make_tensor_value_info(name, elem, None))
+            extra.append(name)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    in_names = list(input_names) if input_names else [i.name for i in sess.get_inputs()]
+    outs, inters = [], []
+    for s in samples:
+        res = sess.run(None, dict(zip(in_names, s)))
+        outs.append([np.asarray(r) for r in res[:n_out]])
+        if intermediates:
+            inters.append({name: np.asarray(r) for name, r in zip(extra, res[n_out:])})
+    return outs, (inters if intermediates else None)

@@ -1,0 +1,267 @@
+"""``edgec verify``: run the compiled model and compare it with the reference runtime.
+
+int8 models must match TFLite Micro bit for bit; float models within
+``max|err| <= rtol * max|reference|`` per tensor (rtol 1e-4 by default).  With
+``layers=True`` every intermediate tensor the reference exposes is compared
+too, so a check cannot pass only because a saturated output hides a wrong
+layer.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import dtypes, reference
+from .compiler import Options, compile_full, load
+from .errors import EdgecError
+from .graph import Graph
+
+
+@dataclass
+class Comparison:
+    what: str            # "output 0" or "layer 3 (Conv) out 0"
+    tensor: str
+    exact: bool
+    max_abs: float
+    ref_max: float
+    mismatches: int
+    elements: int
+    ok: bool
+
+    def line(self) -> str:
+        if self.exact:
+            return (f"{self.what:<40} {'bit-exact' if self.ok else 'MISMATCH':<10} "
+                    f"max |diff| {self.max_abs:g} LSB, {self.mismatches}/{self.elements} differ")
+        rel = self.max_abs / self.ref_max if self.ref_max else self.max_abs
+        return (f"{self.what:<40} {'ok' if self.ok else 'MISMATCH':<10} "
+                f"max |err| {self.max_abs:.3g} ({rel:.2e} of max |ref| {self.ref_max:.3g})")
+
+
+@dataclass
+class VerifyResult:
+    model: str
+    target: str
+    reference: str
+    samples: int
+    outputs: list[Comparison] = field(default_factory=list)
+    layers: list[Comparison] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.outputs) and all(c.ok for c in self.layers)
+
+    def to_json(self) -> dict:
+        def c(x: Comparison):
+            return {"what": x.what, "tensor": x.tensor, "exact": x.exact, "max_abs": x.max_abs,
+                    "ref_max": x.ref_max, "mismatches": x.mismatches, "elements": x.elements,
+                    "ok": x.ok}
+        return {"model": self.model, "target": self.target, "reference": self.reference,
+                "samples": self.samples, "ok": self.ok,
+                "outputs": [c(x) for x in self.outputs], "layers": [c(x) for x in self.layers],
+                "notes": self.notes, **self.extra}
+
+
+def compare(what: str, tensor: str, got: np.ndarray, ref: np.ndarray, rtol: float) -> Comparison:
+    got = np.asarray(got)
+    ref = np.asarray(ref)
+    if got.size != ref.size:
+        return Comparison(what, tensor, True, float("inf"), 0.0, max(got.size, ref.size),
+                          max(got.size, ref.size), False)
+    g = got.reshape(-1)
+    r = ref.reshape(-1)
+    exact = not (np.issubdtype(r.dtype, np.floating) or np.issubdtype(g.dtype, np.floating))
+    if exact:
+        d = np.abs(g.astype(np.int64) - r.astype(np.int64))
+        mism = int(np.count_nonzero(d))
+        return Comparison(what, tensor, True, float(d.max(initial=0)), float(np.abs(r).max(initial=0)),
+                          mism, int(r.size), mism == 0)
+    gf = g.astype(np.float64)
+    rf = r.astype(np.float64)
+    both_nan = np.isnan(gf) & np.isnan(rf)
+    same_inf = np.isinf(gf) & np.isinf(rf) & (np.sign(gf) == np.sign(rf))
+    diff = np.where(both_nan | same_inf, 0.0, np.abs(gf - rf))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    finite_ref = rf[np.isfinite(rf)]
+    ref_max = float(np.abs(finite_ref).max(initial=0.0))
+    tol = rtol * max(ref_max, 1e-30)
+    mism = int(np.count_nonzero(diff > tol))
+    return Comparison(what, tensor, False, float(diff.max(initial=0.0)), ref_max, mism,
+                      int(r.size), mism == 0)
+
+
+def make_inputs(g: Graph, n: int, seed: int = 0, inputs_file: str | None = None):
+    """n samples of random inputs within each input's range, or those of a .npz file."""
+    if inputs_file:
+        return load_inputs(g, inputs_file)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n):
+        s = []
+        for name in g.inputs:
+            t = g.tensors[name]
+            if dtypes.is_float(t.dtype):
+                s.append(rng.uniform(-1.0, 1.0, t.shape).astype(dtypes.np_dtype(t.dtype)))
+            elif t.dtype == "bool":
+                s.append(rng.integers(0, 2, t.shape).astype(bool))
+            else:
+                lo, hi = dtypes.int_range(t.dtype)
+                lo, hi = max(lo, -(1 << 15)), min(hi, (1 << 15) - 1)
+                s.append(rng.integers(lo, hi + 1, t.shape).astype(dtypes.np_dtype(t.dtype)))
+        samples.append(s)
+    return samples
+
+
+def load_inputs(g: Graph, path: str):
+    """A .npz with one array per model input (by name, or arr_0, arr_1, ... in order),
+    each with a leading sample dimension or exactly the input's shape."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise EdgecError(f"cannot read inputs: {e}", path) from None
+    keys = list(data.keys())
+    arrays = []
+    for i, name in enumerate(g.inputs):
+        t = g.tensors[name]
+        origin = str(t.origin) if t.origin is not None else name
+        for k in (origin, name, f"arr_{i}", f"input{i}", f"input_{i}"):
+            if k in keys:
+                arrays.append(np.asarray(data[k]))
+                break
+        else:
+            if len(g.inputs) == 1 and len(keys) == 1:
+                arrays.append(np.asarray(data[keys[0]]))
+            else:
+                raise EdgecError(f"no array for input {origin!r} (arrays: {', '.join(keys)})", path)
+    samples = None
+    per = []
+    for name, a in zip(g.inputs, arrays):
+        t = g.tensors[name]
+        if tuple(a.shape) == t.shape:
+            a = a[None]
+        if tuple(a.shape[1:]) != t.shape and a.reshape(a.shape[0], -1).shape[1] != t.size:
+            raise EdgecError(f"array of shape {list(a.shape)} does not fit input {list(t.shape)}", path)
+        per.append(a.reshape((a.shape[0],) + t.shape).astype(dtypes.np_dtype(t.dtype)))
+    n = per[0].shape[0] if per else 0
+    if any(p.shape[0] != n for p in per):
+        raise EdgecError("inputs have different numbers of samples", path)
+    samples = [[p[i] for p in per] for i in range(n)]
+    return samples
+
+
+def views_of(g: Graph) -> dict[str, list[str]]:
+    """tensor -> tensors that are views (Reshape) of it, transitively."""
+    from . import ops
+    out: dict[str, list[str]] = {}
+    for n in g.nodes:
+        if ops.get(n.op).view:
+            src = n.inputs[0]
+            root = src
+            for k, vs in out.items():
+                if src in vs:
+                    root = k
+            out.setdefault(root, []).append(n.outputs[0])
+    return out
+
+
+def run_reference(kind: str, model: Path, g: Graph, samples, intermediates: bool):
+    if kind == "tflm":
+        return reference.run_tflm(model, samples, intermediates)
+    if kind == "litert":
+        return reference.run_litert(model, samples, intermediates)
+    if kind == "onnxruntime":
+        names = [str(g.tensors[i].origin) for i in g.inputs]
+        inter = None
+        if intermediates:
+            inter = {str(t.origin): t.dtype for t in g.tensors.values()
+                     if t.origin is not None and not t.is_const and isinstance(t.origin, str)}
+        return reference.run_onnxruntime(model, samples, names, inter)
+    raise EdgecError(f"no reference runtime for this model ({kind})")
+
+
+def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file: str | None = None,
+           layers: bool = False, rtol: float = 1e-4, input_shapes=None, sanitize: bool = False,
+           work_dir: str | None = None, options: dict | None = None,
+           compare_litert: bool = True) -> VerifyResult:
+    model = Path(model)
+    g0 = load(model, input_shapes)
+    kind = reference.kind_for(model, g0)
+    samples = make_inputs(g0, n, seed, inputs_file)
+    if not samples:
+        raise EdgecError("no input samples to verify with")
+    opts = Options(target=target, name="model", input_shapes=None, extra=dict(options or {}))
+    tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
+    work = Path(work_dir or tmp.name)
+    try:
+        res = VerifyResult(str(model), target, {"tflm": "TFLite Micro interpreter",
+                                                "litert": "ai-edge-litert (BUILTIN_REF)",
+                                                "onnxruntime": "onnxruntime"}.get(kind, kind),
+                           len(samples))
+        ref_outs, ref_inter = run_reference(kind, model, g0, samples, layers)
+        from .targets import load as load_target
+        tgt = load_target(target)
+        if tgt.is_host:
+            bundle, g = compile_full(g0, opts)
+            bdir = bundle.write(work / "bundle")
+            from .emulator import HostProgram
+            prog = HostProgram(bdir, bundle.report, work / "host", trace=layers, sanitize=sanitize)
+            outs, trace = prog.run(samples, trace=layers)
+        else:
+            from . import firmware
+            outs, trace, bundle, g, fw_info = firmware.run_on_target(g0, opts, samples, work, layers)
+            res.extra["firmware"] = fw_info
+        for j, name in enumerate(g.outputs):
+            got = np.stack([o[j] for o in outs])
+            ref = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in ref_outs])
+            res.outputs.append(compare(f"output {j}", str(g.tensors[name].origin), got, ref, rtol))
+        if layers:
+            _compare_layers(res, g, bundle.report, trace, ref_inter, len(samples), rtol)
+        if kind == "tflm" and compare_litert:
+            try:
+                lit_outs, _ = reference.run_litert(model, samples)
+                for j in range(len(g.outputs)):
+                    got = np.stack([o[j] for o in outs])
+                    lit = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in lit_outs])
+                    c = compare(f"output {j}", "", got, lit, rtol)
+                    res.notes.append(f"vs ai-edge-litert (BUILTIN_REF) output {j}: max |diff| "
+                                     f"{c.max_abs:g} LSB, {c.mismatches}/{c.elements} elements differ "
+                                     "(its int8 rounding differs from TFLite Micro's)")
+            except Exception as e:  # noqa: BLE001 - an informational comparison
+                res.notes.append(f"ai-edge-litert comparison skipped: {e}")
+        return res
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _compare_layers(res: VerifyResult, g: Graph, report: dict, trace: dict, ref_inter,
+                    nsamples: int, rtol: float) -> None:
+    views = views_of(g)
+    for L in report["layers"]:
+        for k, name in enumerate(L["outputs"]):
+            t = g.tensors[name]
+            cands = [name] + views.get(name, [])
+            origin = None
+            for c in cands:
+                o = g.tensors[c].origin
+                if o is not None and o in ref_inter[0]:
+                    origin = o
+                    break
+            if origin is None:
+                continue
+            got, ref = [], []
+            for s in range(nsamples):
+                raw = trace.get((s, L["index"], k))
+                if raw is None:
+                    break
+                got.append(np.frombuffer(raw, dtype=dtypes.np_dtype(t.dtype)))
+                ref.append(np.asarray(ref_inter[s][origin]).reshape(-1))
+            if len(got) != nsamples:
+                continue
+            c = compare(f"layer {L['index']} {L['op']} out {k}", str(origin),
+                        np.stack(got), np.stack(ref), rtol)
+            res.layers.append(c)
