@@ -1,0 +1,54 @@
+# edgec developer Makefile.
+#   make demo   install what is missing, build the bundled example model for the default target
+#   make test   install what is missing (Debian packages, Python packages), run the test suite
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+EDGEC := $(VENV)/bin/edgec
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Cross toolchains and emulators (see ../shared/docs/FIRMWARE.md).
+APT_PKGS := gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
+            gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
+EXTRAS ?= dev,ml,tvm,tf
+PYTEST_ARGS ?=
+DEMO_MODEL := firmware_examples/kws/model/kws_ref_model.tflite
+
+.PHONY: all deps deps-python deps-apt demo test test-fast test-slow fuzz bench clean
+
+all: test
+
+deps: deps-apt deps-python
+
+deps-apt:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(VENV)/.core: pyproject.toml
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.extras-$(EXTRAS): $(VENV)/.core pyproject.toml
+	$(PYTHON) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
+deps-python: $(VENV)/.extras-$(EXTRAS)
+
+demo: deps-apt $(VENV)/.core
+	$(EDGEC) build $(DEMO_MODEL) --target cortex-m4 -o build/demo --name kws
+
+test: deps
+	$(PYTHON) -m pytest -q -n 2 $(PYTEST_ARGS)
+
+test-fast: deps
+	$(PYTHON) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+
+test-slow: deps
+	$(PYTHON) -m pytest -q -n 2 -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,226 @@
+"""The ``edgec`` command line: thin Click commands over the library.
+
+Bad input exits 2 with one line on stderr; a failed check exits 1; tracebacks
+only with ``--debug``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+
+import click
+
+from . import __version__
+from .errors import EXIT_INTERNAL, EdgecError
+
+_DEBUG = {"on": False}
+
+
+def _fail(msg: str, code: int) -> None:
+    click.echo(f"edgec: error: {msg}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn):
+    """Turn library errors into one clear line and an exit code."""
+    @click.option("--debug", is_flag=True, hidden=False, help="Show tracebacks of errors.")
+    @functools.wraps(fn)
+    def wrapper(*args, debug=False, **kwargs):
+        if debug:
+            _DEBUG["on"] = True
+        try:
+            return fn(*args, **kwargs)
+        except EdgecError as e:
+            if _DEBUG["on"]:
+                traceback.print_exc()
+            lines = str(e).splitlines() or [type(e).__name__]
+            click.echo(f"edgec: error: {lines[0]}", err=True)
+            for extra in lines[1:]:
+                click.echo(f"  {extra}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("edgec: interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except SystemExit:
+            raise
+        except RecursionError:
+            if _DEBUG["on"]:
+                traceback.print_exc()
+            _fail("the model is too deeply nested to process", 2)
+        except MemoryError:
+            _fail("out of memory while processing the model", 2)
+        except Exception as e:  # noqa: BLE001 - anything else is an edgec bug
+            if _DEBUG["on"]:
+                traceback.print_exc()
+            msg = str(e).splitlines()[0][:300] if str(e) else ""
+            _fail(f"internal error ({type(e).__name__}: {msg}); rerun with --debug "
+                  "and report it", EXIT_INTERNAL)
+    return wrapper
+
+
+def _console():
+    from rich.console import Console
+    return Console(highlight=False, soft_wrap=False,
+                   width=None if sys.stdout.isatty() else 200)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgec")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+def main(debug):
+    """edgec: compile ML models (ONNX, TFLite, Keras) into small, static C for microcontrollers."""
+    _DEBUG["on"] = debug
+
+
+input_shape_opt = click.option(
+    "--input-shape", "input_shapes", multiple=True, metavar="NAME:DxDx...",
+    help="Static shape for an input with dynamic dimensions (repeatable; NAME optional "
+         "for a single-input model).")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("-t", "--target", default=None, help="Target name (see `edgec targets`) or a .toml file. Default cortex-m4.")
+@click.option("-o", "--output", "out_dir", default=None, type=click.Path(), help="Bundle directory (default: ./<name>_bundle).")
+@click.option("-n", "--name", default="model", show_default=True, help="Bundle name: file names and C symbol prefix.")
+@click.option("--backend", default="native", show_default=True, type=click.Choice(["native", "tflm", "tvm"]))
+@click.option("--opt-level", default="s", show_default=True, help="C optimization level of the bundle's build (0,1,2,3,s,z).")
+@click.option("--lto", is_flag=True, help="Link-time optimization in the bundle's build flags.")
+@click.option("--firmware", is_flag=True, help="Also write a runnable firmware harness (MCU targets).")
+@input_shape_opt
+@handle_errors
+def build(model, target, out_dir, name, backend, opt_level, lto, firmware, input_shapes):
+    """Compile MODEL into a C bundle for TARGET."""
+    from .compiler import Options, compile_with
+    opts = Options(target=target or "cortex-m4", backend=backend, name=name,
+                   input_shapes=list(input_shapes) or None, opt_level=opt_level, lto=lto,
+                   firmware=firmware)
+    bundle = compile_with(model, opts)
+    path = bundle.write(out_dir or f"{bundle.name}_bundle")
+    _print_build(bundle.report, path)
+
+
+def _print_build(r: dict, path) -> None:
+    from rich.table import Table
+    con = _console()
+    t = Table(title=f"{r['model']['source']} -> {path} (target {r['target']}, backend {r['backend']})",
+              title_justify="left")
+    t.add_column("#", justify="right")
+    t.add_column("layer")
+    t.add_column("output", justify="left")
+    t.add_column("weights B", justify="right")
+    t.add_column("MACs", justify="right")
+    for L in r["layers"]:
+        t.add_row(str(L["index"]), L["op"], "x".join(map(str, L["output_shapes"][0])) + " " +
+                  L["output_dtypes"][0], f"{L['weights_bytes']:,}", f"{L['macs']:,}")
+    con.print(t)
+    est = r["estimate"]
+    con.print(f"weights (flash): {r['weights_bytes']:,} B   arena (RAM): {r['arena_bytes']:,} B "
+              f"(lifetime lower bound {r['arena_lower_bound']:,} B)   I/O buffers: {r['io_bytes']:,} B   "
+              f"MACs: {r['macs']:,}")
+    con.print(f"[dim]estimate before linking: flash >= {est['flash_constants_bytes']:,} B of constants "
+              f"+ code, RAM {est['ram_bytes']:,} B; run `edgec size` on the linked firmware for the real figures[/dim]")
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@input_shape_opt
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def inspect(model, input_shapes, as_json):
+    """Inputs, outputs, operators, parameters and MACs of MODEL; what edgec cannot compile."""
+    from .inspect import inspect as do_inspect
+    info = do_inspect(model, list(input_shapes) or None)
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        con = _console()
+        con.print(f"[bold]{info['model']}[/bold] ({info['format']})")
+        for key in ("inputs", "outputs"):
+            for t in info.get(key, []):
+                q = f" scale {t['scale']:.6g} zero point {t['zero_point']}" if "scale" in t else ""
+                con.print(f"  {key[:-1]:<6} {t['name']}: {t['dtype']} {t['shape']}{q}")
+        con.print("  operators: " + ", ".join(f"{k} x{v}" for k, v in info["source_ops"].items()))
+        if "parameters" in info:
+            con.print(f"  parameters: {info['parameters']:,} ({info['parameter_bytes']:,} bytes)   "
+                      f"MACs: {info['macs']:,}")
+        if info.get("unsupported"):
+            con.print("  [red]unsupported:[/red] " + ", ".join(info["unsupported"]))
+        else:
+            con.print("  [green]edgec can compile this model[/green]")
+    if info.get("unsupported"):
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def targets(as_json):
+    """List the targets edgec knows, with their compilers, features, memory and emulator."""
+    from . import targets as tg
+    all_t = tg.all_targets()
+    if as_json:
+        click.echo(json.dumps([t.summary() for t in all_t], indent=2))
+        return
+    from rich.table import Table
+    tab = Table()
+    for c in ("target", "compiler / flags", "features", "flash", "RAM", "QEMU machine"):
+        tab.add_column(c)
+    for t in all_t:
+        tab.add_row(t.name, f"{t.cc} {' '.join(t.cflags)}", ", ".join(t.features) or "-",
+                    _kb(t.flash), _kb(t.ram), t.qemu.machine if t.qemu else "-")
+    _console().print(tab)
+
+
+def _kb(n: int) -> str:
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):g} G"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):g} M"
+    return f"{n / 1024:g} K"
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("-t", "--target", default="host", show_default=True, help="host, or an MCU target with an emulator.")
+@click.option("-n", "--samples", default=10, show_default=True, type=click.IntRange(1, 100000), help="Random input samples.")
+@click.option("--inputs", "inputs_file", default=None, type=click.Path(), help=".npz of inputs instead of random ones.")
+@click.option("--layers", is_flag=True, help="Compare every intermediate tensor too.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--rtol", default=1e-4, show_default=True, help="Float tolerance relative to the largest reference value.")
+@click.option("--sanitize", is_flag=True, help="Host: build with AddressSanitizer and UBSan.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@input_shape_opt
+@handle_errors
+def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, as_json, input_shapes):
+    """Run the compiled MODEL and compare it with the reference runtime."""
+    from .verify import verify as do_verify
+    res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
+                    layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
+                    sanitize=sanitize)
+    if as_json:
+        click.echo(json.dumps(res.to_json(), indent=2))
+    else:
+        con = _console()
+        con.print(f"{res.model} on {res.target} vs {res.reference}, {res.samples} samples")
+        for c in res.outputs:
+            con.print("  " + c.line())
+        if layers:
+            bad = [c for c in res.layers if not c.ok]
+            con.print(f"  intermediate tensors compared: {len(res.layers)}, mismatching: {len(bad)}")
+            for c in (bad or res.layers)[:50]:
+                con.print("    " + c.line())
+        for n in res.notes:
+            con.print(f"  [dim]{n}[/dim]")
+        con.print("[green]PASS[/green]" if res.ok else "[red]FAIL[/red]")
+    sys.exit(0 if res.ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""``edgec inspect``: what a model holds and whether edgec can compile it."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from . import frontends, ops
+from .errors import EdgecError, UnsupportedError
+
+
+def source_ops(path: Path) -> tuple[str, Counter]:
+    """The operator histogram as the file itself names its operators."""
+    fmt = frontends.detect_format(path)
+    hist: Counter = Counter()
+    if fmt == "onnx":
+        from .frontends.onnx import _read_model
+        m = _read_model(path)
+        for n in m.graph.node:
+            dom = "" if n.domain in ("", "ai.onnx") else n.domain + "."
+            hist[dom + n.op_type] += 1
+    elif fmt == "tflite":
+        from .frontends.tflite import builtin_names
+        from tflite.Model import Model
+        buf = path.read_bytes()
+        try:
+            model = Model.GetRootAs(buf, 0)
+            names = builtin_names()
+            codes = []
+            for k in range(model.OperatorCodesLength()):
+                oc = model.OperatorCodes(k)
+                code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+                codes.append("CUSTOM:" + (oc.CustomCode() or b"").decode("utf-8", "replace")[:64]
+                             if code == 32 else names.get(code, f"BUILTIN_{code}"))
+            sg = model.Subgraphs(0)
+            for k in range(sg.OperatorsLength()):
+                hist[codes[sg.Operators(k).OpcodeIndex()]] += 1
+        except Exception:  # noqa: BLE001 - malformed: the full import reports it
+            frontends.load(path)
+            raise
+    return fmt, hist
+
+
+def importer_known(fmt: str, op: str) -> bool:
+    if fmt == "onnx":
+        dom, _, name = op.rpartition(".")
+        return (dom, name) in ops.ONNX_IMPORTERS
+    if fmt == "tflite":
+        return op in ops.TFLITE_IMPORTERS
+    return True
+
+
+def inspect(path, input_shapes=None) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise EdgecError("no such file", str(path))
+    fmt, hist = source_ops(path) if not path.is_dir() else ("savedmodel", Counter())
+    info: dict = {"model": path.name, "format": fmt,
+                  "source_ops": dict(sorted(hist.items()))}
+    unsupported = sorted(op for op in hist if not importer_known(fmt, op))
+    if unsupported:
+        info["unsupported"] = unsupported
+        info["supported"] = False
+        return info
+    try:
+        from .compiler import load, lower
+        g = lower(load(path, input_shapes))
+        from .backends.native import check_supported, materialize_outputs
+        g2 = g.copy()
+        materialize_outputs(g2)
+        check_supported(g2)
+        info["supported"] = True
+    except UnsupportedError as e:
+        info["unsupported"] = e.items
+        info["supported"] = False
+        return info
+    info["inputs"] = [_tinfo(g, n) for n in g.inputs]
+    info["outputs"] = [_tinfo(g, n) for n in g.outputs]
+    info["ir_ops"] = dict(sorted(Counter(n.op for n in g.nodes).items()))
+    consts = [t for t in g.tensors.values() if t.is_const]
+    info["parameters"] = int(sum(t.size for t in consts))
+    info["parameter_bytes"] = int(sum(t.nbytes for t in consts))
+    info["macs"] = int(sum(ops.get(n.op).macs(g, n) for n in g.nodes))
+    info["layers"] = [{"op": n.op, "name": n.name, "macs": int(ops.get(n.op).macs(g, n)),
+                       "output_shape": list(g.tensors[n.outputs[0]].shape),
+                       "dtype": g.tensors[n.outputs[0]].dtype} for n in g.nodes]
+    return info
+
+
+def _tinfo(g, name):
+    t = g.tensors[name]
+    d = {"name": str(t.origin if t.origin is not None else name)[:200], "shape": list(t.shape),
+         "dtype": t.dtype}
+    if t.quant is not None and t.quant.scale.size == 1:
+        s, z = t.quant.scalar()
+        d["scale"] = s
+        d["zero_point"] = z
+    return d
