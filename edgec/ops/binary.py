@@ -27,22 +27,49 @@ def _trunc_div(a, b):
 
 
 def _mod(a, b, fmod):
-    if fmod or a.dtype.kind == "f":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.fmod(a, b)
+    """ONNX Mod: fmod=1 is C's fmod / truncated remainder, fmod=0 takes the sign
+    of the divisor (numpy's mod, also for floats).  Integer x % 0 gives 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b == 0, 0, np.mod(a, np.where(b == 0, 1, b))).astype(a.dtype)
+        if a.dtype.kind == "f":
+            return np.fmod(a, b) if fmod else np.mod(a, b)
+        safe = np.where(b == 0, 1, b)
+        r = np.fmod(a, safe) if fmod else np.mod(a, safe)
+        return np.where(b == 0, 0, r).astype(a.dtype)
+
+
+def _bitshift(a, b, left):
+    """ONNX BitShift: a shift by a negative amount or by the bit width or more
+    gives 0 (or -1 for a right shift of a negative signed value)."""
+    a, b = np.broadcast_arrays(a, b)
+    bits = a.dtype.itemsize * 8
+    bad = (b < 0) | (b >= bits)
+    bs = np.where(bad, 0, b).astype(np.uint64)
+    if left:
+        u = a.view(np.dtype(f"u{a.dtype.itemsize}"))
+        y = np.left_shift(u.astype(np.uint64), bs).astype(u.dtype).view(a.dtype)
+        return np.where(bad, 0, y).astype(a.dtype)
+    y = np.right_shift(a, bs.astype(a.dtype) if a.dtype.kind == "i" else bs.astype(a.dtype))
+    fill = np.where(a < 0, -1, 0) if a.dtype.kind == "i" else 0
+    return np.where(bad, fill, y).astype(a.dtype)
+
+
+def _wrap(fn):
+    """Integer add/sub/mul wrap around (two's complement), as numpy does."""
+    def f(a, b, at):
+        with np.errstate(over="ignore"):
+            return fn(a, b)
+    return f
 
 
 # name -> (numpy fn(a, b, attrs), C expression template for floats, for ints, output dtype rule)
 # "{a}" and "{b}" are the operands; "{T}" the C type.  Output "same" or "bool".
 BINARY = {
-    "Add": (lambda a, b, at: a + b, "{a} + {b}", "{a} + {b}", "same"),
-    "Sub": (lambda a, b, at: a - b, "{a} - {b}", "{a} - {b}", "same"),
-    "Mul": (lambda a, b, at: a * b, "{a} * {b}", "{a} * {b}", "same"),
+    "Add": (_wrap(lambda a, b: a + b), "{a} + {b}", "{a} + {b}", "same"),
+    "Sub": (_wrap(lambda a, b: a - b), "{a} - {b}", "{a} - {b}", "same"),
+    "Mul": (_wrap(lambda a, b: a * b), "{a} * {b}", "{a} * {b}", "same"),
     "Div": (lambda a, b, at: _trunc_div(a, b), "{a} / {b}", "({b} == 0 ? 0 : {a} / {b})", "same"),
-    "Pow": (lambda a, b, at: np.power(a.astype(np.float64), b.astype(np.float64)).astype(a.dtype),
-            "{powf}({a}, {b})", "({T})pow((double){a}, (double){b})", "same"),
+    "Pow": (lambda a, b, at: _pow(a, b), "{powf}({a}, {b})", "({T})pow((double){a}, (double){b})",
+            "same"),
     "Max": (lambda a, b, at: np.maximum(a, b), "EDGEC_FMAX({a}, {b})", "EDGEC_MAX({a}, {b})", "same"),
     "Min": (lambda a, b, at: np.minimum(a, b), "EDGEC_FMIN({a}, {b})", "EDGEC_MIN({a}, {b})", "same"),
     "Mod": (lambda a, b, at: _mod(a, b, at.get("fmod", 0)), "{fmod}({a}, {b})",
@@ -60,13 +87,57 @@ BINARY = {
     "BitwiseAnd": (lambda a, b, at: a & b, None, "{a} & {b}", "same"),
     "BitwiseOr": (lambda a, b, at: a | b, None, "{a} | {b}", "same"),
     "BitwiseXor": (lambda a, b, at: a ^ b, None, "{a} ^ {b}", "same"),
-    "BitShiftLeft": (lambda a, b, at: np.where(b >= a.dtype.itemsize * 8, 0, a << b).astype(a.dtype),
-                     None, "({b} >= {bits} ? 0 : ({T})({a} << {b}))", "same"),
-    "BitShiftRight": (lambda a, b, at: np.where(b >= a.dtype.itemsize * 8, 0, a >> b).astype(a.dtype),
-                      None, "({b} >= {bits} ? 0 : ({T})({a} >> {b}))", "same"),
+    "BitShiftLeft": (lambda a, b, at: _bitshift(a, b, True), None, "", "same"),
+    "BitShiftRight": (lambda a, b, at: _bitshift(a, b, False), None, "", "same"),
 }
 
 QUANTIZED = ("Add", "Sub", "Mul")
+
+
+def _pow(a, b):
+    with np.errstate(all="ignore"):
+        y = np.power(a.astype(np.float64), b.astype(np.float64))
+        if a.dtype.kind in "iu":
+            y = np.trunc(np.nan_to_num(y))
+        return y.astype(a.dtype)
+
+
+_UNSIGNED = {"int8": "uint8_t", "int16": "uint16_t", "int32": "uint32_t", "int64": "uint64_t"}
+
+
+def _int_expr(op: str, dt: str, a: str, b: str, attrs) -> str | None:
+    """C for integer operations whose plain C form is undefined somewhere
+    (signed overflow, INT_MIN / -1, shifts out of range)."""
+    ct = dtypes.c_type(dt)
+    signed = dt in _UNSIGNED
+    bits = dtypes.itemsize(dt) * 8
+    wide = dtypes.itemsize(dt) >= 4  # no promotion to int: signed overflow is UB
+    if op in ("Add", "Sub", "Mul") and signed and wide:
+        sym = {"Add": "+", "Sub": "-", "Mul": "*"}[op]
+        ut = _UNSIGNED[dt]
+        return f"({ct})(({ut}){a} {sym} ({ut}){b})"
+    if op == "Div" and signed:
+        ut = _UNSIGNED[dt]
+        return f"({b} == 0 ? 0 : ({b} == -1 ? ({ct})(0u - ({ut}){a}) : {a} / {b}))"
+    if op == "Mod":
+        if attrs.get("fmod", 0):
+            if signed:
+                return f"(({b} == 0 || {b} == -1) ? 0 : {a} % {b})"
+            return f"({b} == 0 ? 0 : {a} % {b})"
+        if signed:
+            return f"(({b} == 0 || {b} == -1) ? 0 : EDGEC_IMOD({a}, {b}))"
+        return f"({b} == 0 ? 0 : {a} % {b})"
+    if op == "BitShiftLeft":
+        if signed:
+            ut = _UNSIGNED[dt]
+            return f"(({b} < 0 || {b} >= {bits}) ? 0 : ({ct})({ut})(({ut}){a} << {b}))"
+        return f"({b} >= {bits} ? 0 : ({ct})({a} << {b}))"
+    if op == "BitShiftRight":
+        if signed:
+            return (f"(({b} < 0 || {b} >= {bits}) ? ({a} < 0 ? -1 : 0) : "
+                    f"({a} < 0 ? ~(~{a} >> {b}) : {a} >> {b}))")
+        return f"({b} >= {bits} ? 0 : ({ct})({a} >> {b}))"
+    return None
 
 
 def _is_q(g, n):
@@ -99,7 +170,7 @@ def mul_params(g, n):
 class Binary(Op):
     def infer(self, g, n):
         a, b = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
-        if a.dtype != b.dtype:
+        if a.dtype != b.dtype and not (self.name == "Pow" and b.dtype != "bool"):
             raise EdgecError(f"{n.op}: operand types differ ({a.dtype}, {b.dtype})")
         shape = broadcast_shape(a.shape, b.shape, where=n.op)
         kind = BINARY[self.name][3]
@@ -186,10 +257,19 @@ class Binary(Op):
         fexpr, iexpr = BINARY[self.name][1], BINARY[self.name][2]
         tpl = fexpr if dtypes.is_float(dt) else iexpr
         if dt.startswith("uint") or dt == "bool":
-            tpl = {"Mod": "({b} == 0 ? 0 : {a} % {b})", "PRelu": "{a}"}.get(self.name, tpl)
-        expr = tpl.format(a=a, b=b, T=ct, bits=dtypes.itemsize(dt) * 8,
-                          powf="powf" if dt == "float32" else "pow",
-                          fmod="fmodf" if dt == "float32" else "fmod")
+            tpl = {"PRelu": "{a}"}.get(self.name, tpl)
+        special = None if dtypes.is_float(dt) else _int_expr(self.name, dt, a, b, n.attrs)
+        if special is not None:
+            expr = special
+        elif self.name == "Pow" and (k.tin(1).dtype != dt or dt != "float32"):
+            expr = f"({ct})pow((double){a}, (double){b})"
+        elif self.name == "Mod" and dtypes.is_float(dt) and not n.attrs.get("fmod", 0):
+            k.need("fmod_floor")
+            expr = f"edgec_fmod_floor{'f' if dt == 'float32' else ''}({a}, {b})"
+        else:
+            expr = tpl.format(a=a, b=b, T=ct, bits=dtypes.itemsize(dt) * 8,
+                              powf="powf" if dt == "float32" else "pow",
+                              fmod="fmodf" if dt == "float32" else "fmod")
         if n.attrs.get("act") is not None:
             from ._util import c_act_float
             expr = c_act_float(f"({expr})", act_range_float(n.attrs["act"]), ct)

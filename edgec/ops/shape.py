@@ -86,7 +86,11 @@ def _onnx_reshape(ctx, node):
 def _onnx_flatten(ctx, node):
     x = ctx.inp(node, 0)
     s = ctx.t(x).shape
-    axis = norm_axis(ctx.attr(node, "axis", 1), len(s) + 1, "Flatten") if s else 0
+    axis = int(ctx.attr(node, "axis", 1))
+    if axis < 0:
+        axis += len(s)
+    if not 0 <= axis <= len(s):
+        raise EdgecError(f"Flatten: axis {ctx.attr(node, 'axis', 1)} out of range for rank {len(s)}")
     reshape_to(ctx, x, (prod(s[:axis]), prod(s[axis:])), ctx.out(node), node.name)
 
 
