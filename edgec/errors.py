@@ -26,9 +26,21 @@ class EdgecError(Exception):
 class UnsupportedError(EdgecError):
     """The model uses operators (or operator variants) edgec cannot compile."""
 
-    def __init__(self, items: list[str], where: str | None = None):
+    def __init__(self, items: list[str], where: str | None = None, needs_const=()):
         self.items = sorted(set(items))
+        # Source-model tensors edgec would need as constants (a shape, axes or
+        # weights given as a graph input): binding them makes the model compile.
+        self.needs_const = sorted(set(needs_const))
         super().__init__("unsupported operator(s): " + ", ".join(self.items), where)
+
+
+class Reason(str):
+    """An op's ``check`` reason that names the tensor it needs to be constant."""
+
+    def __new__(cls, text: str, tensor: str = ""):
+        r = super().__new__(cls, text)
+        r.tensor = tensor
+        return r
 
 
 class CheckFailed(EdgecError):

@@ -191,6 +191,7 @@ class NativeResult:
 
 def check_supported(g: Graph) -> None:
     problems = []
+    needs = []
     for n in g.nodes:
         op = ops.REGISTRY.get(n.op)
         if op is None:
@@ -199,12 +200,15 @@ def check_supported(g: Graph) -> None:
         reason = op.check(g, n)
         if reason:
             problems.append(reason)
+            t = getattr(reason, "tensor", "")
+            if t and t in g.tensors:
+                needs.append(str(g.tensors[t].origin if g.tensors[t].origin is not None else t))
     for name, t in g.tensors.items():
         if not t.is_const and t.size == 0:
             problems.append(f"zero-sized tensor ({list(t.shape)})")
             break
     if problems:
-        raise UnsupportedError(problems)
+        raise UnsupportedError(problems, needs_const=needs)
 
 
 def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult:
@@ -329,7 +333,6 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         consts=pool.render(),
         helpers=sorted(helpers),
         layers=layers,
-        need_math=any(t.dtype in ("float32", "float64") for t in g.tensors.values()),
         arena_used=arena_size > 0,
     )
     return NativeResult(model_c, model_h, arena_size, plan.lower_bound, report_layers,

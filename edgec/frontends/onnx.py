@@ -72,7 +72,8 @@ class OnnxContext:
             return None
         v = self.g.const(name)
         if v is None:
-            raise UnsupportedError([f"{node.op_type} with a computed {what}"])
+            raise UnsupportedError([f"{node.op_type} with a computed {what}"],
+                                   needs_const=[node.input[i]])
         return v
 
     def out(self, node, i: int = 0) -> str:
@@ -193,10 +194,12 @@ def load(path: Path, input_shapes: dict | None = None, **_options) -> Graph:
 
 
 def from_model(model, input_shapes: dict | None = None, model_dir: Path | None = None,
-               where: str = "model") -> Graph:
+               where: str = "model", bind: dict | None = None) -> Graph:
+    """Import an in-memory ModelProto.  ``bind`` maps graph input names to arrays:
+    those inputs become constants (frozen parameters such as shapes or axes)."""
     input_shapes = dict(input_shapes or {})
     try:
-        return _import(model, input_shapes, model_dir)
+        return _import(model, input_shapes, model_dir, dict(bind or {}))
     except EdgecError as e:
         if e.where is None:
             e.where = where
@@ -204,7 +207,7 @@ def from_model(model, input_shapes: dict | None = None, model_dir: Path | None =
         raise
 
 
-def _import(model, input_shapes: dict, model_dir: Path | None) -> Graph:
+def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Graph:
     opsets = {}
     for o in model.opset_import:
         dom = "" if o.domain in ("", "ai.onnx") else o.domain
@@ -232,6 +235,15 @@ def _import(model, input_shapes: dict, model_dir: Path | None) -> Graph:
     for sp in getattr(graph, "sparse_initializer", []):
         raise UnsupportedError(["sparse initializers"])
 
+    for vi in graph.input:
+        if vi.name in bind and vi.name not in ctx.names:
+            arr = np.asarray(bind.pop(vi.name))
+            name = g.unique_name(vi.name)
+            g.add_tensor(name, arr.shape, _np_dtype_name(vi.type.tensor_type.elem_type),
+                         data=arr, origin=vi.name)
+            ctx.names[vi.name] = name
+    if bind:
+        raise EdgecError(f"cannot bind {', '.join(sorted(bind))[:120]}: not a model input")
     unnamed = input_shapes.pop("", None)
     real_inputs = [vi for vi in graph.input if vi.name not in ctx.names]
     if unnamed is not None:
@@ -253,7 +265,9 @@ def _import(model, input_shapes: dict, model_dir: Path | None) -> Graph:
         for d in tt.shape.dim:
             if d.HasField("dim_value") and d.dim_value > 0:
                 dims.append(int(d.dim_value))
-            elif d.HasField("dim_value") and d.dim_value <= 0 and not d.dim_param:
+            elif d.HasField("dim_value") and d.dim_value == 0 and not d.dim_param:
+                raise UnsupportedError([f"zero-sized input {vi.name[:80]!r}"])
+            elif d.HasField("dim_value") and d.dim_value < 0 and not d.dim_param:
                 raise EdgecError(f"input {vi.name[:80]!r} has a dimension of {d.dim_value}")
             else:
                 dims.append(-1)

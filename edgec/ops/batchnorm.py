@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UnsupportedError
+from ..errors import Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 from ._util import prod
 
@@ -26,8 +26,9 @@ class BatchNormalization(Op):
         return [OutSpec(x.shape, x.dtype)]
 
     def check(self, g, n):
-        if any(not g.tensors[i].is_const for i in n.inputs[1:5]):
-            return "BatchNormalization with computed statistics"
+        for i in n.inputs[1:5]:
+            if not g.tensors[i].is_const:
+                return Reason("BatchNormalization with computed statistics", i)
         if g.tensors[n.inputs[0]].dtype not in ("float32", "float64"):
             return f"BatchNormalization[{g.tensors[n.inputs[0]].dtype}]"
         return None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import qmath
-from ..errors import EdgecError, UnsupportedError
+from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import ACTIVATIONS, act_range_float, act_range_quant, apply_act_float, quant_of
 from .shape import reshape_to
@@ -122,10 +122,10 @@ class Conv(Op):
     def check(self, g, n):
         x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
         if not w.is_const:
-            return "Conv with computed weights"
+            return Reason("Conv with computed weights", n.inputs[1])
         b = n.input(2)
         if b and not g.tensors[b].is_const:
-            return "Conv with a computed bias"
+            return Reason("Conv with a computed bias", b)
         if x.dtype == "int8":
             if w.dtype != "int8" or w.quant is None or x.quant is None or \
                     g.tensors[n.outputs[0]].quant is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import qmath
-from ..errors import EdgecError, UnsupportedError
+from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import (act_range_float, act_range_quant, apply_act_float, broadcast_shape,
                     broadcast_strides, prod, quant_of)
@@ -66,7 +66,7 @@ class FullyConnected(Op):
     def check(self, g, n):
         x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
         if not w.is_const:
-            return "FullyConnected with computed weights"
+            return Reason("FullyConnected with computed weights", n.inputs[1])
         if x.dtype == "int8":
             if w.dtype != "int8" or w.quant is None or x.quant is None or \
                     g.tensors[n.outputs[0]].quant is None:
