@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, cgen, frontends, passes, targets
+from . import __version__, cgen, emulator, frontends, passes, targets
 from .bundle import Bundle
 from .errors import EdgecError
 from .graph import Graph
@@ -31,8 +31,10 @@ class Options:
     opt_level: str = "s"
     lto: bool = False
     firmware: bool = False
-    # test vectors for the firmware harness: list of input arrays per sample
-    test_inputs: list | None = None
+    # test vectors for the firmware harness: list of input arrays per sample, or a .npz path;
+    # without them, test_samples random samples (seed 0)
+    test_inputs: list | str | None = None
+    test_samples: int = 2
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -107,7 +109,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
                arena_size=arena, weights_bytes=weights, firmware=opts.firmware,
                ar="arm-none-eabi-ar" if tgt.arch == "arm" else (
                    "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar"),
-               qemu_cmd="")
+               qemu_cmd=emulator.qemu_command_line(tgt))
     if opts.firmware:
         from . import firmware
         firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)

@@ -115,6 +115,149 @@ def parse_trace(buf: bytes) -> dict:
     return rec
 
 
+# ---- QEMU ----------------------------------------------------------------
+
+# Exit codes of the firmware harness (templates/harness/edgec_fw.h.j2).
+FW_EXIT_PASS, FW_EXIT_MISMATCH, FW_EXIT_ERROR, FW_EXIT_FAULT = 0, 1, 2, 3
+
+
+def qemu_command(target, elf=None, icount: bool = False) -> list[str]:
+    """The QEMU command line that runs firmware of ``target``: UART on stdout,
+    semihosting (exit codes, host files) on, no monitor; with ``icount`` one
+    instruction = 1 ns of virtual time (deterministic tick counts)."""
+    q = target.qemu
+    if q is None:
+        raise ToolchainError(f"target {target.name} has no emulator (no [qemu] section in its "
+                             "target file): build it, flash it, run it on the board")
+    cmd = [q.binary, "-M", q.machine, "-nographic", "-monitor", "none", "-serial", "stdio",
+           "-semihosting-config", "enable=on,target=native"]
+    if target.arch == "riscv":
+        cmd += ["-bios", "none"]
+    if icount:
+        cmd += ["-icount", "shift=0"]
+    if elf is not None:
+        cmd += ["-kernel", str(elf)]
+    return cmd
+
+
+def qemu_command_line(target, icount: bool = False) -> str:
+    """``qemu_command`` as a shell string without ``-kernel`` (for Makefiles); "" without an emulator."""
+    if target.qemu is None:
+        return ""
+    return " ".join(qemu_command(target, None, icount))
+
+
+@dataclass
+class QemuRun:
+    """The outcome of one firmware run. ``status``: "pass" (exit 0 with a result line),
+    "mismatch", "error", "fault" (HardFault / trap), "timeout" (hang) or "crash"
+    (the emulator died, e.g. a CPU lockup)."""
+    status: str
+    returncode: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+    command: list[str]
+    timeout: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "pass"
+
+    def lines(self, tag: str) -> list[str]:
+        """Console lines ``EDGEC-<tag> ...`` without the tag."""
+        pre = f"EDGEC-{tag}"
+        return [ln[len(pre):].strip() for ln in self.stdout.splitlines() if ln.startswith(pre + " ")
+                or ln == pre]
+
+    def fields(self, tag: str) -> dict[str, str]:
+        """key=value pairs of the first ``EDGEC-<tag>`` line."""
+        ls = self.lines(tag)
+        return dict(w.split("=", 1) for w in ls[0].split() if "=" in w) if ls else {}
+
+    def describe(self) -> str:
+        tail = " | ".join(ln for ln in self.stdout.strip().splitlines()[-4:])
+        err = " | ".join((self.stderr or "").strip().splitlines()[-3:])
+        what = {
+            "pass": "passed",
+            "mismatch": "ran, but its outputs differ from the expected ones",
+            "error": "failed",
+            "fault": "crashed (fault)",
+            "timeout": f"did not finish within {self.timeout:g} s (hang)",
+            "crash": f"the emulator exited abnormally (status {self.returncode})",
+        }[self.status]
+        msg = f"firmware {what}"
+        fault = self.lines("FAULT")
+        if fault:
+            msg += f": {fault[0]}"
+        elif tail:
+            msg += f"; console: {tail}"
+        if err and self.status in ("crash", "error"):
+            msg += f"; stderr: {err}"
+        return msg
+
+
+def _classify(rc: int | None, out: str) -> str:
+    if rc is None:
+        return "timeout"
+    if "EDGEC-FAULT" in out or rc == FW_EXIT_FAULT:
+        return "fault"
+    if rc == FW_EXIT_PASS:
+        return "pass" if ("EDGEC-RESULT PASS" in out or "EDGEC-RESULT RAN" in out) else "error"
+    if rc == FW_EXIT_MISMATCH and "EDGEC-RESULT FAIL" in out:
+        return "mismatch"
+    if 0 < rc < 128:
+        return "error"
+    return "crash"
+
+
+def run_firmware(target, elf, cwd=None, timeout: float = 60, icount: bool = False) -> QemuRun:
+    """Run a firmware ELF in QEMU under a timeout. Never raises on a failing
+    firmware: the result's ``status`` says what happened."""
+    import time
+    cmd = qemu_command(target, Path(elf).resolve(), icount)
+    toolchain.which(cmd[0], target.qemu.package)
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=timeout)
+        rc, out, err = p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = None, e.stdout or b"", e.stderr or b""
+    except OSError as e:
+        raise ToolchainError(f"cannot run {cmd[0]}: {e.strerror}") from None
+    out_s = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
+    err_s = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
+    return QemuRun(_classify(rc, out_s), rc, out_s, err_s, time.monotonic() - t0, cmd, timeout)
+
+
+def write_samples(path: Path, samples, specs) -> None:
+    """Each sample's inputs as raw bytes, back to back (the runners' input format)."""
+    with open(path, "wb") as f:
+        for s in samples:
+            for spec, x in zip(specs, s):
+                a = np.ascontiguousarray(np.asarray(x).astype(dtypes.np_dtype(spec.dtype)))
+                if a.size != int(np.prod(spec.shape)):
+                    raise CheckFailed(f"input of shape {list(a.shape)} where {list(spec.shape)} is expected")
+                f.write(a.tobytes())
+
+
+def read_outputs(data: bytes, specs, n: int) -> list[list[np.ndarray]]:
+    """The inverse for outputs: n samples of every output, back to back."""
+    per = sum(s.nbytes for s in specs)
+    if len(data) != per * n:
+        raise CheckFailed(f"the runner wrote {len(data)} bytes of outputs, expected {per * n}")
+    outs, pos = [], 0
+    for _ in range(n):
+        o = []
+        for spec in specs:
+            a = np.frombuffer(data[pos:pos + spec.nbytes], dtype=dtypes.np_dtype(spec.dtype))
+            o.append(a.reshape(spec.shape).copy())
+            pos += spec.nbytes
+        outs.append(o)
+    return outs
+
+
 def run_checked(cmd, timeout: float, what: str):
     try:
         return subprocess.run(cmd, capture_output=True, timeout=timeout)

@@ -324,7 +324,7 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     weights_bytes = sum(wbytes.values())
     macs = sum(rl["macs"] for rl in report_layers)
     common = dict(prefix=prefix, PREFIX=prefix.upper(), io=io, arena_size=arena_size,
-                  weights_bytes=weights_bytes, macs=macs,
+                  weights_bytes=weights_bytes, macs=macs, num_layers=len(layers),
                   model_name=cgen.comment_text(g.name), meta=g.meta)
     model_h = render("model.h.j2", **common)
     model_c = render(

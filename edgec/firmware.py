@@ -1,0 +1,297 @@
+"""Firmware: a bundle linked with edgec's test harness into an ELF that runs on
+a microcontroller or its QEMU model.
+
+The harness (``templates/harness/``) is startup code with the vector table (Arm)
+or trap vector (RISC-V), a linker script from the target's memory map, UART
+output, exit with a status code (Arm semihosting SYS_EXIT_EXTENDED, the SiFive
+test device on RISC-V ``virt``), and a ``main`` that runs the model on embedded
+test inputs, compares with embedded expected outputs and reports on the
+console (``EDGEC-SAMPLE`` / ``EDGEC-RESULT`` lines, see ``main.c.j2``).
+
+Entry points (stable; other parts of edgec and its users call them):
+
+* :func:`add_to_bundle` -- ``edgec build --firmware``: the harness as
+  ``firmware/`` in the bundle, for its Makefile's ``make firmware`` / ``make run``;
+* :func:`build` -- compile a written bundle plus the harness into a
+  :class:`Firmware` (ELF); variants: embedded samples (self-checking), host I/O
+  through semihosting files (``hostio``: any number of samples in one run),
+  ``trace`` (every layer output), ``profile`` (ticks per layer);
+* :func:`run_on_target` -- what ``edgec verify --target cortex-m4`` runs;
+* :func:`expected_outputs` -- edgec's graph interpreter (:mod:`edgec.interp`),
+  bit-exact with TFLite Micro on int8 graphs, for the embedded expected outputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import cgen, dtypes, toolchain
+from .emulator import (QemuRun, io_specs, parse_trace, read_outputs, run_firmware,
+                       write_samples)
+from .errors import CheckFailed, EdgecError
+from .targets import Target
+from .templating import render
+
+DEFAULT_STACK = 8192
+DEFAULT_TEST_SAMPLES = 2
+HARNESS_FILES = ("main.c", "startup.c", "test_vectors.c", "test_vectors.h", "edgec_fw.h", "link.ld")
+# A linked image for a target without an emulator, or for a size-only build
+# that must not fail because the model is larger than a typical part.
+UNBOUNDED = 64 * 1024 * 1024
+
+
+@dataclass
+class Firmware:
+    """A linked firmware image and where it was built."""
+    elf: Path
+    dir: Path
+    target: Target
+    prefix: str
+    report: dict
+    options: dict = field(default_factory=dict)
+
+    def run(self, timeout: float = 60, icount: bool = False) -> QemuRun:
+        """Run in QEMU (host files of the hostio/trace variants are in ``self.dir``)."""
+        return run_firmware(self.target, self.elf, cwd=self.dir, timeout=timeout, icount=icount)
+
+
+def _io_ctx(entries) -> list[dict]:
+    out = []
+    for i, d in enumerate(entries):
+        shape = list(d["shape"])
+        dt = d["dtype"]
+        out.append({
+            "index": i, "shape": shape, "dtype": dt, "ctype": dtypes.c_type(dt),
+            "elements": int(np.prod(shape)) if shape else 1,
+            "is_float": dtypes.is_float(dt),
+            "max_c": "DBL_MAX" if dt == "float64" else "FLT_MAX",
+        })
+    return out
+
+
+def link_memory(target: Target, memory: str = "target") -> dict:
+    """Flash and RAM regions of the linker script. ``memory="target"``: the QEMU
+    machine's map when the target has one, else the target's typical sizes at
+    the usual Cortex-M / RISC-V addresses; ``"unbounded"``: the same origins
+    with 64 MB each (size-only builds of models larger than the part)."""
+    if memory not in ("target", "unbounded"):
+        raise EdgecError(f"unknown memory layout {memory!r} (target or unbounded)")
+    q = target.qemu
+    if q is not None:
+        m = dict(flash_origin=q.flash_origin, flash_size=q.flash_size,
+                 ram_origin=q.ram_origin, ram_size=q.ram_size,
+                 memory_note=f"Memory map of QEMU {q.machine}.")
+    elif target.arch == "riscv":
+        m = dict(flash_origin=0x80000000, flash_size=target.flash,
+                 ram_origin=0x80000000 + max(target.flash, 1 << 22), ram_size=target.ram,
+                 memory_note="Typical memory of the target (no emulator).")
+    else:
+        m = dict(flash_origin=0x00000000, flash_size=target.flash,
+                 ram_origin=0x20000000, ram_size=target.ram,
+                 memory_note="Typical memory of the target (no emulator) at the usual Cortex-M addresses.")
+    if memory == "unbounded":
+        m["flash_size"] = m["ram_size"] = UNBOUNDED
+        if target.arch == "riscv" and q is None:
+            m["ram_origin"] = m["flash_origin"] + UNBOUNDED
+        m["memory_note"] = ("Size-only build: regions of 64 MB at the target's addresses "
+                            "(fits any model; the budget check is a separate step).")
+    return m
+
+
+def _samples_c(samples, specs: list[dict], which: str) -> list[str]:
+    bodies = []
+    for k, d in enumerate(specs):
+        arrs = [np.asarray(s[k]).astype(dtypes.np_dtype(d["dtype"])).reshape(-1) for s in samples]
+        for a in arrs:
+            if a.size != d["elements"]:
+                raise EdgecError(f"test {which} {k} has {a.size} elements where {d['elements']} "
+                                 "are expected")
+        bodies.append(cgen.array_body(np.concatenate(arrs), d["dtype"]))
+    return bodies
+
+
+def harness_files(prefix: str, inputs: list[dict], outputs: list[dict], target: Target, *,
+                  samples=None, expected=None, rtol: float = 1e-4,
+                  stack_size: int = DEFAULT_STACK, memory: str = "target",
+                  note: str = "") -> dict[str, str]:
+    """The harness sources {file name: text} for a bundle named ``prefix`` whose
+    inputs/outputs are ``[{"shape": [...], "dtype": "int8"}, ...]`` (report.json's
+    entries). ``samples``: list of samples (each a list of input arrays) to
+    embed; ``expected``: their outputs (same structure) or None."""
+    if target.is_host:
+        raise EdgecError("firmware needs a microcontroller target (not host)")
+    if target.arch not in ("arm", "riscv"):
+        raise EdgecError(f"no firmware harness for arch {target.arch!r}")
+    io = {"inputs": _io_ctx(inputs), "outputs": _io_ctx(outputs)}
+    samples = list(samples or [])
+    q = target.qemu
+    uart = q.uart if q else "none"
+    uart_base = q.uart_base if q else 0
+    tick_hz = q.cpu_hz if q else (1_000_000_000 if target.arch == "riscv" else 0)
+    common = dict(prefix=prefix, PREFIX=prefix.upper(), target=target, io=io, arch=target.arch)
+    files = {}
+    files["edgec_fw.h"] = render("harness/edgec_fw.h.j2", **common, tick_hz=tick_hz or 1)
+    files["startup.c"] = render(f"harness/startup_{target.arch}.c.j2", **common, uart=uart,
+                                uart_base=uart_base, exit_base=q.exit_base if q else 0)
+    files["link.ld"] = render("harness/link.ld.j2", **common, stack_size=stack_size,
+                              **link_memory(target, memory))
+    files["main.c"] = render("harness/main.c.j2", **common, rtol_c=cgen.c_float(rtol))
+    has_expected = expected is not None and len(samples) > 0
+    vec = dict(**common, num_samples=len(samples), has_expected=has_expected,
+               note=cgen.comment_text(note, 200))
+    if samples:
+        vec["inputs"] = _samples_c(samples, io["inputs"], "input")
+        if has_expected:
+            if len(expected) != len(samples):
+                raise EdgecError("expected outputs and test inputs differ in number")
+            vec["outputs"] = _samples_c(expected, io["outputs"], "output")
+    files["test_vectors.h"] = render("harness/test_vectors.h.j2", **vec)
+    files["test_vectors.c"] = render("harness/test_vectors.c.j2", **vec)
+    return files
+
+
+def expected_outputs(g, samples) -> list[list[np.ndarray]]:
+    """Outputs of the lowered graph for each sample by edgec's interpreter."""
+    from . import interp
+    res = []
+    for s in samples:
+        out = interp.run(g, list(s))
+        res.append([out[o] for o in g.outputs])
+    return res
+
+
+def test_samples_for(g, opts) -> list:
+    """The test inputs of ``edgec build --firmware``: ``opts.test_inputs`` (a list
+    of samples or a .npz path), else ``opts.test_samples`` random ones (seed 0)."""
+    from .verify import load_inputs, make_inputs
+    ti = opts.test_inputs
+    if isinstance(ti, (str, os.PathLike)):
+        return load_inputs(g, str(ti))
+    if ti is not None:
+        return list(ti)
+    return make_inputs(g, int(getattr(opts, "test_samples", DEFAULT_TEST_SAMPLES)), seed=0)
+
+
+def add_to_bundle(bundle, g, prefix: str, target: Target, opts, ctx: dict) -> None:
+    """``edgec build --firmware``: add ``firmware/`` (harness sources, linker
+    script, test vectors with expected outputs from edgec's interpreter) to the
+    bundle; its Makefile's ``make firmware`` links ``firmware.elf`` and
+    ``make run`` runs it in QEMU."""
+    from .compiler import _io
+    samples = test_samples_for(g, opts)
+    expected = expected_outputs(g, samples) if samples else None
+    files = harness_files(prefix, _io(g, g.inputs), _io(g, g.outputs), target,
+                          samples=samples, expected=expected,
+                          note="Test inputs: " + ("given with the build" if opts.test_inputs is not None
+                                                  else "random (seed 0)") +
+                          "; expected outputs: edgec's graph interpreter.")
+    for name, text in files.items():
+        bundle.add(f"firmware/{name}", text)
+    ctx["firmware"] = True
+
+
+def build(bundle_dir, report: dict, target: Target, out_dir, *, samples=None, expected=None,
+          hostio: bool = False, trace: bool = False, profile: bool = False, bench: bool = False,
+          opt_level: str = "s", lto: bool = False, defines=(), memory: str = "target",
+          stack_size: int = DEFAULT_STACK, rtol: float = 1e-4) -> Firmware:
+    """Compile the bundle in ``bundle_dir`` (written by ``Bundle.write``; ``report``
+    is its report.json) with the harness into ``out_dir/firmware.elf``.
+
+    ``samples``/``expected`` are embedded (self-checking firmware); ``hostio``
+    reads inputs from ``edgec_in.bin`` and writes ``edgec_out.bin`` in the run
+    directory instead; ``trace`` appends every layer output to
+    ``edgec_trace.bin``; ``profile`` prints ticks per layer; ``bench`` measures
+    the second inference of sample 0.  Model and harness are compiled with
+    ``-std=c99 -Wall -Wextra -Werror``."""
+    bundle_dir = Path(bundle_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = report["name"]
+    files = harness_files(prefix, report["inputs"], report["outputs"], target,
+                          samples=None if hostio else samples, expected=None if hostio else expected,
+                          rtol=rtol, stack_size=stack_size, memory=memory)
+    for name, text in files.items():
+        (out / name).write_text(text)
+    flags = toolchain.opt_flags(opt_level, lto)
+    defs = []
+    if trace:
+        defs.append("-DEDGEC_TRACE")
+    if profile:
+        defs.append("-DEDGEC_PROFILE")
+    if hostio:
+        defs.append("-DEDGEC_FW_HOSTIO")
+    if bench:
+        defs.append("-DEDGEC_FW_BENCH")
+    defs += [d if d.startswith("-D") else f"-D{d}" for d in defines]
+    objs = toolchain.compile_objects(target, [bundle_dir / f"{prefix}.c"], out / "obj" / "model",
+                                     [bundle_dir], [*flags, *defs], strict=True)
+    objs += toolchain.compile_objects(
+        target, [out / "main.c", out / "startup.c", out / "test_vectors.c"], out / "obj" / "harness",
+        [out, bundle_dir], [*flags, "-fno-tree-loop-distribute-patterns", *defs], strict=True)
+    elf = out / "firmware.elf"
+    ldflags = ["-T", str(out / "link.ld"), "-nostartfiles", "-Wl,--gc-sections",
+               f"-Wl,-Map={out / 'firmware.map'}", *(["-flto", f"-O{opt_level}"] if lto else [])]
+    toolchain.link(target, objs, elf, ldflags, libs=("-lm",))
+    return Firmware(elf, out, target, prefix, report,
+                    dict(hostio=hostio, trace=trace, profile=profile, bench=bench,
+                         opt_level=opt_level, lto=lto, memory=memory))
+
+
+def run_timeout(report: dict, samples: int, trace: bool = False) -> float:
+    """A generous QEMU timeout: about 200 instructions per MAC (soft float on a
+    Cortex-M3) at 100 M instructions/s, plus a minute. ``EDGEC_QEMU_TIMEOUT``
+    (seconds) overrides it."""
+    env = os.environ.get("EDGEC_QEMU_TIMEOUT")
+    if env:
+        try:
+            return float(env)
+        except ValueError:
+            raise EdgecError(f"bad EDGEC_QEMU_TIMEOUT {env!r} (seconds)") from None
+    per = max(int(report.get("macs", 0)), 1) * 2e-6
+    return 60.0 + samples * per * (3 if trace else 1)
+
+
+def run_on_target(g0, opts, samples, work, layers: bool):
+    """Compile ``g0`` for ``opts.target``, run every sample in one QEMU run
+    (inputs and outputs through semihosting files), and return
+    ``(outputs per sample, trace records or None, bundle, lowered graph, info)``.
+    A firmware that hangs, faults or fails raises :class:`CheckFailed` saying so."""
+    from . import elfsize, targets
+    from .compiler import compile_full
+    tgt = targets.load(opts.target)
+    if tgt.is_host:
+        raise EdgecError("run_on_target needs a microcontroller target")
+    if tgt.qemu is None:
+        raise EdgecError(f"target {tgt.name} has no emulator to verify on (no [qemu] section); "
+                         "`edgec build --firmware` still builds it")
+    work = Path(work)
+    o = dataclasses.replace(opts, firmware=False)
+    bundle, g = compile_full(g0, o)
+    bdir = bundle.write(work / "bundle")
+    fw = build(bdir, bundle.report, tgt, work / "firmware", hostio=True, trace=layers,
+               opt_level=opts.opt_level, lto=opts.lto)
+    ins, outs_spec = io_specs(bundle.report)
+    write_samples(fw.dir / "edgec_in.bin", samples, ins)
+    for f in ("edgec_out.bin", "edgec_trace.bin"):
+        (fw.dir / f).unlink(missing_ok=True)
+    res = fw.run(timeout=run_timeout(bundle.report, len(samples), layers))
+    if not res.ok:
+        raise CheckFailed(f"{tgt.name} (QEMU {tgt.qemu.machine}): {res.describe()}")
+    ran = res.fields("RESULT").get("samples")
+    if ran is None or int(ran) != len(samples):
+        raise CheckFailed(f"{tgt.name}: the firmware ran {ran} samples, {len(samples)} were given")
+    outs = read_outputs((fw.dir / "edgec_out.bin").read_bytes(), outs_spec, len(samples))
+    trace = parse_trace((fw.dir / "edgec_trace.bin").read_bytes()) if layers else None
+    sizes = elfsize.breakdown(elfsize.read(fw.elf), fw.prefix)
+    st = res.fields("STACK")
+    info = {
+        "target": tgt.name, "machine": tgt.qemu.machine, "status": res.status,
+        "seconds": round(res.seconds, 3), "command": " ".join(res.command),
+        "flash_bytes": sizes["flash"]["total"], "ram_bytes": sizes["ram"]["total"],
+        "stack_used": int(st.get("used", 0)),
+    }
+    return outs, trace, bundle, g, info
