@@ -92,15 +92,22 @@ input_shape_opt = click.option(
 @click.option("--backend", default="native", show_default=True, type=click.Choice(["native", "tflm", "tvm"]))
 @click.option("--opt-level", default="s", show_default=True, help="C optimization level of the bundle's build (0,1,2,3,s,z).")
 @click.option("--lto", is_flag=True, help="Link-time optimization in the bundle's build flags.")
-@click.option("--firmware", is_flag=True, help="Also write a runnable firmware harness (MCU targets).")
+@click.option("--firmware", is_flag=True, help="Also write a firmware harness (MCU targets): "
+              "`make firmware` links it, `make run` runs it in QEMU.")
+@click.option("--test-inputs", default=None, type=click.Path(), help="With --firmware: .npz of test inputs to embed.")
+@click.option("--test-samples", default=2, show_default=True, type=click.IntRange(1, 1000),
+              help="With --firmware: random test inputs to embed (when no --test-inputs).")
 @input_shape_opt
 @handle_errors
-def build(model, target, out_dir, name, backend, opt_level, lto, firmware, input_shapes):
+def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_inputs, test_samples,
+          input_shapes):
     """Compile MODEL into a C bundle for TARGET."""
     from .compiler import Options, compile_with
+    if (test_inputs or test_samples != 2) and not firmware:
+        raise click.UsageError("--test-inputs / --test-samples need --firmware")
     opts = Options(target=target or "cortex-m4", backend=backend, name=name,
                    input_shapes=list(input_shapes) or None, opt_level=opt_level, lto=lto,
-                   firmware=firmware)
+                   firmware=firmware, test_inputs=test_inputs, test_samples=test_samples)
     bundle = compile_with(model, opts)
     path = bundle.write(out_dir or f"{bundle.name}_bundle")
     _print_build(bundle.report, path)
@@ -218,6 +225,11 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, as
                 con.print("    " + c.line())
         for n in res.notes:
             con.print(f"  [dim]{n}[/dim]")
+        fw = res.extra.get("firmware")
+        if fw:
+            con.print(f"  [dim]firmware: QEMU {fw['machine']}, flash {fw['flash_bytes']:,} B, "
+                      f"RAM {fw['ram_bytes']:,} B (stack used {fw['stack_used']:,} B), "
+                      f"{res.samples} samples in one run of {fw['seconds']:.2f} s[/dim]")
         con.print("[green]PASS[/green]" if res.ok else "[red]FAIL[/red]")
     sys.exit(0 if res.ok else 1)
 
@@ -273,6 +285,69 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, bind, verbose, fai
                        + ", ".join(new_skips[:20]) + (" ..." if len(new_skips) > 20 else ""))
         click.echo(rep.summary())
     sys.exit(1 if rep.failed else 0)
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("-t", "--target", default="cortex-m4", show_default=True, help="An MCU target with an emulator.")
+@click.option("-n", "--samples", default=1, show_default=True, type=click.IntRange(1, 1000), help="Random input samples (sample 0 is the one reported).")
+@click.option("--inputs", "inputs_file", default=None, type=click.Path(), help=".npz of inputs instead of random ones.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--opt-level", default="s", show_default=True, help="C optimization level (0,1,2,3,s,z,fast).")
+@click.option("--lto", is_flag=True, help="Link-time optimization.")
+@click.option("--runs", default=2, show_default=True, type=click.IntRange(1, 20), help="QEMU runs whose counts must be identical.")
+@click.option("--no-layers", is_flag=True, help="Skip the per-layer profile build.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@input_shape_opt
+@handle_errors
+def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_layers, as_json, input_shapes):
+    """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware."""
+    from .bench import bench as do_bench
+    r = do_bench(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
+                 opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
+                 input_shapes=list(input_shapes) or None)
+    if as_json:
+        click.echo(json.dumps(r.to_json(), indent=2))
+    else:
+        _print_bench(r)
+    if not r.repeatable:
+        click.echo("edgec: error: instruction counts differ between runs", err=True)
+        sys.exit(1)
+
+
+def _print_bench(r) -> None:
+    from rich.table import Table
+    con = _console()
+    con.print(f"[bold]{r.model}[/bold] on {r.target} (QEMU {r.machine}, -icount shift=0: "
+              f"1 tick = {r.tick_instructions:g} instructions)")
+    same = "identical" if r.repeatable else "[red]DIFFERENT[/red]"
+    con.print(f"  instructions / inference {r.instructions:>14,}   ({r.runs} runs: {same})")
+    if r.samples > 1:
+        con.print(f"  over {r.samples} samples                {r.instructions_min:,} .. {r.instructions_max:,}")
+    con.print(f"  MACs                     {r.macs:>14,}   MACs / instruction {r.macs_per_instruction:.3f}")
+    f, m = r.flash, r.ram
+    con.print(f"  flash {f['firmware']:>9,} B   code {f['code']:,} (model kernels {f['model_code']:,}, "
+              f"rest harness + libc)   weights {f['weights']:,}   [dim](+ test vectors {f['test_data']:,})[/dim]")
+    con.print(f"  RAM   {m['used']:>9,} B   arena {m['arena']:,}   other {m['other']:,} "
+              f"(static {m['static_other']:,} + stack used {m['stack_used']:,}; "
+              f"{m['stack_reserved']:,} reserved)")
+    if r.layers:
+        t = Table(title="per layer (profiling build)", title_justify="left")
+        for c, j in (("#", "right"), ("layer", "left"), ("output", "left"), ("MACs", "right"),
+                     ("instructions", "right"), ("%", "right"), ("MACs/instr", "right"),
+                     ("code B", "right"), ("weights B", "right")):
+            t.add_column(c, justify=j)
+        total = sum(L["instructions"] or 0 for L in r.layers) or 1
+        for L in r.layers:
+            ins = L["instructions"]
+            t.add_row(str(L["index"]), L["op"], "x".join(map(str, L["output_shape"])),
+                      f"{L['macs']:,}", f"{ins:,}" if ins is not None else "-",
+                      f"{100 * (ins or 0) / total:.1f}",
+                      f"{L['macs_per_instruction']:.3f}" if L["macs_per_instruction"] else "-",
+                      f"{L['code_bytes']:,}", f"{L['weights_bytes']:,}")
+        con.print(t)
+        con.print(f"  [dim]sum of layers {total:,} instructions (each rounded to whole ticks; "
+                  "the hooks add a few per layer)[/dim]")
 
 
 if __name__ == "__main__":
