@@ -1,6 +1,8 @@
 # edgec developer Makefile.
-#   make demo   install what is missing, build the bundled example model for the default target
+#   make demo   install what is missing, build the bundled example model as cortex-m4 firmware,
+#               run it in QEMU and print its flash/RAM
 #   make test   install what is missing (Debian packages, Python packages), run the test suite
+#   make bench  regenerate the benchmark table (benchmarks/README.md, README.md)
 PY ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
@@ -38,8 +40,16 @@ $(VENV)/.extras-$(EXTRAS): $(VENV)/.core pyproject.toml
 
 deps-python: $(VENV)/.extras-$(EXTRAS)
 
+# The bundled keyword-spotting model as firmware for a Cortex-M4F: compile, link with the
+# self-checking harness, run it in QEMU (mps2-an386), print flash and RAM of the ELF.
 demo: deps-apt $(VENV)/.core
-	$(EDGEC) build $(DEMO_MODEL) --target cortex-m4 -o build/demo --name kws
+	$(EDGEC) build $(DEMO_MODEL) --target cortex-m4 -o build/demo --name kws --firmware
+	$(MAKE) -C build/demo firmware run
+	$(PYTHON) -m edgec.elfsize build/demo/firmware.elf --prefix kws
+
+# The benchmark table of benchmarks/README.md and README.md (MLPerf Tiny int8 models, cortex-m4, QEMU).
+bench: deps-apt $(VENV)/.core
+	$(PYTHON) benchmarks/run.py
 
 test: deps
 	$(PYTHON) -m pytest -q -n 2 $(PYTEST_ARGS)
