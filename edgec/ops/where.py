@@ -1,0 +1,97 @@
+"""Where (select with broadcasting), Expand (broadcast to a shape) and Tile
+(lowered to Reshape, Expand, Reshape).  Any element type."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EdgecError
+from . import OutSpec, Op, onnx_op, register
+from ._util import broadcast_shape, broadcast_strides, coalesce, loop_nest
+
+
+def broadcast_kernel(shapes: list, out_shape, body: str) -> str:
+    """Loops over ``out_shape``; ``body`` uses ``{i0}``, ``{i1}``, ... (offsets of
+    the operands, broadcast) and ``{io}`` (the output offset)."""
+    sts = [broadcast_strides(s, out_shape) for s in shapes]
+    shape, sts = coalesce(out_shape, sts + [broadcast_strides(out_shape, out_shape)])
+    idx = {f"i{j}": st for j, st in enumerate(sts[:-1])}
+    idx["io"] = sts[-1]
+    return "  {\n" + loop_nest(shape, idx, body, "    ", var="d") + "\n  }\n"
+
+
+@register
+class Where(Op):
+    name = "Where"
+
+    def infer(self, g, n):
+        c, x, y = (g.tensors[i] for i in n.inputs[:3])
+        if x.dtype != y.dtype:
+            raise EdgecError(f"Where: X and Y types differ ({x.dtype}, {y.dtype})")
+        if c.dtype != "bool":
+            raise EdgecError(f"Where: the condition is {c.dtype}, not bool")
+        return [OutSpec(broadcast_shape(c.shape, x.shape, y.shape, where="Where"), x.dtype,
+                        x.quant if x.quant == y.quant else None)]
+
+    def check(self, g, n):
+        x, y = g.tensors[n.inputs[1]], g.tensors[n.inputs[2]]
+        if x.quant != y.quant:
+            return "Where with differently quantized operands"
+        return None
+
+    def reference(self, g, n, xs):
+        return [np.where(xs[0], xs[1], xs[2])]
+
+    def emit(self, k):
+        shapes = [k.tin(i).shape for i in range(3)]
+        body = f"y0[{{io}}] = {k.x(0)}[{{i0}}] ? {k.x(1)}[{{i1}}] : {k.x(2)}[{{i2}}];"
+        return broadcast_kernel(shapes, k.tout().shape, body)
+
+
+@register
+class Expand(Op):
+    """Broadcast input 0 to ``attrs['shape']`` (bidirectional, as ONNX Expand)."""
+    name = "Expand"
+
+    def infer(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        shape = broadcast_shape(x.shape, tuple(n.attrs["shape"]), where="Expand")
+        return [OutSpec(shape, x.dtype, x.quant)]
+
+    def reference(self, g, n, xs):
+        shape = broadcast_shape(xs[0].shape, tuple(n.attrs["shape"]))
+        return [np.array(np.broadcast_to(xs[0], shape))]
+
+    def emit(self, k):
+        body = f"y0[{{io}}] = {k.x(0)}[{{i0}}];"
+        return broadcast_kernel([k.tin(0).shape], k.tout().shape, body)
+
+
+@onnx_op("Where")
+def _onnx_where(ctx, node):
+    ctx.add("Where", [ctx.inp(node, i) for i in range(3)], [ctx.out(node)], {}, node.name)
+
+
+@onnx_op("Expand")
+def _onnx_expand(ctx, node):
+    shape = ctx.const_input(node, 1, "shape")
+    ctx.add("Expand", [ctx.inp(node, 0)], [ctx.out(node)],
+            {"shape": [int(d) for d in np.asarray(shape).reshape(-1)]}, node.name)
+
+
+@onnx_op("Tile")
+def _onnx_tile(ctx, node):
+    x = ctx.inp(node, 0)
+    reps = [int(r) for r in np.asarray(ctx.const_input(node, 1, "repeats")).reshape(-1)]
+    s = list(ctx.t(x).shape)
+    if len(reps) != len(s) or min(reps, default=1) < 0:
+        raise EdgecError(f"Tile: repeats {reps} do not fit an input of rank {len(s)}")
+    out = ctx.out(node)
+    # [d0, d1] -> [1, d0, 1, d1] -> expand [r0, d0, r1, d1] -> [r0*d0, r1*d1]
+    inter = [v for d in s for v in (1, d)]
+    big = [v for d, r in zip(s, reps) for v in (r, d)]
+    a = ctx.tmp(out + "_split")
+    ctx.add("Reshape", [x], [a], {"shape": inter})
+    b = ctx.tmp(out + "_tiled")
+    ctx.add("Expand", [a], [b], {"shape": big}, node.name)
+    ctx.add("Reshape", [b], [out], {"shape": [d * r for d, r in zip(s, reps)]})
+
