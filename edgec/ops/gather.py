@@ -1,0 +1,332 @@
+"""Indexing: Gather, GatherElements, GatherND, ScatterElements and ScatterND.
+
+Indices are int32 or int64 tensors, constant or computed; a negative index
+counts from the end.  ONNX leaves out-of-range indices undefined (an error);
+the generated C clamps them into the valid range so it never reads or writes
+outside a buffer, and the numpy reference does the same.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import EdgecError, UnsupportedError
+from . import OutSpec, Op, onnx_op, register
+from ._util import coalesce, loop_nest, norm_axis, prod, strides
+
+INDEX_TYPES = ("int32", "int64")
+
+
+def _fix(idx: np.ndarray, d: int) -> np.ndarray:
+    idx = idx.astype(np.int64)
+    idx = np.where(idx < 0, idx + d, idx)
+    return np.clip(idx, 0, max(d - 1, 0))
+
+
+def _c_fix(var: str, d: int) -> str:
+    """C statements normalizing index ``var`` (int64_t) into [0, d)."""
+    return (f"if ({var} < 0) {var} += {d};\n"
+            f"if ({var} < 0) {var} = 0;\nif ({var} > {d - 1}) {var} = {d - 1};")
+
+
+def _check_indices(g, n, i):
+    t = g.tensors[n.inputs[i]]
+    if t.dtype not in INDEX_TYPES:
+        raise EdgecError(f"{n.op}: indices of type {t.dtype}")
+    return t
+
+
+def _elem_bytes(t) -> int:
+    return dtypes.itemsize(t.dtype)
+
+
+@register
+class Gather(Op):
+    name = "Gather"
+
+    def _dims(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        a = norm_axis(n.attrs.get("axis", 0), x.rank, "Gather")
+        return a, prod(x.shape[:a]), x.shape[a], prod(x.shape[a + 1:])
+
+    def infer(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        idx = _check_indices(g, n, 1)
+        a, *_ = self._dims(g, n)
+        return [OutSpec(tuple(x.shape[:a]) + tuple(idx.shape) + tuple(x.shape[a + 1:]), x.dtype,
+                        x.quant if not (x.quant and x.quant.per_axis) else None)]
+
+    def check(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        if x.size == 0:
+            return "Gather from an empty tensor"
+        return None
+
+    def reference(self, g, n, xs):
+        a, *_ = self._dims(g, n)
+        return [np.take(xs[0], _fix(xs[1], xs[0].shape[a]), axis=a)]
+
+    def emit(self, k):
+        a, outer, d, inner = self._dims(k.g, k.node)
+        nidx = k.tin(1).size
+        nb = inner * _elem_bytes(k.tin(0))
+        return (f"  for (int o = 0; o < {outer}; ++o) {{\n"
+                f"    for (int j = 0; j < {nidx}; ++j) {{\n"
+                f"      int64_t ix = (int64_t){k.x(1)}[j];\n"
+                + "".join(f"      {ln}\n" for ln in _c_fix("ix", d).splitlines()) +
+                f"      memcpy(y0 + (o * {nidx} + j) * {inner}, {k.x(0)} + (o * {d} + (int)ix) * {inner}, "
+                f"{nb}u);\n    }}\n  }}\n")
+
+
+@register
+class GatherElements(Op):
+    name = "GatherElements"
+
+    def infer(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        idx = _check_indices(g, n, 1)
+        norm_axis(n.attrs.get("axis", 0), x.rank, n.op)
+        if idx.rank != x.rank:
+            raise EdgecError(f"GatherElements: indices of rank {idx.rank} for data of rank {x.rank}")
+        return [OutSpec(idx.shape, x.dtype, x.quant)]
+
+    def check(self, g, n):
+        if g.tensors[n.inputs[0]].size == 0:
+            return "GatherElements from an empty tensor"
+        return None
+
+    def reference(self, g, n, xs):
+        x = xs[0]
+        a = norm_axis(n.attrs.get("axis", 0), x.ndim, n.op)
+        return [np.take_along_axis(x, _fix(xs[1], x.shape[a]), axis=a)]
+
+    def emit(self, k):
+        x, idx = k.tin(0), k.tin(1)
+        a = norm_axis(k.node.attrs.get("axis", 0), x.rank, "GatherElements")
+        sx = strides(x.shape)
+        src = [0 if d == a else sx[d] for d in range(x.rank)]
+        body = (f"int64_t ix = (int64_t){k.x(1)}[{{io}}];\n{_c_fix('ix', x.shape[a])}\n"
+                f"y0[{{io}}] = {k.x(0)}[{{ii}} + (int)ix * {sx[a]}];")
+        return "  {\n" + loop_nest(list(idx.shape), {"ii": src, "io": strides(idx.shape)}, body,
+                                   "    ") + "\n  }\n"
+
+
+def _nd_dims(g, n):
+    x = g.tensors[n.inputs[0]]
+    idx = g.tensors[n.inputs[1]]
+    b = int(n.attrs.get("batch_dims", 0))
+    if idx.rank < 1:
+        raise EdgecError(f"{n.op}: indices must have rank 1 or more")
+    kk = idx.shape[-1]
+    if b < 0 or b + kk > x.rank or tuple(idx.shape[:b]) != tuple(x.shape[:b]):
+        raise EdgecError(f"{n.op}: indices {list(idx.shape)} do not fit data {list(x.shape)}")
+    return x, idx, b, kk
+
+
+@register
+class GatherND(Op):
+    name = "GatherND"
+
+    def infer(self, g, n):
+        _check_indices(g, n, 1)
+        x, idx, b, kk = _nd_dims(g, n)
+        return [OutSpec(tuple(idx.shape[:-1]) + tuple(x.shape[b + kk:]), x.dtype, x.quant)]
+
+    def check(self, g, n):
+        if g.tensors[n.inputs[0]].size == 0:
+            return "GatherND from an empty tensor"
+        return None
+
+    def reference(self, g, n, xs):
+        x, ind = xs
+        b = int(n.attrs.get("batch_dims", 0))
+        kk = ind.shape[-1]
+        B = prod(x.shape[:b])
+        xb = x.reshape((B,) + x.shape[b:])
+        ib = ind.reshape(B, -1, kk)
+        out = []
+        for bi in range(B):
+            for t in ib[bi]:
+                pos = tuple(int(_fix(np.array(v), x.shape[b + j])) for j, v in enumerate(t))
+                out.append(xb[bi][pos])
+        inner = x.shape[b + kk:]
+        return [np.array(out, dtype=x.dtype).reshape(tuple(ind.shape[:-1]) + tuple(inner))]
+
+    def emit(self, k):
+        x, idx, b, kk = _nd_dims(k.g, k.node)
+        B = prod(x.shape[:b])
+        per = prod(idx.shape[b:-1])
+        inner = prod(x.shape[b + kk:])
+        sx = strides(x.shape[b:])
+        lines = [f"  for (int bi = 0; bi < {B}; ++bi) {{",
+                 f"    for (int t = 0; t < {per}; ++t) {{",
+                 f"      const int it = (bi * {per} + t) * {kk};",
+                 f"      int64_t off = (int64_t)bi * {prod(x.shape[b:])};"]
+        for j in range(kk):
+            lines.append(f"      {{ int64_t ix = (int64_t){k.x(1)}[it + {j}];")
+            lines += [f"        {ln}" for ln in _c_fix("ix", x.shape[b + j]).splitlines()]
+            lines.append(f"        off += ix * {sx[j]}; }}")
+        lines.append(f"      memcpy(y0 + (bi * {per} + t) * {inner}, {k.x(0)} + off, "
+                     f"{inner * _elem_bytes(x)}u);")
+        lines += ["    }", "  }"]
+        return "\n".join(lines) + "\n"
+
+
+REDUCTIONS = ("none", "add", "mul", "max", "min")
+
+
+def _c_combine(red: str, dst: str, v: str, dt: str) -> str:
+    if red == "none":
+        return f"{dst} = {v};"
+    if red == "add":
+        return f"{dst} = {dst} + {v};"
+    if red == "mul":
+        return f"{dst} = {dst} * {v};"
+    m = "EDGEC_FMAX" if red == "max" else "EDGEC_FMIN"
+    if not dtypes.is_float(dt):
+        m = "EDGEC_MAX" if red == "max" else "EDGEC_MIN"
+    return f"{dst} = {m}({dst}, {v});"
+
+
+def _np_combine(red, a, b):
+    return {"none": lambda: b, "add": lambda: a + b, "mul": lambda: a * b,
+            "max": lambda: np.maximum(a, b), "min": lambda: np.minimum(a, b)}[red]()
+
+
+class Scatter(Op):
+    def check(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        if n.attrs.get("reduction", "none") not in REDUCTIONS:
+            return f"{n.op} with reduction {n.attrs.get('reduction')}"
+        if x.quant is not None and n.attrs.get("reduction", "none") != "none":
+            return f"{n.op}[quantized] with a reduction"
+        if x.dtype == "bool" and n.attrs.get("reduction", "none") != "none":
+            return f"{n.op}[bool] with a reduction"
+        if x.size == 0:
+            return f"{n.op} into an empty tensor"
+        return None
+
+
+@register
+class ScatterElements(Scatter):
+    name = "ScatterElements"
+
+    def infer(self, g, n):
+        x, idx, upd = (g.tensors[i] for i in n.inputs[:3])
+        _check_indices(g, n, 1)
+        norm_axis(n.attrs.get("axis", 0), x.rank, n.op)
+        if idx.shape != upd.shape or idx.rank != x.rank or upd.dtype != x.dtype:
+            raise EdgecError(f"ScatterElements: indices {list(idx.shape)} and updates "
+                             f"{list(upd.shape)} do not fit data {list(x.shape)}")
+        return [OutSpec(x.shape, x.dtype, x.quant)]
+
+    def reference(self, g, n, xs):
+        x, ind, upd = xs
+        a = norm_axis(n.attrs.get("axis", 0), x.ndim, n.op)
+        red = n.attrs.get("reduction", "none")
+        y = np.array(x)
+        ind = _fix(ind, x.shape[a])
+        with np.errstate(all="ignore"):
+            for pos in np.ndindex(*ind.shape):
+                dst = list(pos)
+                dst[a] = int(ind[pos])
+                dst = tuple(dst)
+                y[dst] = _np_combine(red, y[dst], upd[pos])
+        return [y]
+
+    def emit(self, k):
+        x, idx = k.tin(0), k.tin(1)
+        a = norm_axis(k.node.attrs.get("axis", 0), x.rank, "ScatterElements")
+        sx = strides(x.shape)
+        dst = [0 if d == a else sx[d] for d in range(x.rank)]
+        red = k.node.attrs.get("reduction", "none")
+        body = (f"int64_t ix = (int64_t){k.x(1)}[{{io}}];\n{_c_fix('ix', x.shape[a])}\n"
+                + _c_combine(red, f"y0[{{id}} + (int)ix * {sx[a]}]", f"{k.x(2)}[{{io}}]", x.dtype))
+        return (f"  memcpy(y0, {k.x(0)}, {x.nbytes}u);\n  {{\n"
+                + loop_nest(list(idx.shape), {"id": dst, "io": strides(idx.shape)}, body, "    ")
+                + "\n  }\n")
+
+
+@register
+class ScatterND(Scatter):
+    name = "ScatterND"
+
+    def infer(self, g, n):
+        x, idx, upd = (g.tensors[i] for i in n.inputs[:3])
+        _check_indices(g, n, 1)
+        kk = idx.shape[-1] if idx.rank else 0
+        want = tuple(idx.shape[:-1]) + tuple(x.shape[kk:])
+        if idx.rank < 1 or kk > x.rank or tuple(upd.shape) != want or upd.dtype != x.dtype:
+            raise EdgecError(f"ScatterND: indices {list(idx.shape)} and updates {list(upd.shape)} "
+                             f"do not fit data {list(x.shape)}")
+        return [OutSpec(x.shape, x.dtype, x.quant)]
+
+    def reference(self, g, n, xs):
+        x, ind, upd = xs
+        kk = ind.shape[-1]
+        red = n.attrs.get("reduction", "none")
+        y = np.array(x)
+        flat_i = ind.reshape(-1, kk)
+        flat_u = upd.reshape((flat_i.shape[0],) + x.shape[kk:])
+        with np.errstate(all="ignore"):
+            for t, u in zip(flat_i, flat_u):
+                pos = tuple(int(_fix(np.array(v), x.shape[j])) for j, v in enumerate(t))
+                y[pos] = _np_combine(red, y[pos], u)
+        return [y]
+
+    def emit(self, k):
+        x, idx = k.tin(0), k.tin(1)
+        kk = idx.shape[-1]
+        n_t = prod(idx.shape[:-1])
+        inner = prod(x.shape[kk:])
+        sx = strides(x.shape)
+        red = k.node.attrs.get("reduction", "none")
+        lines = [f"  memcpy(y0, {k.x(0)}, {x.nbytes}u);",
+                 f"  for (int t = 0; t < {n_t}; ++t) {{",
+                 "    int64_t off = 0;"]
+        for j in range(kk):
+            lines.append(f"    {{ int64_t ix = (int64_t){k.x(1)}[t * {kk} + {j}];")
+            lines += [f"      {ln}" for ln in _c_fix("ix", x.shape[j]).splitlines()]
+            lines.append(f"      off += ix * {sx[j]}; }}")
+        lines.append(f"    for (int e = 0; e < {inner}; ++e) {{")
+        lines.append("      " + _c_combine(red, "y0[off + e]", f"{k.x(2)}[t * {inner} + e]", x.dtype))
+        lines += ["    }", "  }"]
+        return "\n".join(lines) + "\n"
+
+
+# --- ONNX ------------------------------------------------------------------------
+
+@onnx_op("Gather")
+def _onnx_gather(ctx, node):
+    ctx.add("Gather", [ctx.inp(node, 0), ctx.inp(node, 1)], [ctx.out(node)],
+            {"axis": int(ctx.attr(node, "axis", 0))}, node.name)
+
+
+@onnx_op("GatherElements")
+def _onnx_gather_elements(ctx, node):
+    ctx.add("GatherElements", [ctx.inp(node, 0), ctx.inp(node, 1)], [ctx.out(node)],
+            {"axis": int(ctx.attr(node, "axis", 0))}, node.name)
+
+
+@onnx_op("GatherND")
+def _onnx_gather_nd(ctx, node):
+    ctx.add("GatherND", [ctx.inp(node, 0), ctx.inp(node, 1)], [ctx.out(node)],
+            {"batch_dims": int(ctx.attr(node, "batch_dims", 0))}, node.name)
+
+
+@onnx_op("ScatterElements", "Scatter")
+def _onnx_scatter_elements(ctx, node):
+    red = ctx.attr(node, "reduction", "none")
+    if red not in REDUCTIONS:
+        raise UnsupportedError([f"{node.op_type} with reduction {red!r}"])
+    ctx.add("ScatterElements", [ctx.inp(node, i) for i in range(3)], [ctx.out(node)],
+            {"axis": int(ctx.attr(node, "axis", 0)), "reduction": red}, node.name)
+
+
+@onnx_op("ScatterND")
+def _onnx_scatter_nd(ctx, node):
+    red = ctx.attr(node, "reduction", "none")
+    if red not in REDUCTIONS:
+        raise UnsupportedError([f"ScatterND with reduction {red!r}"])
+    ctx.add("ScatterND", [ctx.inp(node, i) for i in range(3)], [ctx.out(node)],
+            {"reduction": red}, node.name)
