@@ -275,6 +275,12 @@ def _onnx_cast(ctx, node):
     ctx.add("Cast", [ctx.inp(node, 0)], [ctx.out(node)], {"to": dt}, node.name)
 
 
+@onnx_op("CastLike")
+def _onnx_castlike(ctx, node):
+    ctx.add("Cast", [ctx.inp(node, 0)], [ctx.out(node)], {"to": ctx.t(ctx.inp(node, 1)).dtype},
+            node.name)
+
+
 # --- TFLite importers -------------------------------------------------------------
 
 def _tfl(op, attrs=None):
