@@ -203,8 +203,10 @@ def check_supported(g: Graph) -> None:
             t = getattr(reason, "tensor", "")
             if t and t in g.tensors:
                 needs.append(str(g.tensors[t].origin if g.tensors[t].origin is not None else t))
+    # empty tensors are fine where nothing computes on them (copies of nothing)
+    used = {i for n in g.nodes if n.op != "Copy" for i in list(n.inputs) + list(n.outputs) if i}
     for name, t in g.tensors.items():
-        if not t.is_const and t.size == 0:
+        if not t.is_const and t.size == 0 and name in used:
             problems.append(f"zero-sized tensor ({list(t.shape)})")
             break
     if problems:

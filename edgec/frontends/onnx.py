@@ -266,7 +266,7 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
             if d.HasField("dim_value") and d.dim_value > 0:
                 dims.append(int(d.dim_value))
             elif d.HasField("dim_value") and d.dim_value == 0 and not d.dim_param:
-                raise UnsupportedError([f"zero-sized input {vi.name[:80]!r}"])
+                dims.append(0)  # an empty tensor: fine if nothing computes on it
             elif d.HasField("dim_value") and d.dim_value < 0 and not d.dim_param:
                 raise EdgecError(f"input {vi.name[:80]!r} has a dimension of {d.dim_value}")
             else:
@@ -288,9 +288,13 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
         else:
             shape = tuple(dims)
         name = g.unique_name(vi.name)
-        g.add_tensor(name, shape, dt, origin=vi.name)
+        t = g.add_tensor(name, shape, dt, origin=vi.name)
         ctx.names[vi.name] = name
         g.inputs.append(name)
+        if t.size == 0:
+            # an empty input has no values: its consumers see an empty constant
+            # (so e.g. a reduction over it folds), the input stays in the API
+            ctx.names[vi.name] = g.add_const(np.zeros(shape, dtypes.np_dtype(dt)), name + "_empty")
 
     nodes = _sorted_nodes(graph)
     missing = []

@@ -135,12 +135,20 @@ def infer_node(g: Graph, n: Node) -> None:
 def try_fold(g: Graph, n: Node) -> bool:
     """Replace an all-constant node's outputs by constants (compile-time evaluation)."""
     op = get(n.op)
+    outs = [g.tensors[o] for o in n.outputs if o]
+    if outs and all(t.size == 0 for t in outs):
+        # an empty result is known without computing anything
+        for t in outs:
+            y = np.zeros(t.shape, dtypes.np_dtype(t.dtype))
+            y.setflags(write=False)
+            t.data = y
+        g.nodes.remove(n)
+        return True
     if not op.foldable:
         return False
     ins = [i for i in n.inputs if i]
     if not all(g.tensors[i].is_const for i in ins):
         return False
-    outs = [g.tensors[o] for o in n.outputs if o]
     if any(t.size > MAX_FOLD_ELEMENTS for t in outs):
         raise EdgecError(f"node {n.name!r} ({n.op}) computes a constant of "
                          f"{max(t.size for t in outs)} elements; too large")
