@@ -64,8 +64,8 @@ random input, identical over repeated runs. Outputs checked bit-exact against ed
 interpreter in the same run (itself bit-exact with TFLite Micro). Sizes from the linked ELF:
 *code* is all flash but the weights and the embedded test input (the model's kernels, the
 harness, startup code and libc); *other* RAM is everything but the arena (the model's
-input/output buffers, libc state) plus the measured stack high-water mark (the 8 KB stack
-reservation itself is not counted). Per-model JSON with per-layer counts: `benchmarks/results/{target}/`.
+input/output buffers -- VWW's 96x96x3 input image alone is 27,648 B -- and libc state) plus the
+measured stack high-water mark (the 8 KB stack reservation itself is not counted). Per-model JSON with per-layer counts: `benchmarks/results/{target}/`.
 """ + ("""
 TFLM + CMSIS-NN rows (not measured by this script): the figures of the project's anchors
 document (`../shared/docs/ANCHORS.md`, "measured on this kind of machine"): TFLite Micro (release

@@ -319,7 +319,7 @@ def _print_bench(r) -> None:
     from rich.table import Table
     con = _console()
     con.print(f"[bold]{r.model}[/bold] on {r.target} (QEMU {r.machine}, -icount shift=0: "
-              f"1 tick = {r.tick_instructions:g} instructions)")
+              f"1 tick = {r.tick_instructions:g} instruction{'' if r.tick_instructions == 1 else 's'})")
     same = "identical" if r.repeatable else "[red]DIFFERENT[/red]"
     con.print(f"  instructions / inference {r.instructions:>14,}   ({r.runs} runs: {same})")
     if r.samples > 1:

@@ -118,6 +118,23 @@ def test_hang_is_reported_as_timeout(tmp_path):
     assert "hang" in r.describe()
 
 
+def test_stack_overflow_is_an_error(tmp_path):
+    need_arm()
+    from edgec import firmware, targets
+    from edgec.compiler import Options, compile_full, load
+    from edgec.verify import make_inputs
+    g0 = load(EXAMPLE_KWS)
+    bundle, g = compile_full(g0, Options(target="cortex-m4", name="kws"))
+    s = make_inputs(g0, 1)
+    fw = firmware.build(bundle.write(tmp_path / "b"), bundle.report, targets.load("cortex-m4"),
+                        tmp_path / "fw", samples=s, expected=firmware.expected_outputs(g, s),
+                        stack_size=128)
+    r = fw.run(timeout=60)
+    assert not r.ok and r.status in ("error", "fault", "timeout", "crash"), r.describe()
+    if r.status == "error":
+        assert "OVERFLOW" in r.stdout
+
+
 def test_riscv_trap_is_reported_as_fault(tmp_path):
     need("riscv64-unknown-elf-gcc", "qemu-system-riscv32")
     fw = _kws_firmware(tmp_path, target="riscv32", defines=["EDGEC_FW_INJECT_FAULT"], samples=1)
@@ -223,7 +240,8 @@ def _size_only(model, tmp_path):
     fw = firmware.build(bdir, bundle.report, tgt, tmp_path / "fw", samples=s,
                         expected=firmware.expected_outputs(g, s), memory="unbounded")
     b = elfsize.breakdown(elfsize.read(fw.elf), "model")
-    assert b["flash"]["weights"] == bundle.report["weights_bytes"]
+    # gcc may fold a tiny constant array into the code (VWW's 2-element FC bias)
+    assert 0.99 * bundle.report["weights_bytes"] <= b["flash"]["weights"] <= bundle.report["weights_bytes"]
     assert b["ram"]["arena"] == bundle.report["arena_bytes"]
     assert 0 < b["flash"]["model_code"] < b["flash"]["code"]
     return b
