@@ -57,7 +57,8 @@ def fit_array(a: np.ndarray, shape: tuple, dtype: str, what: str, key: str,
     """A batch [N, *shape] from ``a`` (which may also be one sample, or a batch
     whose per-sample shape differs only by dimensions of size 1)."""
     a = np.asarray(a)
-    want = f"[N, {', '.join(str(d) for d in shape)}]"
+    shown = shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+    want = f"[N, {', '.join(str(d) for d in shown)}]"
     if a.dtype.kind not in "fiub":
         raise EdgecError(f"{what}: array {key!r} has dtype {a.dtype}; input {input_name!r} is {dtype}")
     if dtypes.is_float(dtype) and a.dtype.kind != "f":
@@ -333,7 +334,9 @@ def choose_range(st: TensorStats, method: str = "minmax",
     if method == "mse":
         return _mse_range(v, lo, hi)
     if method == "entropy":
-        nhi = _kl_threshold(v[v > 0], hi) if hi > 0 else hi
-        nlo = -_kl_threshold(-v[v < 0], -lo) if lo < 0 else lo
+        # one-sided tensors (after ReLU) get all 256 levels, two-sided ones about half each
+        levels = 128 if lo < 0 < hi else 256
+        nhi = _kl_threshold(v[v > 0], hi, levels=levels) if hi > 0 else hi
+        nlo = -_kl_threshold(-v[v < 0], -lo, levels=levels) if lo < 0 else lo
         return nlo, nhi
     raise EdgecError(f"unknown calibration method {method!r} (one of: {', '.join(METHODS)})")

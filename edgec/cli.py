@@ -84,6 +84,60 @@ input_shape_opt = click.option(
          "for a single-input model).")
 
 
+def quant_options(default_mode=None):
+    """Options of post-training quantization, shared by ``build`` and ``quantize``."""
+    def deco(fn):
+        opts = [
+            click.option("--quantize", "quant_mode", default=default_mode,
+                         type=click.Choice(["int8", "weights-int8"]),
+                         show_default=default_mode is not None,
+                         help="Post-training quantization of a float model: int8 (full integer, TFLite "
+                              "int8 spec) or weights-int8 (int8 weights, float activations; FPU targets)."),
+            click.option("--calibration", default=None, metavar="DATA",
+                         help="Calibration inputs: an .npz (one array per input, [N, ...]) or a directory "
+                              "of .npy files; 'random' for random inputs (not a calibration)."),
+            click.option("--calibration-method", default="minmax", show_default=True,
+                         type=click.Choice(["minmax", "percentile", "mse", "entropy"]),
+                         help="How activation ranges are chosen from the calibration run."),
+            click.option("--percentile", default=99.99, show_default=True, type=float,
+                         help="Percentile kept by --calibration-method percentile."),
+            click.option("--calibration-samples", default=500, show_default=True,
+                         type=click.IntRange(1, 1_000_000), help="Use at most this many calibration samples."),
+            click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER",
+                         help="Keep this layer float (node name, output tensor or op type; repeatable), "
+                              "with Quantize/Dequantize around it."),
+            click.option("--float-io", is_flag=True,
+                         help="int8: keep float model inputs/outputs (quantize/dequantize inside the model)."),
+            click.option("--per-tensor", is_flag=True,
+                         help="Per-tensor instead of per-channel conv weight scales."),
+            click.option("--eval", "eval_data", default=None, metavar="DATA",
+                         help="Accuracy report on this .npz (inputs, and labels 'y' or reference outputs): "
+                              "float vs quantized top-1, argmax agreement, errors, SQNR per output and layer."),
+        ]
+        for o in reversed(opts):
+            fn = o(fn)
+        return fn
+    return deco
+
+
+def _quant_config(quant_mode, calibration, calibration_method, percentile, calibration_samples,
+                  keep_float, float_io, per_tensor, eval_data):
+    if quant_mode is None:
+        given = [n for n, v in (("--calibration", calibration), ("--keep-float", keep_float),
+                                ("--float-io", float_io), ("--per-tensor", per_tensor)) if v]
+        if given:
+            from .errors import EdgecError
+            raise EdgecError(f"{given[0]} needs --quantize int8 (or weights-int8)")
+        return None
+    from .passes.quantize import QuantConfig
+    cfg = QuantConfig(mode=quant_mode, calibration=calibration, method=calibration_method,
+                      percentile=percentile, max_samples=calibration_samples,
+                      keep_float=tuple(keep_float), io="float" if float_io else "int8",
+                      per_channel=not per_tensor)
+    cfg.check()
+    return cfg
+
+
 @main.command()
 @click.argument("model", type=click.Path())
 @click.option("-t", "--target", default=None, help="Target name (see `edgec targets`) or a .toml file. Default cortex-m4.")
@@ -98,19 +152,98 @@ input_shape_opt = click.option(
 @click.option("--test-samples", default=2, show_default=True, type=click.IntRange(1, 1000),
               help="With --firmware: random test inputs to embed (when no --test-inputs).")
 @input_shape_opt
+@quant_options()
 @handle_errors
 def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_inputs, test_samples,
-          input_shapes):
+          input_shapes, quant_mode, calibration, calibration_method, percentile, calibration_samples,
+          keep_float, float_io, per_tensor, eval_data):
     """Compile MODEL into a C bundle for TARGET."""
     from .compiler import Options, compile_with
     if (test_inputs or test_samples != 2) and not firmware:
         raise click.UsageError("--test-inputs / --test-samples need --firmware")
+    qcfg = _quant_config(quant_mode, calibration, calibration_method, percentile,
+                         calibration_samples, keep_float, float_io, per_tensor, eval_data)
+    if eval_data and (qcfg is None or qcfg.mode != "int8"):
+        from .errors import EdgecError
+        raise EdgecError("--eval compares the float model with its int8 version: it needs --quantize int8")
     opts = Options(target=target or "cortex-m4", backend=backend, name=name,
                    input_shapes=list(input_shapes) or None, opt_level=opt_level, lto=lto,
-                   firmware=firmware, test_inputs=test_inputs, test_samples=test_samples)
+                   firmware=firmware, test_inputs=test_inputs, test_samples=test_samples,
+                   quantize=qcfg, eval_data=eval_data)
     bundle = compile_with(model, opts)
     path = bundle.write(out_dir or f"{bundle.name}_bundle")
     _print_build(bundle.report, path)
+    _print_quant(bundle.report.get("quantization"), bundle.report.get("accuracy"))
+
+
+def _export(g, out) -> None:
+    from .errors import EdgecError
+    if out.suffix.lower() == ".onnx":
+        from .exporters.onnx_qdq import write
+        write(g, out)
+        return
+    try:
+        from .exporters import tflite as tfl_export
+    except ImportError:
+        raise EdgecError("TFLite export is not available in this build of edgec "
+                         "(edgec.exporters.tflite); write .onnx instead") from None
+    writer = getattr(tfl_export, "write", None) or getattr(tfl_export, "export")
+    writer(g, out)
+
+
+def _print_quant(info, acc) -> None:
+    if not info:
+        return
+    con = _console()
+    if info["mode"] == "int8":
+        cal = info["calibration"]
+        con.print(f"quantized int8: {info['int8_layers']} int8 layers, {len(info['float_layers'])} float "
+                  f"({', '.join(L['name'] + ': ' + L['reason'] for L in info['float_layers']) or 'none'}); "
+                  f"{cal['method']} calibration on {cal['samples']} samples from {cal['source']}; "
+                  f"I/O {info['io']}")
+        for note in cal.get("notes", []):
+            con.print(f"[yellow]note: {note}[/yellow]")
+    else:
+        con.print(f"quantized weights to int8 in {info['int8_weight_layers']} layers (activations float)")
+    if acc:
+        from .accuracy import format_table
+        click.echo(format_table(acc))
+
+
+@main.command()
+@click.argument("model", type=click.Path())
+@click.option("-o", "--output", "out_path", required=True, type=click.Path(),
+              help="The quantized model: .onnx (QDQ) or .tflite.")
+@click.option("--report", "report_path", default=None, type=click.Path(),
+              help="Also write the quantization (and accuracy) report as JSON here.")
+@input_shape_opt
+@quant_options(default_mode="int8")
+@handle_errors
+def quantize(model, out_path, report_path, input_shapes, quant_mode, calibration, calibration_method,
+             percentile, calibration_samples, keep_float, float_io, per_tensor, eval_data):
+    """Quantize the float MODEL with edgec and write it as ONNX (QDQ) or TFLite."""
+    from pathlib import Path
+
+    from .compiler import load, lower, quantize_graph
+    from .errors import EdgecError
+    qcfg = _quant_config(quant_mode, calibration, calibration_method, percentile,
+                         calibration_samples, keep_float, float_io, per_tensor, eval_data)
+    out = Path(out_path)
+    if out.suffix.lower() not in (".onnx", ".tflite"):
+        raise EdgecError(f"-o {out_path}: the output must end in .onnx (QDQ) or .tflite")
+    g = lower(load(model, list(input_shapes) or None))
+    gq, info, acc = quantize_graph(g, qcfg, eval_data)
+    _export(gq, out)
+    click.echo(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    _print_quant(info, acc)
+    if report_path:
+        doc = {"schema": "edgec-quantize/1", "model": str(model), "output": str(out),
+               "options": {"quantize": qcfg.to_json(), **({"eval": str(eval_data)} if eval_data else {})},
+               "transformations": list(gq.meta.get("passes", [])) + list(gq.meta.get("transforms", [])),
+               "quantization": info}
+        if acc is not None:
+            doc["accuracy"] = acc
+        Path(report_path).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def _print_build(r: dict, path) -> None:
@@ -204,13 +337,24 @@ def _kb(n: int) -> str:
 @click.option("--sanitize", is_flag=True, help="Host: build with AddressSanitizer and UBSan.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt
+@quant_options()
 @handle_errors
-def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, as_json, input_shapes):
-    """Run the compiled MODEL and compare it with the reference runtime."""
+def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, as_json, input_shapes,
+           quant_mode, calibration, calibration_method, percentile, calibration_samples,
+           keep_float, float_io, per_tensor, eval_data):
+    """Run the compiled MODEL and compare it with the reference runtime.
+
+    With --quantize: quantize the float MODEL with edgec, then compare the compiled
+    quantized model bit for bit with edgec's quantized-graph reference."""
     from .verify import verify as do_verify
+    qcfg = _quant_config(quant_mode, calibration, calibration_method, percentile,
+                         calibration_samples, keep_float, float_io, per_tensor, eval_data)
+    if eval_data:
+        from .errors import EdgecError
+        raise EdgecError("--eval belongs to build and quantize, not verify")
     res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
-                    sanitize=sanitize)
+                    sanitize=sanitize, quantize=qcfg)
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:

@@ -35,6 +35,10 @@ class Options:
     # without them, test_samples random samples (seed 0)
     test_inputs: list | str | None = None
     test_samples: int = 2
+    # post-training quantization (edgec.passes.quantize.QuantConfig) and, with it,
+    # an accuracy evaluation on this data (path or calibration.Dataset)
+    quantize: object | None = None
+    eval_data: object | None = None
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -93,6 +97,13 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
         source = {"source": Path(model).name, "format": g.meta.get("format"),
                   "sha256": file_digest(Path(model))}
     g = lower(g, opts)
+    quant_info = accuracy = None
+    if opts.quantize is not None:
+        g, quant_info, accuracy = quantize_graph(g, opts.quantize, opts.eval_data)
+        g = lower(g, opts)
+    elif opts.eval_data is not None:
+        raise EdgecError("--eval compares the float model with its quantized version: "
+                         "it needs --quantize int8")
 
     if opts.backend == "native":
         from .backends import native
@@ -133,6 +144,8 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
                 frontends.parse_input_shapes(opts.input_shapes).items())}
             if opts.input_shapes and not isinstance(opts.input_shapes, dict)
             else {k: list(v) for k, v in sorted((opts.input_shapes or {}).items())},
+            **({"quantize": opts.quantize.to_json()} if opts.quantize is not None else {}),
+            **({"eval": _source_name(opts.eval_data)} if opts.eval_data is not None else {}),
             **{k: v for k, v in sorted(opts.extra.items()) if _jsonable(v)},
         },
         "transformations": list(g.meta.get("passes", [])) + list(g.meta.get("transforms", [])),
@@ -151,7 +164,35 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
             "ram_bytes": arena + io_bytes,
         },
     }
+    if quant_info is not None:
+        b.report["quantization"] = quant_info
+    if accuracy is not None:
+        b.report["accuracy"] = accuracy
     return b, g
+
+
+def quantize_graph(g: Graph, cfg, eval_data=None):
+    """Quantize a lowered float graph; with ``eval_data``, also measure what it cost.
+    Returns (graph, quantization info, accuracy report or None)."""
+    from . import calibration
+    from .passes import quantize as qz
+    res = qz.quantize(g, cfg)
+    acc = None
+    if eval_data is not None:
+        if cfg.mode != "int8":
+            raise EdgecError("--eval measures full-integer quantization (--quantize int8)")
+        from . import accuracy as accm
+        ds = calibration.read_dataset(g, eval_data, "eval", with_targets=True) \
+            if isinstance(eval_data, (str, Path)) else calibration.get_dataset(g, eval_data, "eval")
+        acc = accm.evaluate(g, res.graph, ds)
+    return res.graph, res.info, acc
+
+
+def _source_name(v) -> str:
+    from .calibration import Dataset
+    if isinstance(v, Dataset):
+        return v.source
+    return str(v) if isinstance(v, (str, Path)) else "arrays"
 
 
 def _jsonable(v) -> bool:

@@ -183,14 +183,41 @@ def run_reference(kind: str, model: Path, g: Graph, samples, intermediates: bool
     raise EdgecError(f"no reference runtime for this model ({kind})")
 
 
+def run_edgec_reference(g: Graph, samples, intermediates: bool):
+    """edgec's own graph interpreter as the reference (quantized graphs): outputs per
+    sample and intermediate tensors keyed like the other runtimes, by origin."""
+    from . import interp
+    outs, inters = [], []
+    for s in samples:
+        env = interp.run(g, s, keep_all=True)
+        outs.append([env[o] for o in g.outputs])
+        if intermediates:
+            inters.append({t.origin: env[nm] for nm, t in g.tensors.items()
+                           if t.origin is not None and not t.is_const and nm in env})
+    return outs, (inters if intermediates else None)
+
+
 def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file: str | None = None,
            layers: bool = False, rtol: float = 1e-4, input_shapes=None, sanitize: bool = False,
            work_dir: str | None = None, options: dict | None = None,
-           compare_litert: bool = True) -> VerifyResult:
+           compare_litert: bool = True, quantize=None) -> VerifyResult:
+    """``quantize`` (a QuantConfig): quantize the float model with edgec first and
+    check the compiled int8 model bit for bit against edgec's quantized-graph reference."""
     model = Path(model)
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
-    samples = make_inputs(g0, n, seed, inputs_file)
+    samples = None
+    if quantize is not None:
+        from .compiler import lower, quantize_graph
+        gf = lower(g0)
+        g0, _, _ = quantize_graph(gf, quantize)
+        kind = "edgec"
+        if inputs_file:  # float inputs of the float model, quantized like the int8 model's inputs
+            from .accuracy import q_inputs
+            from .calibration import read_dataset
+            samples = [q_inputs(g0, s) for s in read_dataset(gf, inputs_file, "verify").samples]
+    if samples is None:
+        samples = make_inputs(g0, n, seed, inputs_file)
     if not samples:
         raise EdgecError("no input samples to verify with")
     opts = Options(target=target, name="model", input_shapes=None, extra=dict(options or {}))
@@ -199,9 +226,14 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     try:
         res = VerifyResult(str(model), target, {"tflm": "TFLite Micro interpreter",
                                                 "litert": "ai-edge-litert (BUILTIN_REF)",
-                                                "onnxruntime": "onnxruntime"}.get(kind, kind),
+                                                "onnxruntime": "onnxruntime",
+                                                "edgec": "edgec quantized-graph reference (edgec.interp)"
+                                                }.get(kind, kind),
                            len(samples))
-        ref_outs, ref_inter = run_reference(kind, model, g0, samples, layers)
+        if kind == "edgec":
+            ref_outs, ref_inter = run_edgec_reference(g0, samples, layers)
+        else:
+            ref_outs, ref_inter = run_reference(kind, model, g0, samples, layers)
         from .targets import load as load_target
         tgt = load_target(target)
         if tgt.is_host:

@@ -128,8 +128,9 @@ def quantize_bias(b: np.ndarray, in_scale: float, wq: QuantParams, channels: int
     scale = (np.float64(in_scale) * ws.astype(np.float64))
     q = qmath.np_round_half_away(np.asarray(b, np.float64) / scale)
     q = np.clip(q, qmath.INT32_MIN, qmath.INT32_MAX).astype(np.int32)
-    return q, QuantParams(scale.astype(np.float32), np.zeros(channels, np.int64),
-                          0 if wq.axis is not None else None)
+    if wq.axis is None:
+        return q, QuantParams(scale[:1].astype(np.float32), np.zeros(1, np.int64))
+    return q, QuantParams(scale.astype(np.float32), np.zeros(channels, np.int64), 0)
 
 
 def _asym_const(x: np.ndarray):
@@ -377,8 +378,8 @@ def quantize_weights(g: Graph, cfg: QuantConfig) -> QuantResult:
     keep = resolve_keep_float(g, cfg.keep_float)
     q = g.copy()
     layers = []
-    for n in q.nodes:
-        if n.op not in ("Conv", "FullyConnected") or id(g.nodes[q.nodes.index(n)]) in keep:
+    for n0, n in zip(g.nodes, q.nodes):
+        if n.op not in ("Conv", "FullyConnected") or id(n0) in keep:
             continue
         w = q.tensors[n.inputs[1]]
         x = q.tensors[n.inputs[0]]
