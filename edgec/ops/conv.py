@@ -89,6 +89,22 @@ def conv_nhwc(x, w, strides, dilations, pads, group, acc_dtype):
     return out
 
 
+def is_weight_only(w) -> bool:
+    """int8 symmetric weights feeding a float kernel (``--quantize weights-int8``)."""
+    return w.dtype == "int8" and w.is_const and w.quant is not None and not w.quant.zero_point.any() \
+        and (w.quant.axis in (None, 0))
+
+
+def weight_scales(w, channels: int) -> np.ndarray:
+    s = w.quant.scale.astype(np.float32)
+    return s if s.size == channels else np.full(channels, s[0], np.float32)
+
+
+def dequantized_weights(w: np.ndarray, q) -> np.ndarray:
+    shape = [-1 if i == 0 and q.scale.size > 1 else 1 for i in range(w.ndim)]
+    return w.astype(np.float64) * q.scale.astype(np.float64).reshape(shape)
+
+
 def requant_params(g, n):
     """Per-output-channel (multiplier, shift) as TFLite Micro computes them."""
     xq, wq, yq = quant_of(g, n.inputs[0]), quant_of(g, n.inputs[1]), quant_of(g, n.outputs[0])
@@ -134,6 +150,8 @@ class Conv(Op):
                 return "Conv[int8] with asymmetric weights"
             if b and g.tensors[b].dtype != "int32":
                 return f"Conv[int8] with a {g.tensors[b].dtype} bias"
+        elif x.dtype == "float32" and is_weight_only(w):
+            return None
         elif x.dtype != "float32" or w.dtype != "float32":
             return f"Conv[{x.dtype}, weights {w.dtype}]"
         return None
@@ -150,6 +168,8 @@ class Conv(Op):
         b = xs[2] if len(xs) > 2 else None
         a = n.attrs
         if xs[0].dtype == np.float32:
+            if w.dtype == np.int8:  # weight-only int8: dequantized weights
+                w = dequantized_weights(w, quant_of(g, n.inputs[1]))
             y = conv_nhwc(x, w, a["strides"], a["dilations"], a["pads"], a["group"], np.float64)
             if b is not None:
                 y = y + b.astype(np.float64)
@@ -184,7 +204,7 @@ class Conv(Op):
         ctx = dict(N=N, H=H, W=W, C=C, O=O, KH=KH, KW=KW, Cg=Cg, OH=OH, OW=OW, Og=O // a["group"],
                    group=a["group"], sh=a["strides"][0], sw=a["strides"][1],
                    dh=a["dilations"][0], dw=a["dilations"][1], pt=a["pads"][0], pl=a["pads"][1],
-                   xs=xs, ys=ys, nchw=nchw, quantized=quantized)
+                   xs=xs, ys=ys, nchw=nchw, quantized=quantized, wscale=None)
         if quantized:
             ctx["w"] = k.const(w, "int8", "w")
             ctx["bias"] = k.x(2) if has_bias else None
@@ -202,9 +222,11 @@ class Conv(Op):
                 ctx["mult"] = int(m[0])
                 ctx["shift"] = int(s[0])
         else:
-            ctx["w"] = k.const(w, "float32", "w")
+            wq = is_weight_only(k.tin(1))
+            ctx["w"] = k.const(w, "int8" if wq else "float32", "w")
             ctx["bias"] = k.x(2) if has_bias else None
             ctx["act"] = act_range_float(a.get("act"))
+            ctx["wscale"] = k.const(weight_scales(k.tin(1), O), "float32", "wscale") if wq else None
         return k.render("conv.c.j2", **ctx)
 
 

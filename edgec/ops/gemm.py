@@ -20,7 +20,7 @@ from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import (act_range_float, act_range_quant, apply_act_float, broadcast_shape,
                     broadcast_strides, prod, quant_of)
-from .conv import tfl_activation
+from .conv import dequantized_weights, is_weight_only, tfl_activation, weight_scales
 
 
 def fc_dims(g, n):
@@ -74,7 +74,7 @@ class FullyConnected(Op):
             b = n.input(2)
             if b and g.tensors[b].dtype != "int32":
                 return f"FullyConnected[int8] with a {g.tensors[b].dtype} bias"
-        elif w.dtype != "float32":
+        elif w.dtype != "float32" and not (x.dtype == "float32" and is_weight_only(w)):
             return f"FullyConnected[{x.dtype}, weights {w.dtype}]"
         return None
 
@@ -86,6 +86,8 @@ class FullyConnected(Op):
         b = xs[2] if len(xs) > 2 and xs[2] is not None else None
         act = n.attrs.get("act")
         if x.dtype == np.float32:
+            if w.dtype == np.int8:  # weight-only int8
+                w = dequantized_weights(w, quant_of(g, n.inputs[1]))
             y = x.astype(np.float64) @ w.astype(np.float64).T
             if b is not None:
                 y = y + b
@@ -109,7 +111,7 @@ class FullyConnected(Op):
         g, n = k.g, k.node
         M, N, K = fc_dims(g, n)
         quantized = k.tin(0).dtype == "int8"
-        ctx = dict(M=M, N=N, K=K, quantized=quantized,
+        ctx = dict(M=M, N=N, K=K, quantized=quantized, wscale=None,
                    bias=k.x(2) if k.has_input(2) else None)
         if quantized:
             ctx["w"] = k.x(1)
@@ -129,6 +131,8 @@ class FullyConnected(Op):
         else:
             ctx["w"] = k.x(1)
             ctx["act"] = act_range_float(n.attrs.get("act"))
+            wq = is_weight_only(k.tin(1))
+            ctx["wscale"] = k.const(weight_scales(k.tin(1), N), "float32", "wscale") if wq else None
         return k.render("fully_connected.c.j2", **ctx)
 
 
