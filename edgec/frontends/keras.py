@@ -53,7 +53,7 @@ def _quiet():
                 os.close(fd)
 
 
-def _converter(tf, path: Path, fmt: str):
+def _converter(tf, path: Path, fmt: str, input_shapes: dict):
     if fmt == "savedmodel":
         return tf.lite.TFLiteConverter.from_saved_model(str(path))
     try:
@@ -62,17 +62,34 @@ def _converter(tf, path: Path, fmt: str):
     except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad file
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise EdgecError(f"cannot load the Keras model: {msg}", str(path)) from None
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+    # A static batch of 1 (or --input-shape): with a dynamic batch the converter
+    # computes shapes at run time (SHAPE, STRIDED_SLICE, PACK before a Reshape).
+    specs = []
+    for i, t in enumerate(model.inputs):
+        name = getattr(t, "name", f"input{i}")
+        shape = input_shapes.get(name) or (input_shapes.get("") if len(model.inputs) == 1 else None)
+        if shape is None:
+            dims = list(t.shape)
+            if any(d is None for d in dims[1:]):
+                raise EdgecError(f"input {name!r} has dynamic dimensions {dims}: give them with "
+                                 f"--input-shape {name}:1x...", str(path))
+            shape = [1] + [int(d) for d in dims[1:]]
+        specs.append(tf.TensorSpec(list(shape), t.dtype, name=name.split(":")[0]))
+    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    concrete = fn.get_concrete_function(*specs)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    frozen = convert_variables_to_constants_v2(concrete)
+    return tf.lite.TFLiteConverter.from_concrete_functions([frozen])
 
 
-def to_tflite(path: Path, fmt: str | None = None) -> bytes:
+def to_tflite(path: Path, fmt: str | None = None, input_shapes: dict | None = None) -> bytes:
     """Convert a SavedModel / Keras file to a float TFLite flatbuffer (bytes)."""
     path = Path(path)
     fmt = fmt or ("savedmodel" if path.is_dir() else "keras")
     tf = _import_tf()
     with _quiet():
         try:
-            conv = _converter(tf, path, fmt)
+            conv = _converter(tf, path, fmt, dict(input_shapes or {}))
             conv.optimizations = []
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
             return bytes(conv.convert())
@@ -98,7 +115,7 @@ def to_tflite(path: Path, fmt: str | None = None) -> bytes:
 def load(path: Path, input_shapes: dict | None = None, **_options):
     from .tflite import from_bytes
     path = Path(path)
-    data = to_tflite(path)
+    data = to_tflite(path, input_shapes=input_shapes)
     name = path.name if path.is_dir() else path.stem
     try:
         g = from_bytes(data, input_shapes, name=name or "model")
