@@ -182,13 +182,8 @@ def _export(g, out) -> None:
         from .exporters.onnx_qdq import write
         write(g, out)
         return
-    try:
-        from .exporters import tflite as tfl_export
-    except ImportError:
-        raise EdgecError("TFLite export is not available in this build of edgec "
-                         "(edgec.exporters.tflite); write .onnx instead") from None
-    writer = getattr(tfl_export, "write", None) or getattr(tfl_export, "export")
-    writer(g, out)
+    from .exporters import tflite as tfl_export
+    tfl_export.save(g, out)
 
 
 def _print_quant(info, acc) -> None:

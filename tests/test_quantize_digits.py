@@ -83,7 +83,7 @@ def test_digits_tflite_export_bit_exact_with_tflite_micro(digits_model, tmp_path
     from edgec import reference
     gq = digits_model["gq"]
     path = tmp_path / "q.tflite"
-    (getattr(exp, "write", None) or getattr(exp, "export"))(gq, path)
+    exp.save(gq, path)
     ds = calibration.read_dataset(digits_model["g"], digits_model["test"], "eval")
     samples = [accuracy.q_inputs(gq, s) for s in ds.samples[:100]]
     outs, _ = reference.run_tflm(path, samples)
