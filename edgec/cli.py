@@ -460,7 +460,7 @@ def _print_bench(r) -> None:
     con.print(f"[bold]{r.model}[/bold] on {r.target} (QEMU {r.machine}, -icount shift=0: "
               f"1 tick = {r.tick_instructions:g} instruction{'' if r.tick_instructions == 1 else 's'})")
     same = "identical" if r.repeatable else "[red]DIFFERENT[/red]"
-    con.print(f"  instructions / inference {r.instructions:>14,}   ({r.runs} runs: {same})")
+    con.print(f"  instructions / inference {r.instructions:>14,}   " + (f"({r.runs} runs: {same})" if r.runs > 1 else "(1 run)"))
     if r.samples > 1:
         con.print(f"  over {r.samples} samples                {r.instructions_min:,} .. {r.instructions_max:,}")
     con.print(f"  MACs                     {r.macs:>14,}   MACs / instruction {r.macs_per_instruction:.3f}")

@@ -135,6 +135,23 @@ def test_stack_overflow_is_an_error(tmp_path):
         assert "OVERFLOW" in r.stdout
 
 
+@pytest.mark.parametrize("target", ["cortex-m4", "riscv32"])
+def test_lto_firmware_passes(target, tmp_path):
+    """Symbols the startup assembly calls survive link-time optimization."""
+    need("arm-none-eabi-gcc" if target != "riscv32" else "riscv64-unknown-elf-gcc")
+    from edgec import firmware, targets
+    from edgec.compiler import Options, compile_full, load
+    from edgec.verify import make_inputs
+    g0 = load(EXAMPLE_KWS)
+    bundle, g = compile_full(g0, Options(target=target, name="kws", lto=True))
+    s = make_inputs(g0, 1)
+    fw = firmware.build(bundle.write(tmp_path / "b"), bundle.report, targets.load(target),
+                        tmp_path / "fw", samples=s, expected=firmware.expected_outputs(g, s),
+                        lto=True, opt_level="2")
+    r = fw.run(timeout=60)
+    assert r.ok, r.describe()
+
+
 def test_riscv_trap_is_reported_as_fault(tmp_path):
     need("riscv64-unknown-elf-gcc", "qemu-system-riscv32")
     fw = _kws_firmware(tmp_path, target="riscv32", defines=["EDGEC_FW_INJECT_FAULT"], samples=1)
