@@ -325,3 +325,31 @@ def test_bench_mlperf_ad_repeatable_and_scales():
     r = bench(shared_model("mlperf_tiny/ad01_int8.tflite"), "cortex-m4", n=2, runs=3)
     assert r.repeatable and r.runs == 3
     assert r.instructions > 0 and r.macs == sum(L["macs"] for L in r.layers)
+
+
+def test_user_target_file_with_pl011_board(tmp_path):
+    """A board of the user's own: QEMU's lm3s6965evb (Cortex-M3, PL011 UART, 256K/64K)."""
+    need_arm()
+    t = tmp_path / "lm3s.toml"
+    t.write_text('''name = "lm3s6965"
+arch = "arm"
+cc = "arm-none-eabi-gcc"
+cflags = ["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"]
+ldflags = ["--specs=nano.specs"]
+[memory]
+flash = "256K"
+ram = "64K"
+[qemu]
+binary = "qemu-system-arm"
+machine = "lm3s6965evb"
+flash_origin = 0x00000000
+flash_size = "256K"
+ram_origin = 0x20000000
+ram_size = "64K"
+uart = "pl011"
+uart_base = 0x4000C000
+cpu_hz = 12000000
+''')
+    from edgec.verify import verify
+    res = verify(EXAMPLE_KWS, target=str(t), n=2, compare_litert=False)
+    assert res.ok and res.extra["firmware"]["machine"] == "lm3s6965evb"
