@@ -205,7 +205,7 @@ def get_dataset(g: Graph, source, what: str = "calibration", max_samples: int | 
             "(or a directory of .npy files) with typical inputs, ~100-500 samples; "
             "--calibration random quantizes with random inputs, which is not a calibration")
     if isinstance(source, str) and source == "random":
-        return random_dataset(g, max_samples or RANDOM_SAMPLES, seed)
+        return random_dataset(g, min(max_samples or RANDOM_SAMPLES, RANDOM_SAMPLES), seed)
     if isinstance(source, (str, Path)):
         return read_dataset(g, source, what, max_samples)
     arrs = source if isinstance(source, (list, tuple)) else [source]

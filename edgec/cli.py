@@ -227,6 +227,10 @@ def quantize(model, out_path, report_path, input_shapes, quant_mode, calibration
     if out.suffix.lower() not in (".onnx", ".tflite"):
         raise EdgecError(f"-o {out_path}: the output must end in .onnx (QDQ) or .tflite")
     g = lower(load(model, list(input_shapes) or None))
+    if out.suffix.lower() == ".tflite":
+        from .passes import layout
+        if layout.needs_nhwc(g):  # ONNX models: TFLite knows only NHWC
+            g = layout.to_nhwc(g)
     gq, info, acc = quantize_graph(g, qcfg, eval_data)
     _export(gq, out)
     click.echo(f"wrote {out} ({out.stat().st_size:,} bytes)")

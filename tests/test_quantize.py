@@ -219,3 +219,69 @@ def test_cli_quantize_writes_onnx(edgec_cli, tmp_path):
     assert rep["options"]["quantize"]["calibration"] == "random"
     r = edgec_cli("quantize", m, "--calibration", "random", "-o", tmp_path / "q.bin")
     assert r.returncode == 2 and ".onnx" in r.stderr
+
+
+def test_onnx_quantized_to_tflite_runs_bit_exact_in_tflite_micro(tmp_path):
+    """ONNX (NCHW) -> layout pass (NHWC, transposes simplified) -> int8 -> .tflite:
+    the TFLite Micro interpreter computes exactly edgec's quantized graph."""
+    from edgec import reference
+    from edgec.exporters import tflite
+    from edgec.passes import layout
+    g = _mnist()
+    gn = layout.to_nhwc(g)
+    ops = [n.op for n in gn.nodes]
+    # the input transpose only moves a size-1 dimension (a reshape); one real transpose
+    # is left before the flatten, whose order is the model's
+    assert ops.count("Transpose") == 1 and all(n.attrs.get("layout", "NHWC") == "NHWC" for n in gn.nodes)
+    x = np.clip(np.random.default_rng(4).normal(0.3, 0.4, (24, 1, 1, 28, 28)), 0, 1).astype(np.float32)
+    for xi in x[:3]:  # the layout pass is exact
+        assert np.allclose(interp.run(gn, [xi])[gn.outputs[0]], interp.run(g, [xi])[g.outputs[0]],
+                           rtol=1e-5, atol=1e-5)
+    gq = qz.quantize(gn, qz.QuantConfig(calibration=[x[:16]])).graph
+    path = tflite.save(gq, tmp_path / "q.tflite")
+    samples = [accuracy.q_inputs(gq, [xi]) for xi in x[16:]]
+    outs, _ = reference.run_tflm(path, samples)
+    for s, o in zip(samples, outs):
+        assert np.array_equal(np.asarray(o[0]).reshape(-1), interp.run(gq, s)[gq.outputs[0]].reshape(-1))
+
+
+def _residual_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    r = np.random.default_rng(0)
+
+    def init(name, shape):
+        return numpy_helper.from_array(r.normal(0, 0.3, shape).astype(np.float32), name)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["c2", "r1"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r2"]),
+        helper.make_node("MaxPool", ["r2"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Concat", ["p", "p"], ["cc"], axis=1),
+        helper.make_node("GlobalAveragePool", ["cc"], ["gp"]),
+        helper.make_node("Flatten", ["gp"], ["f"]),
+        helper.make_node("Gemm", ["f", "wf", "bf"], ["y"], transB=1),
+    ]
+    g = helper.make_graph(nodes, "res", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5])],
+                          [init("w1", [8, 3, 3, 3]), init("b1", [8]), init("w2", [8, 8, 3, 3]), init("b2", [8]),
+                           init("wf", [5, 16]), init("bf", [5])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_layout_pass_moves_transposes_through_residual_adds_and_concat(edgec_cli, tmp_path):
+    from edgec.passes import layout
+    g = lower(load(_residual_onnx(tmp_path / "res.onnx")))
+    gn = layout.to_nhwc(g)
+    # the only transpose left is the input's (C=3 really moves); Add, Concat, pools run NHWC
+    assert [n.op for n in gn.nodes].count("Transpose") == 1
+    x = np.random.default_rng(5).uniform(0, 1, (3, 1, 3, 16, 16)).astype(np.float32)
+    for xi in x:
+        assert np.array_equal(interp.run(gn, [xi])[gn.outputs[0]], interp.run(g, [xi])[g.outputs[0]])
+    r = edgec_cli("quantize", tmp_path / "res.onnx", "--calibration", "random", "-o", tmp_path / "res.tflite")
+    assert r.returncode == 0, r.stderr
+    r = edgec_cli("verify", tmp_path / "res.tflite", "-n", "4", "--layers")
+    assert r.returncode == 0 and "TFLite Micro" in r.stdout, r.stdout + r.stderr
