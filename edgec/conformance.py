@@ -267,8 +267,7 @@ def prepare(index: int, case, allow_bind: bool = True) -> Prepared | CaseResult:
                 bundle, g2 = compile_full(g, Options(target="host", name=prefix))
                 break
             except UnsupportedError as e:
-                more = sorted({a for t in e.needs_const for a in _input_ancestors(model, t)
-                               if a in data and a not in bind})
+                more = [t for t in e.needs_const if t in data and t not in bind]
                 if not allow_bind or not more:
                     raise
                 for t in more:
@@ -293,23 +292,6 @@ def prepare(index: int, case, allow_bind: bool = True) -> Prepared | CaseResult:
     files = {k: v for k, v in bundle.files.items() if k.endswith((".c", ".h"))}
     return Prepared(index, name, prefix, ops, files, inputs, expected, specs,
                     float(case.rtol), float(case.atol), sorted(bind))
-
-
-def _input_ancestors(model, tensor: str) -> set[str]:
-    """The graph inputs ``tensor`` is computed from (itself if it is one)."""
-    prod = {o: n for n in model.graph.node for o in n.output if o}
-    inputs = {vi.name for vi in model.graph.input}
-    out, seen, stack = set(), set(), [tensor]
-    while stack:
-        t = stack.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        if t in inputs:
-            out.add(t)
-        elif t in prod:
-            stack.extend(i for i in prod[t].input if i)
-    return out
 
 
 def _strip(msg: str, name: str) -> str:

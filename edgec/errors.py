@@ -28,8 +28,9 @@ class UnsupportedError(EdgecError):
 
     def __init__(self, items: list[str], where: str | None = None, needs_const=()):
         self.items = sorted(set(items))
-        # Source-model tensors edgec would need as constants (a shape, axes or
-        # weights given as a graph input): binding them makes the model compile.
+        # Graph inputs (source names) that a value edgec needs as a constant (a
+        # shape, axes or weights) is computed from: binding them to values
+        # (frontends.onnx.from_model(bind=...)) makes the model compile.
         self.needs_const = sorted(set(needs_const))
         super().__init__("unsupported operator(s): " + ", ".join(self.items), where)
 

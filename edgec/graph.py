@@ -198,6 +198,33 @@ class Graph:
         t = self.tensors.get(name)
         return None if t is None else t.data
 
+    # ops that only move or convert values: a float input reached through them
+    # is itself a parameter (weights, a clip range), not data
+    _PARAM_PATH = ("Reshape", "Transpose", "Cast", "Copy", "Concat", "Slice", "Expand")
+
+    def input_ancestors(self, name: str) -> list[str]:
+        """Source names (``origin``) of the graph inputs that hold the parameters
+        tensor ``name`` is computed from: integer inputs it depends on, and float
+        inputs it is a moved or converted copy of (not ones it is computed from
+        by arithmetic: those are data, whose value the model must not freeze)."""
+        prod = self.producers()
+        inputs = set(self.inputs)
+        out, seen, stack = set(), set(), [(name, True)]
+        while stack:
+            t, direct = stack.pop()
+            if (t, direct) in seen or t not in self.tensors or self.tensors[t].is_const:
+                continue
+            seen.add((t, direct))
+            tt = self.tensors[t]
+            if t in inputs:
+                if direct or not dtypes.is_float(tt.dtype):
+                    out.add(str(tt.origin if tt.origin is not None else t))
+            elif t in prod:
+                n = prod[t]
+                d = direct and n.op in self._PARAM_PATH
+                stack.extend((i, d) for i in n.inputs if i)
+        return sorted(out)
+
     # -- maintenance --------------------------------------------------------
     def topo_sort(self) -> None:
         """Order nodes so every node comes after the producers of its inputs

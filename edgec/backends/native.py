@@ -202,7 +202,7 @@ def check_supported(g: Graph) -> None:
             problems.append(reason)
             t = getattr(reason, "tensor", "")
             if t and t in g.tensors:
-                needs.append(str(g.tensors[t].origin if g.tensors[t].origin is not None else t))
+                needs += g.input_ancestors(t)
     # empty tensors are fine where nothing computes on them (copies of nothing)
     used = {i for n in g.nodes if n.op != "Copy" for i in list(n.inputs) + list(n.outputs) if i}
     for name, t in g.tensors.items():

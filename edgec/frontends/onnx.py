@@ -73,7 +73,7 @@ class OnnxContext:
         v = self.g.const(name)
         if v is None:
             raise UnsupportedError([f"{node.op_type} with a computed {what}"],
-                                   needs_const=[node.input[i]])
+                                   needs_const=self.g.input_ancestors(name))
         return v
 
     def out(self, node, i: int = 0) -> str:
@@ -300,27 +300,15 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     missing = []
     for n in nodes:
         dom = "" if n.domain in ("", "ai.onnx") else n.domain
-        if (dom, n.op_type) not in ops.ONNX_IMPORTERS:
+        if (dom, n.op_type) not in ops.ONNX_IMPORTERS and _schema_function(ctx, n) is None:
             missing.append(n.op_type if not dom else f"{dom}.{n.op_type}")
     if missing:
         raise UnsupportedError(missing)
 
     for n in nodes:
-        dom = "" if n.domain in ("", "ai.onnx") else n.domain
-        if n.op_type == "Constant" or len(n.output) == 0:
-            pass
         for o in n.output:
             _check_name(o, "tensor")
-        fn = ops.ONNX_IMPORTERS[(dom, n.op_type)]
-        try:
-            fn(ctx, n)
-        except UnsupportedError:
-            raise
-        except EdgecError as e:
-            label = (n.name or n.op_type)[:80]
-            if "node " not in str(e):
-                raise EdgecError(f"node {label!r} ({n.op_type}): {e}") from None
-            raise
+        _import_node(ctx, n)
 
     outs = []
     for vi in graph.output:
@@ -333,6 +321,131 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     g.remove_dead()
     g.validate()
     return g
+
+
+def _import_node(ctx: OnnxContext, n, depth: int = 0) -> None:
+    dom = "" if n.domain in ("", "ai.onnx") else n.domain
+    fn = ops.ONNX_IMPORTERS.get((dom, n.op_type))
+    try:
+        if fn is not None:
+            fn(ctx, n)
+        else:
+            _expand_function(ctx, n, depth)
+    except UnsupportedError:
+        raise
+    except EdgecError as e:
+        label = (n.name or n.op_type)[:80]
+        if "node " not in str(e):
+            raise EdgecError(f"node {label!r} ({n.op_type}): {e}") from None
+        raise
+
+
+def _schema_function(ctx: OnnxContext, n):
+    """The ONNX schema of an operator edgec has no importer for, when the
+    standard defines it as a function of other operators; else None."""
+    from onnx import defs
+    dom = "" if n.domain in ("", "ai.onnx") else n.domain
+    try:
+        schema = defs.get_schema(n.op_type, ctx.opsets.get(dom, 1), dom)
+    except Exception:  # noqa: BLE001 - no such operator (or not at this opset)
+        return None
+    if schema.has_function or schema.has_context_dependent_function:
+        return schema
+    return None
+
+
+MAX_FUNCTION_DEPTH = 8
+
+
+def _expand_function(ctx: OnnxContext, n, depth: int) -> None:
+    """Import an operator through its function body in the ONNX standard (for
+    example LayerNormalization, Attention or NegativeLogLikelihoodLoss): the
+    body's nodes, specialized for this node's attributes and input types,
+    replace it, with internal tensors renamed apart."""
+    from onnx import FunctionProto, helper
+    dom = "" if n.domain in ("", "ai.onnx") else n.domain
+    schema = _schema_function(ctx, n)
+    if schema is None or depth >= MAX_FUNCTION_DEPTH:
+        raise UnsupportedError([n.op_type if not dom else f"{dom}.{n.op_type}"])
+    opset = ctx.opsets.get(dom, 1)
+    node = type(n)()
+    node.CopyFrom(n)
+    present = {a.name for a in node.attribute}
+    for aname, adef in schema.attributes.items():
+        if aname not in present and adef.default_value.name:
+            node.attribute.append(adef.default_value)
+    fp = FunctionProto()
+    if schema.has_context_dependent_function:
+        versions = [v for v in schema.context_dependent_function_opset_versions if v <= opset]
+        types = []
+        for i in node.input:
+            if not i:
+                types.append(b"")
+                continue
+            t = ctx.t(ctx.inp(node, list(node.input).index(i)))
+            elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtypes.np_dtype(t.dtype)))
+            types.append(helper.make_tensor_type_proto(elem, list(t.shape)).SerializeToString())
+        try:
+            fp.ParseFromString(schema.get_context_dependent_function_with_opset_version(
+                max(versions), node.SerializeToString(), types) if versions else
+                schema.get_context_dependent_function(node.SerializeToString(), types))
+        except Exception as e:  # noqa: BLE001 - the standard cannot build the body
+            raise UnsupportedError([f"{n.op_type} ({str(e).splitlines()[0][:80]})"]) from None
+    else:
+        versions = [v for v in schema.function_opset_versions if v <= opset]
+        fp.ParseFromString(schema.get_function_with_opset_version(max(versions)) if versions
+                           else schema.function_body.SerializeToString())
+    if not fp.node:
+        raise UnsupportedError([n.op_type])
+    ctx.fn_count = getattr(ctx, "fn_count", 0) + 1
+    prefix = f"{(n.name or n.op_type)[:40]}__f{ctx.fn_count}__"
+    rename = {}
+    for formal, actual in zip(fp.input, node.input):
+        rename[formal] = actual
+    for formal in list(fp.input)[len(node.input):]:
+        rename[formal] = ""
+    for formal, actual in zip(fp.output, node.output):
+        rename[formal] = actual
+    attrs = {a.name: a for a in fp.attribute_proto}
+    attrs.update({a.name: a for a in node.attribute})
+
+    def name_of(t: str) -> str:
+        if not t:
+            return ""
+        if t not in rename:
+            rename[t] = prefix + t
+        return rename[t]
+
+    body = []
+    for bn in fp.node:
+        if any(a.type in (a.GRAPH, a.GRAPHS) for a in bn.attribute):
+            raise UnsupportedError([f"{n.op_type} (its function body has subgraphs)"])
+        c = type(n)()
+        c.CopyFrom(bn)
+        del c.input[:]
+        del c.output[:]
+        c.input.extend(name_of(i) for i in bn.input)
+        c.output.extend(name_of(o) for o in bn.output)
+        del c.attribute[:]
+        for a in bn.attribute:
+            if a.ref_attr_name:
+                if a.ref_attr_name in attrs:
+                    b = type(a)()
+                    b.CopyFrom(attrs[a.ref_attr_name])
+                    b.name = a.name
+                    c.attribute.append(b)
+            else:
+                c.attribute.append(a)
+        c.name = prefix + (bn.name or bn.op_type)
+        body.append(c)
+    saved = dict(ctx.opsets)
+    for o in fp.opset_import:
+        ctx.opsets["" if o.domain in ("", "ai.onnx") else o.domain] = int(o.version)
+    try:
+        for c in body:
+            _import_node(ctx, c, depth + 1)
+    finally:
+        ctx.opsets = saved
 
 
 def _fmt_dims(tt) -> str:
