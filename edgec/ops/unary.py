@@ -255,6 +255,19 @@ def _onnx_clip(ctx, node):
         lo = ctx.attr(node, "min", -3.4028234663852886e38)
         hi = ctx.attr(node, "max", 3.4028234663852886e38)
     else:
+        names = [ctx.inp(node, 1), ctx.inp(node, 2)]
+        if any(nm and not ctx.t(nm).is_const for nm in names):
+            # computed bounds: max(x, min), then min(., max), elementwise
+            out = ctx.out(node)
+            cur = x
+            for j, (nm, op) in enumerate(zip(names, ("Max", "Min"))):
+                if not nm:
+                    continue
+                last = j == 1 or not names[1]
+                y = out if last else ctx.tmp(out + "_lo")
+                ctx.add(op, [cur, nm], [y], {}, node.name)
+                cur = y
+            return
         lo = ctx.const_input(node, 1, "min")
         hi = ctx.const_input(node, 2, "max")
         lo = None if lo is None else lo.reshape(-1)[0].item()
