@@ -18,10 +18,14 @@ def source_ops(path: Path) -> tuple[str, Counter]:
         for n in m.graph.node:
             dom = "" if n.domain in ("", "ai.onnx") else n.domain + "."
             hist[dom + n.op_type] += 1
-    elif fmt == "tflite":
+    elif fmt in ("tflite", "keras", "savedmodel"):
         from .frontends.tflite import builtin_names
         from tflite.Model import Model
-        buf = path.read_bytes()
+        if fmt == "tflite":
+            buf = path.read_bytes()
+        else:  # as TensorFlow's converter lowers it (the ops edgec then reads)
+            from .frontends.keras import to_tflite
+            buf = to_tflite(path, fmt)
         try:
             model = Model.GetRootAs(buf, 0)
             names = builtin_names()
