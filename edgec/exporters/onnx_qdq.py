@@ -241,13 +241,8 @@ def _simple(w: _Writer, n):
 
 
 def _quantize(w: _Writer, n):
-    x, o = n.inputs[0], n.outputs[0]
-    xt = w.g.tensors[x]
-    if xt.dtype != "float32":
-        y = w.f(x)  # requantize: dequantize, then quantize
-    else:
-        y = w.f(x)
-    w.emit_out(o, y)
+    # float -> int8, or int8 -> int8 (requantize: the input is read dequantized)
+    w.emit_out(n.outputs[0], w.f(n.inputs[0]))
 
 
 def _dequantize(w: _Writer, n):
@@ -262,7 +257,7 @@ HANDLERS = {"Conv": _conv, "FullyConnected": _fc, "MaxPool": _pool, "AveragePool
 
 def to_model(g: Graph):
     import onnx
-    from onnx import TensorProto, helper
+    from onnx import helper
     w = _Writer(g)
     missing = []
     for n in g.nodes:
@@ -294,7 +289,6 @@ def to_model(g: Graph):
         onnx.checker.check_model(m)
     except Exception as e:  # noqa: BLE001
         raise EdgecError(f"the exported ONNX model does not check: {str(e).splitlines()[0][:200]}") from None
-    _ = TensorProto
     return m
 
 

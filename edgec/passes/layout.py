@@ -77,7 +77,6 @@ def to_nhwc(g: Graph) -> Graph:
 
 def _simplify(g: Graph) -> bool:
     prod = g.producers()
-    cons = g.consumers()
 
     def tp(name):
         p = prod.get(name)
@@ -130,6 +129,5 @@ def _simplify(g: Graph) -> bool:
             n.outputs = [pre]
             idx = g.nodes.index(n)
             g.nodes.insert(idx + 1, Node("Transpose", [pre], [y.name], {"perm": perm}, n.name + "_t"))
-            _ = cons
             return True
     return False
