@@ -9,7 +9,12 @@ Small and reusable (the size report builds on it):
   ``.bss``, the stack reservation);
 * :func:`breakdown` splits them the way ``edgec bench`` reports them: the
   model's code and weights (``edgec_l<N>_*`` and the rest of ``<prefix>.c``),
-  the arena, the harness's test vectors, the stack, everything else.
+  the arena, the harness's test vectors, the stack, everything else;
+* ``ElfImage.absolute`` (linker-script symbols such as ``__stack_size``) and
+  ``ElfImage.file_of(sym)``: the source file of a global symbol, found from the
+  local symbols (Arm mapping symbols ``$t``/``$d`` included) its object file
+  put at the same address.  :mod:`edgec.report` (``edgec size``) builds its
+  per-layer / runtime / harness / C-library accounting on these.
 
 ``python -m edgec.elfsize firmware.elf [--prefix NAME] [--json]`` prints it.
 """
@@ -61,6 +66,11 @@ class ElfImage:
     machine: str
     sections: list[Section] = field(default_factory=list)
     symbols: list[Symbol] = field(default_factory=list)
+    # absolute symbols (linker-script constants: __stack_size, _Min_Heap_Size, ...)
+    absolute: dict[str, int] = field(default_factory=dict)
+    # (section, address, file) of every local symbol, zero-sized ones included
+    anchors: list[tuple[str, int, str]] = field(default_factory=list)
+    has_symtab: bool = False
 
     @property
     def flash_bytes(self) -> int:
@@ -78,6 +88,20 @@ class ElfImage:
 
     def symbol_bytes(self, pred) -> int:
         return sum(s.size for s in self.symbols if pred(s))
+
+    def file_of(self, sym: Symbol) -> str:
+        """Source file of ``sym``: its own for a local symbol; for a global one,
+        the file of a local symbol at the same address in the same section (the
+        mapping symbol every Arm object puts at the start of each of its input
+        sections), or "" when there is none."""
+        if sym.file:
+            return sym.file
+        if not hasattr(self, "_anchor_index"):
+            idx: dict[tuple[str, int], str] = {}
+            for sec, addr, f in self.anchors:
+                idx.setdefault((sec, addr), f)
+            self._anchor_index = idx
+        return self._anchor_index.get((sym.section, sym.addr), "")
 
 
 def read(path) -> ElfImage:
@@ -97,6 +121,7 @@ def read(path) -> ElfImage:
                                                 sec["sh_flags"], sec["sh_type"] == "SHT_NOBITS"))
             symtab = elf.get_section_by_name(".symtab")
             if isinstance(symtab, SymbolTableSection):
+                img.has_symtab = True
                 current_file = ""
                 for sym in symtab.iter_symbols():
                     kind = sym["st_info"]["type"]
@@ -105,6 +130,15 @@ def read(path) -> ElfImage:
                         current_file = sym.name
                         continue
                     shndx = sym["st_shndx"]
+                    if shndx == "SHN_ABS" and sym.name and kind in ("STT_NOTYPE", "STT_OBJECT"):
+                        img.absolute.setdefault(sym.name, sym["st_value"])
+                        continue
+                    if bind == "STB_LOCAL" and current_file and isinstance(shndx, int) \
+                            and shndx in names and kind in ("STT_NOTYPE", "STT_FUNC", "STT_OBJECT"):
+                        a = sym["st_value"]
+                        if kind == "STT_FUNC" and img.machine == "EM_ARM":
+                            a &= ~1
+                        img.anchors.append((names[shndx], a, current_file))
                     if not sym.name or sym["st_size"] == 0 or not isinstance(shndx, int):
                         continue
                     addr = sym["st_value"]
