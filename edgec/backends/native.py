@@ -310,11 +310,18 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     wbytes = pool.bytes_by_layer()
     for rl in report_layers:
         rl["weights_bytes"] = wbytes.get(rl["index"], 0)
-    # live arena bytes at each layer (for per-layer RAM attribution)
+    # live arena bytes at each layer, and the last layer each arena buffer is
+    # live at (for per-layer RAM attribution in size reports)
     step_of = {id(n): s for s, n in enumerate(g.nodes)}
+    layer_steps = [step_of[id(L.node)] for L in layers]
+    last_of = {b.key: b.last for b in buffers}
     for rl, L in zip(report_layers, layers):
         s = step_of[id(L.node)]
         rl["arena_live_bytes"] = sum(b.size for b in buffers if b.first <= s <= b.last)
+        for a, o in zip(rl["arena"], [o for o in L.node.outputs
+                                      if o and loc[root[o]].kind == "arena"]):
+            a["last_layer"] = max(i for i, st in enumerate(layer_steps)
+                                  if st <= last_of[root[o]])
 
     ins = [g.tensors[i] for i in g.inputs]
     outs = [g.tensors[o] for o in g.outputs]
