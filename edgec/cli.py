@@ -138,42 +138,75 @@ def _quant_config(quant_mode, calibration, calibration_method, percentile, calib
     return cfg
 
 
+config_opt = click.option(
+    "--config", "config_path", default=None, type=click.Path(),
+    help="Project config file (default: ./edgec.toml, or [tool.edgec] in ./pyproject.toml).")
+
+
 @main.command()
-@click.argument("model", type=click.Path())
+@click.argument("model", type=click.Path(), required=False)
 @click.option("-t", "--target", default=None, help="Target name (see `edgec targets`) or a .toml file. Default cortex-m4.")
 @click.option("-o", "--output", "out_dir", default=None, type=click.Path(), help="Bundle directory (default: ./<name>_bundle).")
-@click.option("-n", "--name", default="model", show_default=True, help="Bundle name: file names and C symbol prefix.")
-@click.option("--backend", default="native", show_default=True, type=click.Choice(["native", "tflm", "tvm"]))
-@click.option("--opt-level", default="s", show_default=True, help="C optimization level of the bundle's build (0,1,2,3,s,z).")
-@click.option("--lto", is_flag=True, help="Link-time optimization in the bundle's build flags.")
-@click.option("--firmware", is_flag=True, help="Also write a firmware harness (MCU targets): "
+@click.option("-n", "--name", default=None, help="Bundle name: file names and C symbol prefix.  [default: model]")
+@click.option("--backend", default=None, type=click.Choice(["native", "tflm", "tvm"]), help="[default: native]")
+@click.option("--opt-level", default=None, help="C optimization level of the bundle's build (0,1,2,3,s,z).  [default: s]")
+@click.option("--lto/--no-lto", default=None, help="Link-time optimization in the bundle's build flags.")
+@click.option("--firmware/--no-firmware", default=None, help="Also write a firmware harness (MCU targets): "
               "`make firmware` links it, `make run` runs it in QEMU.")
 @click.option("--test-inputs", default=None, type=click.Path(), help="With --firmware: .npz of test inputs to embed.")
-@click.option("--test-samples", default=2, show_default=True, type=click.IntRange(1, 1000),
-              help="With --firmware: random test inputs to embed (when no --test-inputs).")
+@click.option("--test-samples", default=None, type=click.IntRange(1, 1000),
+              help="With --firmware: random test inputs to embed (when no --test-inputs).  [default: 2]")
 @input_shape_opt
 @quant_options()
+@config_opt
 @handle_errors
 def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_inputs, test_samples,
           input_shapes, quant_mode, calibration, calibration_method, percentile, calibration_samples,
-          keep_float, float_io, per_tensor, eval_data):
-    """Compile MODEL into a C bundle for TARGET."""
+          keep_float, float_io, per_tensor, eval_data, config_path):
+    """Compile MODEL into a C bundle for TARGET.
+
+    Without MODEL, the model and options come from edgec.toml (or [tool.edgec] in
+    pyproject.toml); options given here override the file's."""
     from .compiler import Options, compile_with
-    if (test_inputs or test_samples != 2) and not firmware:
+    cfg = _config(config_path)
+    if model is None:
+        if cfg is None or cfg.model is None:
+            raise click.UsageError("give MODEL, or name it in edgec.toml (model = \"...\")")
+        model = str(cfg.model)
+
+    def pick(cli, key, default):
+        if cli is not None:
+            return cli
+        v = getattr(cfg, key, None) if cfg is not None else None
+        return default if v is None else v
+    firmware = pick(firmware, "firmware", False)
+    test_samples_v = pick(test_samples, "test_samples", 2)
+    if (test_inputs or test_samples is not None) and not firmware:
         raise click.UsageError("--test-inputs / --test-samples need --firmware")
     qcfg = _quant_config(quant_mode, calibration, calibration_method, percentile,
                          calibration_samples, keep_float, float_io, per_tensor, eval_data)
     if eval_data and (qcfg is None or qcfg.mode != "int8"):
         from .errors import EdgecError
         raise EdgecError("--eval compares the float model with its int8 version: it needs --quantize int8")
-    opts = Options(target=target or "cortex-m4", backend=backend, name=name,
-                   input_shapes=list(input_shapes) or None, opt_level=opt_level, lto=lto,
-                   firmware=firmware, test_inputs=test_inputs, test_samples=test_samples,
+    shapes = list(input_shapes) or (cfg.input_shapes if cfg else []) or None
+    opts = Options(target=pick(target, "target", "cortex-m4"), backend=pick(backend, "backend", "native"),
+                   name=pick(name, "name", "model"), input_shapes=shapes,
+                   opt_level=pick(opt_level, "opt_level", "s"), lto=pick(lto, "lto", False),
+                   firmware=firmware, test_inputs=test_inputs, test_samples=test_samples_v,
                    quantize=qcfg, eval_data=eval_data)
     bundle = compile_with(model, opts)
-    path = bundle.write(out_dir or f"{bundle.name}_bundle")
+    out = out_dir or (str(cfg.output) if cfg is not None and cfg.output else None)
+    path = bundle.write(out or f"{bundle.name}_bundle")
     _print_build(bundle.report, path)
     _print_quant(bundle.report.get("quantization"), bundle.report.get("accuracy"))
+
+
+def _config(path):
+    from . import config
+    cfg = config.find(path)
+    if cfg is not None:
+        click.echo(f"edgec: using {cfg.label}", err=True)
+    return cfg
 
 
 def _export(g, out) -> None:
@@ -263,8 +296,9 @@ def _print_build(r: dict, path) -> None:
     con.print(f"weights (flash): {r['weights_bytes']:,} B   arena (RAM): {r['arena_bytes']:,} B "
               f"(lifetime lower bound {r['arena_lower_bound']:,} B)   I/O buffers: {r['io_bytes']:,} B   "
               f"MACs: {r['macs']:,}")
-    con.print(f"[dim]estimate before linking: flash >= {est['flash_constants_bytes']:,} B of constants "
-              f"+ code, RAM {est['ram_bytes']:,} B; run `edgec size` on the linked firmware for the real figures[/dim]")
+    con.print(f"[dim]estimate before linking: flash >= {est['flash_constants_bytes']:,} B (the model's "
+              f"constants; code not counted), RAM >= {est['ram_bytes']:,} B (arena + I/O buffers; stack and "
+              f"C library not counted). `edgec size` on the linked firmware gives the real figures.[/dim]")
 
 
 @main.command()
@@ -491,6 +525,150 @@ def _print_bench(r) -> None:
         con.print(t)
         con.print(f"  [dim]sum of layers {total:,} instructions (each rounded to whole ticks; "
                   "the hooks add a few per layer)[/dim]")
+
+
+# ---------------------------------------------------------------- size and check
+
+def _size_inputs(fn):
+    for dec in reversed([
+        click.argument("elf_or_bundle", required=False, type=click.Path()),
+        click.option("--bundle", default=None, type=click.Path(file_okay=False),
+                     help="The bundle the ELF was linked from (its report.json names the layers). "
+                          "Default: the ELF's directory, when it is a bundle."),
+        click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
+                     help="The bundle's report.json, when it is not next to the ELF."),
+        click.option("--name", default=None, help="The bundle's name (symbol prefix) when there is no report.json."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgec-size/1, docs/SIZE_REPORT.md)."),
+        click.option("--markdown", "as_markdown", is_flag=True, help="Print Markdown (CI job summary, PR comment)."),
+        click.option("--html", "as_html", is_flag=True, help="Print one self-contained HTML page."),
+        click.option("-o", "--output", "outputs", multiple=True, type=click.Path(dir_okay=False),
+                     help="Also write the report to FILE, format by extension: .json, .md, .html "
+                          "(repeatable)."),
+        click.option("--symbols", default=15, show_default=True, type=click.IntRange(0, 100000),
+                     help="Largest symbols listed in the table / Markdown / HTML."),
+        click.option("--baseline", default=None, type=click.Path(dir_okay=False),
+                     help="A previous size report (JSON) to compare with: growth per section and layer."),
+        config_opt,
+    ]):
+        fn = dec(fn)
+    return fn
+
+
+_EXT = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
+
+
+def _measure(elf_or_bundle, bundle, report_path, name, cfg):
+    from . import report as rp
+    if elf_or_bundle is None:
+        if cfg is not None and cfg.elf is not None:
+            elf_or_bundle = cfg.elf
+            if bundle is None and report_path is None and cfg.output is not None:
+                bundle = cfg.output
+        elif cfg is not None and cfg.output is not None:
+            elf_or_bundle = cfg.output
+        else:
+            raise EdgecError("give a firmware ELF or a bundle directory, or name them in "
+                                   "edgec.toml (elf = \"...\", output = \"...\")")
+    loc = rp.locate(elf_or_bundle, bundle=bundle, report=report_path)
+    rep = rp.size_report(loc.elf, loc.build_report, name=name, note=loc.note)
+    return loc, rep
+
+
+def _emit(rep, chk, as_json, as_markdown, as_html, outputs, symbols):
+    from . import report_format as rf
+    fmts = [f for f, on in (("json", as_json), ("markdown", as_markdown), ("html", as_html)) if on]
+    if len(fmts) > 1:
+        raise EdgecError("choose one of --json, --markdown, --html (use -o FILE for more)")
+    for o in outputs:
+        from pathlib import Path
+        ext = Path(o).suffix.lower()
+        if ext not in _EXT:
+            raise EdgecError(f"-o {o}: unknown extension (.json, .md or .html)")
+    for o in outputs:
+        from pathlib import Path
+        rf.write(o, rf.render(_EXT[Path(o).suffix.lower()], rep, chk, symbols))
+    if fmts:
+        click.echo(rf.render(fmts[0], rep, chk, symbols), nl=False)
+    else:
+        rf.print_table(_console(), rep, chk, symbols)
+
+
+@main.command()
+@_size_inputs
+@handle_errors
+def size(elf_or_bundle, bundle, report_path, name, as_json, as_markdown, as_html, outputs, symbols,
+         baseline, config_path):
+    """Flash and RAM of a linked firmware: per section, symbol and model layer.
+
+    ELF_OR_BUNDLE is a firmware ELF (its bundle's report.json next to it or given
+    with --bundle), or a bundle directory (its firmware.elf, else the bundle linked
+    with edgec's harness to measure it). Everything is read from the ELF."""
+    from . import report as rp
+    cfg = _config(config_path)
+    loc, rep = _measure(elf_or_bundle, bundle, report_path, name, cfg)
+    chk = None
+    if baseline is not None:
+        chk = rp.check(rep, rp.Budgets(), rp.load_size_report(baseline))
+    _emit(rep, chk, as_json, as_markdown, as_html, outputs, symbols)
+
+
+@main.command()
+@_size_inputs
+@click.option("--flash", "flash_budget", default=None, metavar="SIZE", help="Flash budget, e.g. 256K, 1M, 65536.")
+@click.option("--ram", "ram_budget", default=None, metavar="SIZE", help="RAM budget, e.g. 64K.")
+@click.option("--max-growth", default=None, metavar="LIMIT",
+              help="With --baseline: fail when flash or RAM grew by more, e.g. 2% or 1K.")
+@click.option("-t", "--target", default=None,
+              help="Without budgets: use this target's typical memory (see `edgec targets`).")
+@handle_errors
+def check(elf_or_bundle, bundle, report_path, name, as_json, as_markdown, as_html, outputs, symbols,
+          baseline, config_path, flash_budget, ram_budget, max_growth, target):
+    """Fail (exit 1) when the firmware exceeds its flash / RAM budget or grew too much.
+
+    Budgets come from --flash/--ram, else edgec.toml's [budget] (or [tool.edgec.budget]
+    in pyproject.toml), else the target's typical memory. Exit 0 within budget, 1 over
+    (the table says which budget and by how much), 2 on bad input."""
+    from . import report as rp
+    from .targets import parse_size
+    cfg = _config(config_path)
+    b = rp.Budgets()
+    src = []
+    if flash_budget is not None:
+        b.flash = parse_size(flash_budget, "--flash budget")
+    if ram_budget is not None:
+        b.ram = parse_size(ram_budget, "--ram budget")
+    if b.flash is not None or b.ram is not None:
+        src.append("command line")
+    if cfg is not None:
+        used = False
+        if b.flash is None and cfg.flash is not None:
+            b.flash, used = cfg.flash, True
+        if b.ram is None and cfg.ram is not None:
+            b.ram, used = cfg.ram, True
+        if used:
+            src.append(cfg.label)
+    mg = max_growth if max_growth is not None else (cfg.max_growth if cfg else None)
+    if mg is not None:
+        b.max_growth = rp.parse_growth(mg)
+        b.max_growth_text = str(mg)
+    base_path = baseline or (cfg.baseline if cfg is not None else None)
+    if b.max_growth is not None and base_path is None:
+        raise EdgecError("--max-growth needs --baseline (a previous size report)")
+    base = rp.load_size_report(base_path) if base_path is not None else None
+    loc, rep = _measure(elf_or_bundle, bundle, report_path, name, cfg)
+    if b.flash is None and b.ram is None and base is None:
+        tb = rp.budgets_from_target(target or (cfg.target if cfg else None) or rep.get("target"))
+        if tb is None:
+            raise EdgecError("no budget: give --flash / --ram, a [budget] in edgec.toml, "
+                                   "or --target")
+        b.flash, b.ram, src = tb.flash, tb.ram, [tb.source]
+    b.source = " + ".join(src)
+    chk = rp.check(rep, b, base)
+    _emit(rep, chk, as_json, as_markdown, as_html, outputs, symbols)
+    if not chk.ok:
+        for f in chk.failures:
+            click.echo(f"edgec: check failed: {f}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,662 @@
+"""Size reports: flash and RAM of a linked firmware, from its ELF.
+
+``edgec size`` and ``edgec check`` are built on this module.  Everything is read
+from the ELF with pyelftools (:mod:`edgec.elfsize`); the bundle's report.json
+only adds what the ELF cannot say (layer names and operators, the arena plan).
+
+* :func:`size_report` -> a dict with the documented schema ``edgec-size/1``
+  (docs/SIZE_REPORT.md): per section, per symbol, per model layer (kernel
+  code, weights, its share of the arena at the arena's peak), and the rest of
+  the image split into model runtime, application/harness, test data, C
+  library and unattributed bytes (alignment, literals without symbols).  The
+  parts of flash add up to the flash total exactly, likewise for RAM.
+* :func:`compare` -> growth against a previous size report (per section,
+  category and layer); :func:`check` -> budgets and allowed growth.
+* :func:`locate` resolves ``ELF_OR_BUNDLE`` (an ELF, or a bundle directory
+  with or without a linked ``firmware.elf``) to an ELF and its report.json.
+
+Definitions (the same as ``arm-none-eabi-size``): flash is every allocated
+section with contents (``.isr_vector``, ``.text``, ``.rodata``, ``.ARM.exidx``,
+the initial values of ``.data``), RAM every writable allocated section
+(``.data``, ``.bss``, and the stack / heap reservations when the linker script
+makes them sections).  A stack or heap reserved only by a linker symbol
+(``_Min_Stack_Size``, ``__HEAP_SIZE``...) with no section is added to RAM and
+reported as such.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, elfsize
+from .errors import EdgecError
+from .targets import parse_size
+
+SCHEMA = "edgec-size/1"
+
+# Category keys, in display order, with their labels.
+FLASH_PARTS = {
+    "weights": "weights (layer constants)",
+    "kernel_code": "kernel code (layer functions)",
+    "model_runtime": "model runtime (invoke, shared helpers)",
+    "model_constants": "model constants (shared tables)",
+    "app": "application / harness",
+    "test_data": "test vectors",
+    "libc": "C library and compiler runtime",
+    "unattributed": "unattributed (alignment padding)",
+}
+RAM_PARTS = {
+    "arena": "activation arena",
+    "model_other": "other model state",
+    "app": "application / harness data",
+    "libc": "C library data",
+    "stack": "stack (reserved)",
+    "heap": "heap (reserved)",
+    "unattributed": "unattributed (alignment)",
+}
+
+# Object files of the C library and the compiler runtime (newlib, newlib-nano,
+# libm, libgcc, picolibc archives) as their STT_FILE symbols name them.
+_LIBC_FILE = re.compile(
+    r"^(lib[a-z0-9]*_a-|libgcc|_[a-z0-9_]+\.o$|lib1funcs|bpabi|ieee754|fp-bit|dp-bit|"
+    r"crt[a-z0-9]*\.|unwind|pr-support|libunwind|linux-atomic|sysdep|picolibc)")
+# C standard library / runtime names, for symbols no file can be found for.
+_LIBC_NAMES = set("""
+memcpy memmove memset memcmp memchr strlen strnlen strcmp strncmp strcpy strncpy strcat strchr strrchr
+strstr strtol strtoul strtod strtof atoi abs labs div ldiv qsort bsearch rand srand malloc free calloc
+realloc abort exit _exit atexit errno _impure_ptr _impure_data _global_impure_ptr printf sprintf snprintf
+vsnprintf puts putchar fputs fwrite fputc _write _read _sbrk _close _lseek _fstat _isatty raise signal
+expf exp logf log log10f log10 log2f log2 powf pow sqrtf sqrt tanhf tanh sinhf coshf sinf sin cosf cos
+tanf tan atanf atan atan2f atan2 asinf acosf floorf floor ceilf ceil roundf round lroundf lround rintf
+rint nearbyintf truncf trunc fmodf fmod fabsf fabs frexpf frexp ldexpf ldexp scalbnf scalbn erff erf
+expm1f log1pf fmaxf fminf nanf copysignf isnanf finitef
+""".split())
+_RESERVATION_SYMBOLS = {
+    "stack": ("__stack_size", "__STACK_SIZE", "_Min_Stack_Size", "__stack_size__", "_stack_size",
+              "STACK_SIZE", "__StackSize", "_STACK_SIZE"),
+    "heap": ("__heap_size", "__HEAP_SIZE", "_Min_Heap_Size", "__heap_size__", "_heap_size",
+             "HEAP_SIZE", "__HeapSize", "_HEAP_SIZE"),
+}
+_HARNESS_NAMES = re.compile(r"^(fw_|Reset_Handler$|_start$|[A-Za-z]+_(Handler|IRQHandler)$|"
+                            r"edgec_trace$|edgec_profile_)")
+_FUNC_OP = re.compile(r"^edgec_l\d+_([a-z0-9]+)")
+
+
+@dataclass
+class Located:
+    """What ``edgec size`` reports on: the ELF, the bundle's report.json and where they came from."""
+    elf: Path
+    build_report: dict | None
+    bundle_dir: Path | None
+    note: str = ""
+    tmp: object = None  # a TemporaryDirectory kept alive while the ELF is in use
+
+
+# ---------------------------------------------------------------- locating inputs
+
+def load_build_report(path) -> dict:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgecError(f"no report.json at {p} (is it an edgec bundle?)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgecError(f"cannot read {p}: {getattr(e, 'strerror', None) or e}") from None
+    if not isinstance(d, dict) or not str(d.get("schema", "")).startswith("edgec-build/"):
+        raise EdgecError(f"{p} is not an edgec build report (report.json of a bundle)")
+    return d
+
+
+def _is_elf(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def locate(elf_or_bundle, bundle=None, report=None, link: bool = True) -> Located:
+    """Resolve the command line's ``ELF_OR_BUNDLE``.
+
+    An ELF: its report.json is ``report``, else the one in ``bundle``, else one
+    next to the ELF (a bundle's ``firmware.elf``), else none (sections and symbols
+    are still reported; layers only from the ``edgec_l<N>_*`` symbol names).
+    A bundle directory: its ``firmware.elf`` (``make firmware``) when present and
+    newer than the model's C file, else (``link``) the bundle linked with edgec's
+    firmware harness without test vectors, in a temporary directory."""
+    p = Path(elf_or_bundle)
+    if not p.exists():
+        raise EdgecError(f"no such file or directory: {p}")
+    if p.is_dir():
+        if bundle is not None and Path(bundle).resolve() != p.resolve():
+            raise EdgecError("give either a bundle directory or --bundle, not both")
+        rep = load_build_report(report or p)
+        elf = p / "firmware.elf"
+        src = p / f"{rep.get('name', 'model')}.c"
+        if elf.exists() and (not src.exists() or elf.stat().st_mtime >= src.stat().st_mtime):
+            return Located(elf, rep, p)
+        if not link:
+            raise EdgecError(f"{p} has no linked firmware.elf (run `make -C {p} firmware`)")
+        return _link_size_only(p, rep, stale=elf.exists())
+    if not _is_elf(p):
+        raise EdgecError(f"{p} is not an ELF file (give a linked firmware .elf or a bundle directory)")
+    rep = None
+    bdir = None
+    if report is not None:
+        rep = load_build_report(report)
+        bdir = Path(report).parent if not Path(report).is_dir() else Path(report)
+    elif bundle is not None:
+        rep = load_build_report(bundle)
+        bdir = Path(bundle)
+    elif (p.parent / "report.json").exists():
+        try:
+            rep = load_build_report(p.parent)
+            bdir = p.parent
+        except EdgecError:
+            rep = None
+    return Located(p, rep, bdir)
+
+
+def _link_size_only(bundle_dir: Path, rep: dict, stale: bool) -> Located:
+    import tempfile
+
+    from . import firmware, targets
+    tgt = targets.load(rep.get("target"))
+    if tgt.is_host:
+        raise EdgecError(f"{bundle_dir} was built for the host: give the ELF of a firmware that "
+                         "links it, or rebuild the bundle for a microcontroller target")
+    tmp = tempfile.TemporaryDirectory(prefix="edgec-size-")
+    opts = rep.get("options", {})
+    # the harness's host-I/O variant: it calls the model (so nothing of it is
+    # garbage-collected) without embedding test vectors
+    fw = firmware.build(bundle_dir, rep, tgt, Path(tmp.name), hostio=True,
+                        opt_level=str(opts.get("opt_level", "s")), lto=bool(opts.get("lto", False)))
+    why = "its firmware.elf is older than its C code; " if stale else ""
+    note = (f"{why}linked {bundle_dir.name} with edgec's firmware harness (host I/O, no test "
+            f"vectors) for {tgt.name} to measure it")
+    return Located(fw.elf, rep, bundle_dir, note, tmp)
+
+
+# ---------------------------------------------------------------- accounting
+
+def _prefix_of(img: elfsize.ElfImage, rep: dict | None, name: str | None) -> str:
+    if name:
+        return name
+    if rep and rep.get("name"):
+        return str(rep["name"])
+    invokes = sorted(s.name[: -len("_invoke")] for s in img.symbols
+                     if s.kind == "FUNC" and s.name.endswith("_invoke"))
+    return invokes[0] if len(invokes) == 1 else "model"
+
+
+def _classify(img: elfsize.ElfImage, s: elfsize.Symbol, prefix: str) -> tuple[str, int | None]:
+    """(owner, layer) of a symbol: owner is layer | model | test_data | app | libc."""
+    m = elfsize.LAYER_SYMBOL.match(s.name)
+    if m:
+        return "layer", int(m.group(1))
+    f = img.file_of(s)
+    if s.name.startswith("fw_test_"):
+        return "test_data", None
+    if _HARNESS_NAMES.match(s.name):
+        return "app", None
+    if s.name.startswith(("edgec_", f"{prefix}_")) or f == f"{prefix}.c":
+        return "model", None
+    if f and _LIBC_FILE.match(f):
+        return "libc", None
+    base = s.name.split(".", 1)[0]
+    if not f and (base in _LIBC_NAMES or base.startswith("__")):
+        return "libc", None
+    return "app", None
+
+
+def _file_owner(f: str, prefix: str) -> str:
+    if f == f"{prefix}.c":
+        return "model"
+    if _LIBC_FILE.match(f):
+        return "libc"
+    return "app"
+
+
+def _gaps(intervals: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    """The parts of [lo, hi) no interval covers."""
+    out = []
+    pos = lo
+    for a, b in sorted(intervals):
+        if a > pos:
+            out.append((pos, min(a, hi)))
+        pos = max(pos, b)
+    if pos < hi:
+        out.append((pos, hi))
+    return [(a, b) for a, b in out if b > a]
+
+
+def _kind(sec: elfsize.Section, s: elfsize.Symbol | None = None) -> str:
+    if s is not None and s.kind == "FUNC":
+        return "code"
+    if sec.flags & elfsize.SHF_EXECINSTR and s is None:
+        return "code"
+    if not sec.flags & elfsize.SHF_WRITE:
+        return "const"
+    return "bss" if sec.nobits else "data"
+
+
+def _reservation(name: str) -> str | None:
+    n = name.lower()
+    if "stack" in n and "heap" in n:
+        return "stack+heap"
+    if "stack" in n:
+        return "stack"
+    if "heap" in n:
+        return "heap"
+    return None
+
+
+def size_report(elf, build_report: dict | None = None, name: str | None = None,
+                note: str = "") -> dict:
+    """The ``edgec-size/1`` report of a linked ELF (see docs/SIZE_REPORT.md)."""
+    img = elfsize.read(elf)
+    if not img.sections:
+        raise EdgecError(f"{elf} has no allocated sections (an object file, not a linked firmware?)")
+    rep = build_report
+    prefix = _prefix_of(img, rep, name)
+    sections = sorted((s for s in img.sections if s.size > 0), key=lambda s: (s.addr, s.name))
+    by_name = {s.name: s for s in sections}
+
+    # sized symbols inside sections that count, each byte attributed once
+    syms = [s for s in img.symbols if s.section in by_name and s.section]
+    syms.sort(key=lambda s: (s.section, s.addr, -s.size, s.name))
+    kept: list[tuple[elfsize.Symbol, int]] = []  # symbol, bytes attributed (overlaps clipped)
+    end_of: dict[str, int] = {}
+    for s in syms:
+        sec = by_name[s.section]
+        if _reservation(sec.name) is not None:
+            continue
+        start = max(s.addr, end_of.get(s.section, sec.addr))
+        stop = min(s.addr + s.size, sec.addr + sec.size)
+        n = max(stop - start, 0)
+        if n > 0:
+            end_of[s.section] = stop
+        kept.append((s, n))
+
+    flash = {k: 0 for k in FLASH_PARTS}
+    ram = {k: 0 for k in RAM_PARTS}
+    layers: dict[int, dict] = {}
+    symbols_out = []
+    attributed: dict[str, int] = {}
+    arena_symbol_bytes = 0
+    for s, n in kept:
+        sec = by_name[s.section]
+        owner, layer = _classify(img, s, prefix)
+        kind = _kind(sec, s)
+        attributed[sec.name] = attributed.get(sec.name, 0) + n
+        is_arena = s.name in (f"{prefix}_arena", f"{prefix}_arena_store")
+        symbols_out.append({
+            "name": s.name, "addr": s.addr, "size": s.size, "bytes": n, "section": s.section,
+            "kind": kind, "owner": "arena" if is_arena else owner, "layer": layer,
+            "file": img.file_of(s),
+        })
+        if n == 0:
+            continue
+        if sec.flash:
+            if owner == "layer":
+                flash["kernel_code" if kind == "code" else "weights"] += n
+            elif owner == "model":
+                flash["model_runtime" if kind == "code" else "model_constants"] += n
+            else:
+                flash[owner] += n
+        if sec.ram:
+            if is_arena:
+                ram["arena"] += n
+                arena_symbol_bytes += n
+            elif owner in ("layer", "model"):
+                ram["model_other"] += n
+            elif owner == "test_data":
+                ram["app"] += n
+            else:
+                ram[owner] += n
+        if owner == "layer":
+            L = layers.setdefault(layer, {"code_bytes": 0, "weights_bytes": 0, "symbols": [],
+                                          "functions": []})
+            L["code_bytes" if kind == "code" else "weights_bytes"] += n
+            L["symbols"].append(s.name)
+            if kind == "code":
+                L["functions"].append(s.name)
+
+    # bytes no sized symbol covers but an object file's mapping / local symbol
+    # marks (string literals, jump tables, literal pools): owned by that file
+    covered: dict[str, list[tuple[int, int]]] = {}
+    for s, n in kept:
+        if n:
+            covered.setdefault(s.section, []).append((s.addr + s.size - n, s.addr + s.size))
+    anchors: dict[str, list[tuple[int, str]]] = {}
+    for sec_name, addr, f in sorted(set(img.anchors)):
+        if sec_name in by_name and _reservation(sec_name) is None:
+            anchors.setdefault(sec_name, []).append((addr, f))
+    literals = []
+    for sec_name, marks in anchors.items():
+        sec = by_name[sec_name]
+        for lo, hi in _gaps(covered.get(sec_name, []), sec.addr, sec.addr + sec.size):
+            inside = [(a, f) for a, f in marks if lo <= a < hi]
+            for k, (a, f) in enumerate(inside):
+                nxt = inside[k + 1][0] if k + 1 < len(inside) else hi
+                if nxt > a:
+                    literals.append((sec, f, nxt - a))
+    for sec, f, n in literals:
+        owner = _file_owner(f, prefix)
+        kind = _kind(sec)
+        attributed[sec.name] = attributed.get(sec.name, 0) + n
+        if sec.flash:
+            if owner == "model":
+                flash["model_runtime" if kind == "code" else "model_constants"] += n
+            else:
+                flash[owner] += n
+        if sec.ram:
+            ram["model_other" if owner == "model" else owner] += n
+
+    # reservations: sections named for the stack / heap, else linker symbols
+    reservations = {}
+    for sec in sections:
+        r = _reservation(sec.name)
+        if r is None or not sec.ram:
+            continue
+        if r == "stack+heap":
+            heap = _abs_symbol(img, "heap")
+            heap_b = min(heap[1], sec.size) if heap else 0
+            parts = {"heap": heap_b, "stack": sec.size - heap_b}
+        else:
+            parts = {r: sec.size}
+        for k, v in parts.items():
+            ram[k] += v
+            sym = _abs_symbol(img, k)
+            reservations[k] = {"bytes": reservations.get(k, {}).get("bytes", 0) + v,
+                               "section": sec.name, "symbol": sym[0] if sym else None}
+        attributed[sec.name] = sec.size
+    unbacked = 0
+    for k in ("stack", "heap"):
+        if k in reservations:
+            continue
+        sym = _abs_symbol(img, k)
+        if sym and sym[1] > 0:
+            reservations[k] = {"bytes": sym[1], "section": None, "symbol": sym[0]}
+            ram[k] += sym[1]
+            unbacked += sym[1]
+
+    sec_out = []
+    for sec in sections:
+        un = sec.size - attributed.get(sec.name, 0)
+        if sec.flash:
+            flash["unattributed"] += un
+        if sec.ram:
+            ram["unattributed"] += un
+        sec_out.append({
+            "name": sec.name, "addr": sec.addr, "size": sec.size,
+            "kind": _reservation(sec.name) and "reserve" or _kind(sec),
+            "flash": sec.size if sec.flash else 0, "ram": sec.size if sec.ram else 0,
+            "unattributed": un,
+        })
+
+    flash_total = img.flash_bytes
+    ram_total = img.ram_bytes + unbacked
+    assert sum(flash.values()) == flash_total, (flash, flash_total)
+    assert sum(ram.values()) == ram_total, (ram, ram_total)
+    text = sum(s.size for s in sections if s.flash and not s.ram)
+    data = sum(s.size for s in sections if s.flash and s.ram)
+    bss = sum(s.size for s in sections if s.ram and s.nobits)
+
+    layer_rows = _layers(layers, rep, img)
+    arena = _arena(rep, arena_symbol_bytes, layer_rows)
+    symbols_out.sort(key=lambda d: (-d["bytes"], d["name"], d["addr"]))
+    out = {
+        "schema": SCHEMA,
+        "edgec_version": __version__,
+        "elf": Path(elf).name,
+        "machine": img.machine,
+        "name": prefix,
+        "target": rep.get("target") if rep else None,
+        "model": rep.get("model", {}).get("source") if rep else None,
+        "options": dict(rep.get("options", {})) if rep else {},
+        "note": note,
+        "flash": {"total": flash_total,
+                  "sections": {s.name: s.size for s in sections if s.flash},
+                  "parts": flash},
+        "ram": {"total": ram_total,
+                "sections": {s.name: s.size for s in sections if s.ram},
+                "parts": ram,
+                "unbacked_reservations": unbacked},
+        "berkeley": {"text": text, "data": data, "bss": bss},
+        "reservations": reservations,
+        "model_totals": {
+            "flash": flash["weights"] + flash["kernel_code"] + flash["model_runtime"]
+            + flash["model_constants"],
+            "ram": ram["arena"] + ram["model_other"],
+        },
+        "sections": sec_out,
+        "layers": layer_rows,
+        "arena": arena,
+        "symbols": symbols_out,
+    }
+    if rep and "estimate" in rep:
+        out["build_estimate"] = {k: v for k, v in rep["estimate"].items() if k != "note"}
+    if not img.has_symtab:
+        out["note"] = (note + "; " if note else "") + \
+            "the ELF has no symbol table (stripped): only sections are reported"
+    return out
+
+
+def _abs_symbol(img: elfsize.ElfImage, what: str) -> tuple[str, int] | None:
+    for n in _RESERVATION_SYMBOLS[what]:
+        if n in img.absolute:
+            return n, int(img.absolute[n])
+    return None
+
+
+def _layers(found: dict[int, dict], rep: dict | None, img) -> list[dict]:
+    planned = {L["index"]: L for L in (rep or {}).get("layers", [])}
+    rows = []
+    for i in sorted(set(found) | set(planned)):
+        f = found.get(i, {"code_bytes": 0, "weights_bytes": 0, "symbols": [], "functions": []})
+        p = planned.get(i)
+        op = p["op"] if p else _op_from_functions(f["functions"])
+        arena_out = sum(a["bytes"] for a in p.get("arena", [])) if p else None
+        rows.append({
+            "index": i,
+            "op": op,
+            "name": p.get("name", "") if p else "",
+            "code_bytes": f["code_bytes"],
+            "weights_bytes": f["weights_bytes"],
+            "flash_bytes": f["code_bytes"] + f["weights_bytes"],
+            "weights_bytes_planned": p.get("weights_bytes") if p else None,
+            "macs": p.get("macs") if p else None,
+            "arena_output_bytes": arena_out,
+            "arena_live_bytes": p.get("arena_live_bytes") if p else None,
+            "arena_peak_share": None,
+            "symbols": sorted(f["symbols"]),
+        })
+    return rows
+
+
+def _op_from_functions(names: list[str]) -> str:
+    """``edgec_l3_conv.constprop.0`` -> ``conv`` (without report.json, the function
+    name is all there is to say what a layer does)."""
+    for n in sorted(names):
+        m = _FUNC_OP.match(n)
+        if m:
+            return m.group(1)
+    return "?"
+
+
+def _arena(rep: dict | None, symbol_bytes: int, rows: list[dict]) -> dict:
+    """The arena: its size in the ELF and in the plan, the layer at which the
+    most of it is live, and each layer's share of it at that moment (the bytes
+    of its outputs still live then; the shares add up to the peak)."""
+    if not rep:
+        return {"bytes": symbol_bytes, "planned_bytes": None, "lower_bound": None,
+                "peak_layer": None, "peak_live_bytes": None}
+    planned = {L["index"]: L for L in rep.get("layers", [])}
+    live = {i: L.get("arena_live_bytes") for i, L in planned.items()}
+    peak_layer = None
+    if live and all(v is not None for v in live.values()):
+        peak_layer = max(sorted(live), key=lambda i: live[i])
+    if peak_layer is not None:
+        have_lifetimes = all("last_layer" in a for L in planned.values() for a in L.get("arena", []))
+        for r in rows:
+            p = planned.get(r["index"])
+            if p is None:
+                continue
+            if have_lifetimes:
+                r["arena_peak_share"] = sum(a["bytes"] for a in p.get("arena", [])
+                                            if r["index"] <= peak_layer <= a["last_layer"])
+    return {
+        "bytes": symbol_bytes,
+        "planned_bytes": rep.get("arena_bytes"),
+        "lower_bound": rep.get("arena_lower_bound"),
+        "peak_layer": peak_layer,
+        "peak_live_bytes": live.get(peak_layer) if peak_layer is not None else None,
+    }
+
+
+# ---------------------------------------------------------------- baseline and budgets
+
+def load_size_report(path) -> dict:
+    p = Path(path)
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgecError(f"no such baseline file: {p}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EdgecError(f"cannot read baseline {p}: {getattr(e, 'strerror', None) or e}") from None
+    schema = str(d.get("schema", "")) if isinstance(d, dict) else ""
+    if schema.startswith("edgec-build/"):
+        raise EdgecError(f"{p} is a bundle's build report; the baseline is a size report "
+                         "(`edgec size --json` or `-o size.json`)")
+    if schema != SCHEMA:
+        raise EdgecError(f"{p} is not an edgec size report (schema {SCHEMA})")
+    return d
+
+
+def _delta(new: int, old: int) -> dict:
+    return {"old": old, "new": new, "growth": new - old,
+            "percent": round(100.0 * (new - old) / old, 3) if old else None}
+
+
+def compare(new: dict, old: dict) -> dict:
+    """Growth from ``old`` to ``new`` (both size reports): totals, sections, parts, layers."""
+    def table(a: dict, b: dict) -> dict:
+        return {k: _delta(a.get(k, 0), b.get(k, 0)) for k in list(b) + [k for k in a if k not in b]}
+    out = {
+        "baseline": {"elf": old.get("elf"), "options": old.get("options", {})},
+        "flash": _delta(new["flash"]["total"], old["flash"]["total"]),
+        "ram": _delta(new["ram"]["total"], old["ram"]["total"]),
+        "sections": table({s["name"]: s["size"] for s in new["sections"]},
+                          {s["name"]: s["size"] for s in old["sections"]}),
+        "flash_parts": table(new["flash"]["parts"], old["flash"]["parts"]),
+        "ram_parts": table(new["ram"]["parts"], old["ram"]["parts"]),
+        "layers": [],
+    }
+    olds = {L["index"]: L for L in old.get("layers", [])}
+    news = {L["index"]: L for L in new.get("layers", [])}
+    for i in sorted(set(olds) | set(news)):
+        a, b = news.get(i), olds.get(i)
+        row = {"index": i, "op": (a or b)["op"]}
+        for k in ("code_bytes", "weights_bytes", "flash_bytes"):
+            row[k] = _delta((a or {}).get(k, 0), (b or {}).get(k, 0))
+        if a and b and a["op"] != b["op"]:
+            row["op"] = f"{b['op']} -> {a['op']}"
+        rows_changed = any(row[k]["growth"] for k in ("code_bytes", "weights_bytes"))
+        row["changed"] = rows_changed or a is None or b is None
+        out["layers"].append(row)
+    return out
+
+
+def parse_growth(v) -> tuple[str, float]:
+    """'2%' -> ("percent", 2.0); '1K' / 512 -> ("bytes", 1024)."""
+    s = str(v).strip()
+    if s.endswith("%"):
+        try:
+            x = float(s[:-1])
+        except ValueError:
+            raise EdgecError(f"bad --max-growth {v!r} (e.g. 2% or 1K)") from None
+        if not x >= 0 or x == float("inf"):
+            raise EdgecError(f"bad --max-growth {v!r} (e.g. 2% or 1K)")
+        return "percent", x
+    try:
+        return "bytes", float(parse_size(s, "--max-growth"))
+    except EdgecError:
+        raise EdgecError(f"bad --max-growth {v!r} (e.g. 2% or 1K)") from None
+
+
+@dataclass
+class Budgets:
+    flash: int | None = None
+    ram: int | None = None
+    source: str = ""                   # where they came from (command line, edgec.toml, target)
+    max_growth: tuple[str, float] | None = None
+    max_growth_text: str = ""
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    rows: list[dict] = field(default_factory=list)       # budget rows
+    growth: dict | None = None                           # compare() result
+    growth_rows: list[dict] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "budgets": self.rows, "budget_source": self.source,
+                "growth_limits": self.growth_rows, "failures": self.failures}
+
+
+def check(size: dict, budgets: Budgets, baseline: dict | None = None) -> CheckResult:
+    """Compare a size report with budgets (and, with a baseline, its growth)."""
+    res = CheckResult(ok=True, source=budgets.source)
+    for what, label, limit in (("flash", "flash", budgets.flash), ("ram", "RAM", budgets.ram)):
+        if limit is None:
+            continue
+        used = size[what]["total"]
+        over = used - limit
+        row = {"budget": what, "used": used, "limit": limit, "headroom": limit - used,
+               "percent_used": round(100.0 * used / limit, 2) if limit else None,
+               "ok": over <= 0}
+        res.rows.append(row)
+        if over > 0:
+            res.ok = False
+            res.failures.append(f"{label} {used:,} B exceeds its budget of {limit:,} B by {over:,} B")
+    if baseline is not None:
+        res.growth = compare(size, baseline)
+        if budgets.max_growth is not None:
+            mode, lim = budgets.max_growth
+            for what, label in (("flash", "flash"), ("ram", "RAM")):
+                d = res.growth[what]
+                g = d["growth"]
+                if mode == "percent":
+                    pct = (100.0 * g / d["old"]) if d["old"] else (0.0 if g <= 0 else float("inf"))
+                    bad = pct > lim
+                    allowed = f"{lim:g}%"
+                else:
+                    bad = g > lim
+                    allowed = f"{int(lim):,} B"
+                res.growth_rows.append({"budget": what, "growth": g, "percent": d["percent"],
+                                        "limit": budgets.max_growth_text or allowed, "ok": not bad})
+                if bad:
+                    res.ok = False
+                    pct_s = f" ({d['percent']:+.2f}%)" if d["percent"] is not None else ""
+                    res.failures.append(f"{label} grew by {g:,} B{pct_s} since the baseline, "
+                                        f"more than the allowed {allowed}")
+    return res
+
+
+def budgets_from_target(target_name: str | None) -> Budgets | None:
+    if not target_name:
+        return None
+    from . import targets
+    t = targets.load(target_name)
+    if t.is_host:
+        return None
+    return Budgets(t.flash, t.ram, source=f"typical memory of {t.name} (targets/{t.name}.toml)")
+
