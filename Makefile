@@ -9,8 +9,9 @@ PYTHON := $(VENV)/bin/python
 EDGEC := $(VENV)/bin/edgec
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Cross toolchains and emulators (see ../shared/docs/FIRMWARE.md).
+# chromium: tests/test_size.py opens the HTML size report in it (headless).
 APT_PKGS := gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
-            gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
+            gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc cmake chromium
 EXTRAS ?= dev,ml,tvm,tf
 PYTEST_ARGS ?=
 DEMO_MODEL := firmware_examples/kws/model/kws_ref_model.tflite
@@ -45,7 +46,7 @@ deps-python: $(VENV)/.extras-$(EXTRAS)
 demo: deps-apt $(VENV)/.core
 	$(EDGEC) build $(DEMO_MODEL) --target cortex-m4 -o build/demo --name kws --firmware
 	$(MAKE) -C build/demo firmware run
-	$(PYTHON) -m edgec.elfsize build/demo/firmware.elf --prefix kws
+	$(EDGEC) size build/demo/firmware.elf --symbols 0
 
 # The benchmark table of benchmarks/README.md and README.md (MLPerf Tiny int8 models, cortex-m4, QEMU).
 bench: deps-apt $(VENV)/.core
