@@ -115,7 +115,7 @@ def print_table(con, rep: dict, chk=None, symbols: int = 15) -> None:
               "[bold]total[/bold]", f"[bold]{rm['total']:,}[/bold]", "")
     con.print(t)
 
-    t = Table(title="sections (as arm-none-eabi-size -A)", title_justify="left")
+    t = Table(title="sections (as binutils size -A)", title_justify="left")
     for c, j in (("section", "left"), ("address", "right"), ("size", "right"), ("in", "left"),
                  ("unattributed", "right")):
         t.add_column(c, justify=j)
@@ -125,7 +125,7 @@ def print_table(con, rep: dict, chk=None, symbols: int = 15) -> None:
     bk = rep["berkeley"]
     con.print(t)
     con.print(f"[dim]text {bk['text']:,}  data {bk['data']:,}  bss {bk['bss']:,} "
-              f"(arm-none-eabi-size's columns); flash = text + data, RAM = data + bss"
+              f"(the columns of binutils size); flash = text + data, RAM = data + bss"
               + (f" + {rm['unbacked_reservations']:,} reserved by linker symbols"
                  if rm["unbacked_reservations"] else "") + "[/dim]")
 
@@ -262,7 +262,7 @@ def to_markdown(rep: dict, chk=None, symbols: int = 20) -> str:
     for s in rep["sections"]:
         out.append(f"| `{_md(s['name'])}` | 0x{s['addr']:08x} | {s['size']:,} | {s['flash']:,} | {s['ram']:,} |")
     bk = rep["berkeley"]
-    out += ["", f"text {bk['text']:,}, data {bk['data']:,}, bss {bk['bss']:,} (as `arm-none-eabi-size`).",
+    out += ["", f"text {bk['text']:,}, data {bk['data']:,}, bss {bk['bss']:,} (as binutils `size`).",
             "", "</details>", ""]
     if rep["layers"]:
         out += ["<details><summary>Per layer</summary>", "",
@@ -711,7 +711,7 @@ def to_html(rep: dict, chk=None, symbols: int = 30) -> str:
                  f"<td>{s['flash']:,}</td><td>{s['ram']:,}</td><td>{s['unattributed']:,}</td></tr>")
     bk = rep["berkeley"]
     h.append(f"</table><p class=note>text {bk['text']:,} · data {bk['data']:,} · bss {bk['bss']:,} "
-             "(the columns of arm-none-eabi-size). Flash = text + data; RAM = data + bss.</p>")
+             "(the columns of binutils size). Flash = text + data; RAM = data + bss.</p>")
     h.append(f'<details><summary>Largest symbols (top {symbols} of {len(rep["symbols"])})</summary>'
              '<table id="symbols"><tr><th class="l">symbol</th><th>bytes</th><th class="l">section</th>'
              '<th class="l">kind</th><th class="l">owner</th></tr>')
