@@ -231,14 +231,15 @@ def to_markdown(rep: dict, chk=None, symbols: int = 20) -> str:
     out = [f"### edgec size: `{_md(rep['name'])}`" + (f" on {_md(rep['target'])}" if rep.get("target") else "")
            + f" ({_md(rep['elf'])})", ""]
     if rep.get("model"):
-        out.append(f"Model `{_md(rep['model'])}`" + (
-            f", options `{_md(json.dumps(rep['options'], sort_keys=True))}`" if rep.get("options") else "") + ".")
+        o = rep.get("options") or {}
+        flags = (f"-O{o['opt_level']}" if o.get("opt_level") else "") + (" LTO" if o.get("lto") else "")
+        out.append(f"Model `{_md(rep['model'])}`" + (f", built with `{_md(flags.strip())}`" if flags else "") + ".")
         out.append("")
     if rep.get("note"):
         out += [f"_{_md(rep['note'])}_", ""]
     rows = {r["budget"]: r for r in (chk.rows if chk else [])}
     if chk is not None:
-        out.append(("**Within budget.**" if chk.ok else "**Over budget:** " + "; ".join(map(_md, chk.failures)))
+        out.append(("**Within budget.**" if chk.ok else "**Over budget:** " + "; ".join(map(_md, chk.failures)) + ".")
                    + (f" Budgets: {_md(chk.source)}." if chk.source and chk.rows else ""))
         out.append("")
     out += ["| | used | budget | headroom | |", "|---|---:|---:|---:|---|"]
@@ -283,7 +284,7 @@ def to_markdown(rep: dict, chk=None, symbols: int = 20) -> str:
             owner = s["owner"] + (f" {s['layer']}" if s["layer"] is not None else "")
             out.append(f"| `{_md(s['name'])}` | {s['bytes']:,} | `{_md(s['section'])}` | {owner} |")
         out += ["", "</details>", ""]
-    return "\n".join(out)
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def _md_growth(g: dict, chk) -> list[str]:

@@ -97,6 +97,12 @@ def kws_fw(tmp_path_factory):
     return build_firmware(EXAMPLE_KWS, out)
 
 
+def test_help():
+    for cmd in ("size", "check"):
+        r = edgec(cmd, "--help")
+        assert r.returncode == 0 and "Usage" in r.stdout and "--json" in r.stdout
+
+
 # ---- the done-when checks ----------------------------------------------------------------
 
 @pytest.mark.parametrize("model", INT8)
