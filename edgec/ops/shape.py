@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import norm_axis, prod
@@ -40,6 +41,43 @@ class Copy(Op):
 
     def emit(self, k):
         return f"  memcpy({k.y()}, {k.x(0)}, {k.tin(0).nbytes}u);\n"
+
+
+@register
+class BitCast(Op):
+    """Reinterpret the bytes of a tensor as another element type of the same size."""
+    name = "BitCast"
+
+    def infer(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        to = n.attrs["to"]
+        if dtypes.itemsize(to) != dtypes.itemsize(x.dtype):
+            raise EdgecError(f"BitCast from {x.dtype} to {to}: element sizes differ")
+        return [OutSpec(x.shape, to)]
+
+    def reference(self, g, n, xs):
+        y = np.ascontiguousarray(xs[0]).view(dtypes.np_dtype(n.attrs["to"]))
+        if n.attrs["to"] == "bool":
+            y = y != 0
+        return [y]
+
+    def check(self, g, n):
+        if n.attrs["to"] == "bool":
+            return "BitCast to bool"
+        return None
+
+    def emit(self, k):
+        return f"  memcpy({k.y()}, {k.x(0)}, {k.tin(0).nbytes}u);\n"
+
+
+@onnx_op("BitCast")
+def _onnx_bitcast(ctx, node):
+    from onnx import helper
+    try:
+        to = dtypes.from_numpy(helper.tensor_dtype_to_np_dtype(int(ctx.attr(node, "to"))))
+    except Exception:  # noqa: BLE001
+        raise UnsupportedError([f"BitCast to element type {ctx.attr(node, 'to')}"]) from None
+    ctx.add("BitCast", [ctx.inp(node, 0)], [ctx.out(node)], {"to": to}, node.name)
 
 
 def reshape_to(ctx, x: str, shape, out: str, name: str = "") -> None:
@@ -150,9 +188,9 @@ def _onnx_size(ctx, node):
     _alias_const(ctx, node, np.array(ctx.t(x).size, dtype=np.int64))
 
 
-def _alias_const(ctx, node, value) -> None:
-    """Bind the node's output to a new constant tensor."""
-    src = node.output[0]
+def _alias_const(ctx, node, value, i: int = 0) -> None:
+    """Bind the node's output ``i`` to a new constant tensor."""
+    src = node.output[i]
     name = ctx.g.add_const(value, src)
     ctx.g.tensors[name].origin = src
     ctx.names[src] = name
@@ -186,3 +224,23 @@ def _tfl_reshape(ctx, op):
     if o.size != ctx.t(x).size:
         raise EdgecError(f"output shape {list(o.shape)} does not match input {list(ctx.t(x).shape)}")
     ctx.add("Reshape", [x], [out], {"shape": list(o.shape)})
+
+
+@onnx_op("Dropout")
+def _onnx_dropout(ctx, node):
+    """Inference: the identity (and an all-true mask).  Training mode with a
+    non-zero ratio draws random numbers, which edgec does not compile."""
+    x = ctx.inp(node, 0)
+    if ctx.opset >= 12:
+        training = ctx.const_input(node, 2, "training_mode") if ctx.inp(node, 2) else None
+        training = bool(training is not None and np.asarray(training).reshape(-1)[0])
+        ratio = ctx.const_input(node, 1, "ratio") if training and ctx.inp(node, 1) else None
+        ratio = 0.5 if ratio is None else float(np.asarray(ratio).reshape(-1)[0])
+    else:
+        ratio = float(ctx.attr(node, "ratio", 0.5))
+        training = ctx.opset < 7 and not ctx.attr(node, "is_test", 0)
+    if training and ratio != 0:
+        raise UnsupportedError(["Dropout in training mode (random)"])
+    reshape_to(ctx, x, ctx.t(x).shape, ctx.out(node), node.name)
+    if len(node.output) > 1 and node.output[1]:
+        _alias_const(ctx, node, np.ones(ctx.t(x).shape, dtype=bool), 1)

@@ -100,6 +100,7 @@ UNARY = {
              "({x} * tanh{f}(log{f}(1 + exp{f}({x}))))", None, {}),
     "Gelu": ("float", _gelu, None, None, {"approximate": "none"}),
     "Not": ("bool", lambda x, a: np.logical_not(x), None, "(!{x})", {}),
+    "BitwiseNot": ("int", lambda x, a: np.invert(x), None, "~{x}", {}),
     "IsNaN": ("float", lambda x, a: np.isnan(x), "({x} != {x})", None, {}),
     "IsInf": ("float", lambda x, a: (np.isposinf(x) & bool(a["detect_positive"])) |
               (np.isneginf(x) & bool(a["detect_negative"])), None, None,
