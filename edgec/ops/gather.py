@@ -330,3 +330,38 @@ def _onnx_scatter_nd(ctx, node):
         raise UnsupportedError([f"ScatterND with reduction {red!r}"])
     ctx.add("ScatterND", [ctx.inp(node, i) for i in range(3)], [ctx.out(node)],
             {"reduction": red}, node.name)
+
+
+@onnx_op("Compress")
+def _onnx_compress(ctx, node):
+    """Compress with a constant condition: a Gather of the selected positions."""
+    x = ctx.inp(node, 0)
+    cond = np.asarray(ctx.const_input(node, 1, "condition")).reshape(-1).astype(bool)
+    axis = ctx.attr(node, "axis")
+    if axis is None:
+        flat = ctx.tmp(x + "_flat")
+        ctx.add("Reshape", [x], [flat], {"shape": [ctx.t(x).size]})
+        x, axis = flat, 0
+    axis = norm_axis(axis, ctx.t(x).rank, "Compress")
+    if cond.size > ctx.t(x).shape[axis]:
+        raise EdgecError("Compress: the condition is longer than the axis")
+    idx = ctx.g.add_const(np.nonzero(cond)[0].astype(np.int64), "compress_idx")
+    ctx.add("Gather", [x, idx], [ctx.out(node)], {"axis": axis}, node.name)
+
+
+@onnx_op("ReverseSequence")
+def _onnx_reverse_sequence(ctx, node):
+    """ReverseSequence with constant lengths: a GatherElements with constant indices."""
+    x = ctx.inp(node, 0)
+    shape = ctx.t(x).shape
+    lens = np.asarray(ctx.const_input(node, 1, "sequence_lens")).reshape(-1).astype(np.int64)
+    b = norm_axis(ctx.attr(node, "batch_axis", 1), len(shape), "ReverseSequence")
+    t = norm_axis(ctx.attr(node, "time_axis", 0), len(shape), "ReverseSequence")
+    if b == t or lens.size != shape[b] or lens.min(initial=0) < 0 or lens.max(initial=0) > shape[t]:
+        raise EdgecError("ReverseSequence: sequence lengths do not fit the input")
+    pos = np.indices(shape)
+    tt, bb = pos[t], pos[b]
+    L = lens[bb]
+    idx = np.where(tt < L, L - 1 - tt, tt).astype(np.int64)
+    ctx.add("GatherElements", [x, ctx.g.add_const(idx, "reverse_idx")], [ctx.out(node)],
+            {"axis": t}, node.name)
