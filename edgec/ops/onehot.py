@@ -48,7 +48,7 @@ class OneHot(Op):
         idx = f"{k.x(0)}[o * {inner} + i]"
         neg = f"if (v < 0) v += {depth};\n" if it not in ("uint8", "uint16", "uint32", "uint64") else ""
         if dtypes.is_float(it):
-            get = f"const double fv = (double){idx};\n      int64_t v = fv != fv ? -1 : {cast}fv;\n"
+            get = f"const double fv = (double){idx};\n      int64_t v = fv != fv ? -1 : (int64_t)fv;\n"
         else:
             get = f"int64_t v = (int64_t){idx};\n"
         return (f"  for (int o = 0; o < {outer}; ++o)\n"
