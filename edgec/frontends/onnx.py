@@ -47,6 +47,12 @@ class OnnxContext:
                 return v
         return default
 
+    def attr_graph(self, node, name: str):
+        for a in node.attribute:
+            if a.name == name and a.type == a.GRAPH:
+                return a.g
+        return None
+
     def has_attr(self, node, name: str) -> bool:
         return any(a.name == name for a in node.attribute)
 
@@ -418,8 +424,6 @@ def _expand_function(ctx: OnnxContext, n, depth: int) -> None:
 
     body = []
     for bn in fp.node:
-        if any(a.type in (a.GRAPH, a.GRAPHS) for a in bn.attribute):
-            raise UnsupportedError([f"{n.op_type} (its function body has subgraphs)"])
         c = type(n)()
         c.CopyFrom(bn)
         del c.input[:]
@@ -434,6 +438,13 @@ def _expand_function(ctx: OnnxContext, n, depth: int) -> None:
                     b.CopyFrom(attrs[a.ref_attr_name])
                     b.name = a.name
                     c.attribute.append(b)
+            elif a.type == a.GRAPH:
+                b = type(a)()
+                b.CopyFrom(a)
+                b.g.CopyFrom(rename_subgraph(a.g, rename, prefix))
+                c.attribute.append(b)
+            elif a.type == a.GRAPHS:
+                raise UnsupportedError([f"{n.op_type} (a function body with graph lists)"])
             else:
                 c.attribute.append(a)
         c.name = prefix + (bn.name or bn.op_type)
@@ -446,6 +457,65 @@ def _expand_function(ctx: OnnxContext, n, depth: int) -> None:
             _import_node(ctx, c, depth + 1)
     finally:
         ctx.opsets = saved
+
+
+def rename_subgraph(graph, mapping: dict, prefix: str):
+    """A copy of ``graph`` (a branch or loop body) whose own tensors carry
+    ``prefix`` and whose references to enclosing tensors follow ``mapping``."""
+    g = type(graph)()
+    g.CopyFrom(graph)
+    local = dict(mapping)
+    for t in g.initializer:
+        local[t.name] = prefix + t.name
+        t.name = local[t.name]
+    for vi in g.input:
+        local[vi.name] = prefix + vi.name
+        vi.name = local[vi.name]
+    for nd in g.node:
+        for j, i in enumerate(nd.input):
+            nd.input[j] = local.get(i, i)
+        for j, o in enumerate(nd.output):
+            if o:
+                local[o] = prefix + o
+                nd.output[j] = local[o]
+        for a in nd.attribute:
+            if a.type == a.GRAPH:
+                a.g.CopyFrom(rename_subgraph(a.g, local, prefix))
+            for sub in (a.graphs if a.type == a.GRAPHS else []):
+                sub.CopyFrom(rename_subgraph(sub, local, prefix))
+    for vo in g.output:
+        vo.name = local.get(vo.name, vo.name)
+    return g
+
+
+@ops.onnx_op("If")
+def _onnx_if(ctx: OnnxContext, node) -> None:
+    """If with a condition known at compile time: the chosen branch, inlined."""
+    cond = np.asarray(ctx.const_input(node, 0, "condition")).reshape(-1)
+    if cond.size != 1:
+        raise EdgecError("If: the condition must have one element")
+    branch = ctx.attr_graph(node, "then_branch" if bool(cond[0]) else "else_branch")
+    if branch is None:
+        raise EdgecError("If without its branches")
+    ctx.fn_count = getattr(ctx, "fn_count", 0) + 1
+    sub = rename_subgraph(branch, {}, f"{(node.name or 'If')[:40]}__b{ctx.fn_count}__")
+    if len(sub.output) != len(node.output):
+        raise EdgecError(f"If: the branch has {len(sub.output)} outputs, the node {len(node.output)}")
+    for t in sub.initializer:
+        arr = tensor_to_numpy(t, ctx.model_dir)
+        name = ctx.g.unique_name(t.name)
+        ctx.g.add_tensor(name, arr.shape, _np_dtype_name(t.data_type), data=arr, origin=t.name)
+        ctx.names[t.name] = name
+    for bn in sub.node:
+        _import_node(ctx, bn, 1)
+    for j, vo in enumerate(sub.output):
+        if not node.output[j]:
+            continue
+        if vo.name not in ctx.names:
+            raise EdgecError(f"If: branch output {vo.name[:80]!r} is never computed")
+        src = ctx.names[vo.name]
+        t = ctx.t(src)
+        ctx.add("Reshape", [src], [ctx.out(node, j)], {"shape": list(t.shape)}, node.name)
 
 
 def _fmt_dims(tt) -> str:
