@@ -368,11 +368,13 @@ def _kb(n: int) -> str:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rtol", default=1e-4, show_default=True, help="Float tolerance relative to the largest reference value.")
 @click.option("--sanitize", is_flag=True, help="Host: build with AddressSanitizer and UBSan.")
+@click.option("--backend", default="native", show_default=True, type=click.Choice(["native", "tvm"]),
+              help="Code generator to verify (tvm: the tvm extra).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt
 @quant_options()
 @handle_errors
-def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, as_json, input_shapes,
+def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, backend, as_json, input_shapes,
            quant_mode, calibration, calibration_method, percentile, calibration_samples,
            keep_float, float_io, per_tensor, eval_data):
     """Run the compiled MODEL and compare it with the reference runtime.
@@ -387,7 +389,7 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, as
         raise EdgecError("--eval belongs to build and quantize, not verify")
     res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
-                    sanitize=sanitize, quantize=qcfg)
+                    sanitize=sanitize, quantize=qcfg, backend=backend)
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:

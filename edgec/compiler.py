@@ -110,12 +110,28 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
         res = native.generate(g, prefix, {"target": tgt, **opts.extra})
         model_c, model_h = res.model_c, res.model_h
         arena, lower_bound, layers, weights = res.arena_size, res.lower_bound, res.layers, res.weights_bytes
+        extra_files, backend_info = {}, None
+    elif opts.backend == "tvm":
+        from .backends import tvm as tvm_backend
+        path = g.meta.get("path")
+        if opts.quantize is not None or "quantization" in g.meta:
+            raise EdgecError("the tvm backend compiles the model file as it is: "
+                             "--quantize needs --backend native")
+        if not path or not Path(path).is_file():
+            raise EdgecError("the tvm backend imports the model file with TVM's own frontend: "
+                             "give it a model file, not a graph")
+        res = tvm_backend.generate(g, path, prefix, {"target": tgt, **opts.extra})
+        model_c, model_h = res.model_c, res.model_h
+        arena, lower_bound, layers, weights = res.arena_size, res.lower_bound, res.layers, res.weights_bytes
+        extra_files, backend_info = res.files, res.info
     else:
         raise EdgecError(f"the {opts.backend} backend is not available in this build of edgec")
 
     b = Bundle(prefix)
     b.add(f"{prefix}.c", model_c)
     b.add(f"{prefix}.h", model_h)
+    for rel, text in sorted(extra_files.items()):
+        b.add(rel, text)
     ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
                arena_size=arena, weights_bytes=weights, firmware=opts.firmware,
                ar="arm-none-eabi-ar" if tgt.arch == "arm" else (
@@ -168,6 +184,8 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
         b.report["quantization"] = quant_info
     if accuracy is not None:
         b.report["accuracy"] = accuracy
+    if backend_info is not None:
+        b.report[opts.backend] = backend_info
     return b, g
 
 

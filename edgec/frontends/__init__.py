@@ -66,5 +66,7 @@ def load(path, input_shapes=None, **options) -> Graph:
         from . import keras as fe
         g = fe.load(path, shapes, **options)
     g.meta.setdefault("source", path.name)
+    # the file itself, for backends that import it with their own frontend (tvm)
+    g.meta.setdefault("path", str(path.resolve()))
     g.meta.setdefault("format", fmt)
     return g

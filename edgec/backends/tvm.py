@@ -1,0 +1,745 @@
+"""``--backend tvm``: Apache TVM lowers, fuses and generates the kernels; edgec
+owns the static driver, the arena and the bundle.
+
+apache-tvm 0.27 (the pinned ``tvm`` extra) has no microTVM, AOT executor, C
+runtime or memory planner any more (docs: ../shared/docs/TVM.md).  What it
+still does well is import (Relax ONNX / TFLite frontends), legalize, fuse and
+generate plain C for the fused kernels.  So:
+
+1. import the model file with TVM's frontend and run the Relax pass sequence
+   (LegalizeOps ... StaticPlanBlockMemory) under the target: ``main`` becomes a
+   flat list of storage allocations, tensor allocations, views (reshape) and
+   calls of fused TIR kernels;
+2. build those TIR kernels alone with target ``c`` (assertions off): C
+   functions with TVM's packed calling convention that take ``DLTensor``
+   arguments and call ``TVMBackendAllocWorkspace`` / ``TVMBackendFreeWorkspace``
+   for the intermediates of fused kernels;
+3. walk ``main`` here: every intermediate tensor gets an offset in edgec's
+   arena (:mod:`edgec.memory`, by lifetimes; TVM's own storage plan is used
+   when it is smaller), the kernels' workspace is a LIFO bump allocator at the
+   top of the same arena, sized by replaying the constant sizes the kernels pass
+   to ``TVMBackendAllocWorkspace`` (their frees must be LIFO: checked here);
+   constants become ``const`` arrays; the driver is ``templates/tvm/model.c.j2``
+   with the header every backend shares (``templates/model.h.j2``).
+
+The bundle builds without TVM: the few headers TVM's C output includes are
+copied from the installed wheel (Apache-2.0, with their license headers) and
+the runtime functions the kernels call are defined in the driver under
+bundle-private names, so the linked model needs nothing but libc/libm.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import cgen, dtypes, memory
+from ..errors import EdgecError, UnsupportedError
+from ..graph import Graph
+from ..templating import render
+from .native import ConstPool, _io_desc
+
+TVM_VERSION = "0.27.0.post1"
+INSTALL_HINT = "pip install 'edgec[tvm]'"
+ALIGN = 16          # arena tensors and workspace blocks
+WS_ALIGN = 16
+
+# Headers TVM's C output includes (directly or through each other), from the
+# installed wheels: (package, path inside the package's include dir).
+HEADERS = (
+    ("tvm_ffi", "dlpack/dlpack.h"),
+    ("tvm_ffi", "tvm/ffi/c_api.h"),
+    ("tvm_ffi", "tvm/ffi/extra/c_env_api.h"),
+    ("tvm", "tvm/runtime/base.h"),
+    ("tvm", "tvm/runtime/c_backend_api.h"),
+)
+# The runtime functions the generated kernels may call, all defined by the
+# driver (under bundle-private names).  Anything else is refused.
+PLATFORM_FUNCS = ("TVMBackendAllocWorkspace", "TVMBackendFreeWorkspace",
+                  "TVMFFIErrorSetRaisedFromCStr")
+
+RELAX_PASSES = ("LegalizeOps", "AnnotateTIROpPattern", "FoldConstant", "FuseOps", "FuseTIR",
+                "DeadCodeElimination", "RewriteDataflowReshape", "ToNonDataflow",
+                "RemovePurityChecking", "CallTIRRewrite", "StaticPlanBlockMemory")
+
+
+def require_tvm():
+    """Import TVM or say in one line how to get it."""
+    try:
+        import tvm  # noqa: F401
+        from tvm import relax, tirx  # noqa: F401
+    except ImportError:
+        raise EdgecError(f"the tvm backend needs Apache TVM {TVM_VERSION}: {INSTALL_HINT}") from None
+    version = getattr(tvm, "__version__", "?")
+    if version != TVM_VERSION:
+        raise EdgecError(f"the tvm backend is pinned to apache-tvm {TVM_VERSION} (its API changes "
+                         f"between releases), found {version}: {INSTALL_HINT}")
+    return tvm
+
+
+# --------------------------------------------------------------------------- import + lowering
+
+def import_model(path: Path, g: Graph):
+    """The model file through TVM's own Relax frontend; input shapes from edgec's graph."""
+    tvm = require_tvm()
+    path = Path(path)
+    fmt = g.meta.get("format")
+    shapes = {str(g.tensors[i].origin): list(g.tensors[i].shape) for i in g.inputs}
+    try:
+        if fmt == "onnx":
+            import onnx
+            from tvm.relax.frontend.onnx import from_onnx
+            model = onnx.load(str(path))
+            init = {t.name for t in model.graph.initializer}
+            names = [i.name for i in model.graph.input if i.name not in init]
+            shape_dict = {n: shapes[n] for n in names if n in shapes}
+            return from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
+        if fmt == "tflite":
+            quant = [t for t in g.tensors.values() if t.quant is not None]
+            if quant:
+                raise EdgecError("the tvm backend compiles float TFLite models; TVM imports quantized "
+                                 "TFLite ops as dequantize -> float -> quantize (no integer kernels): "
+                                 "use --backend native for int8 models")
+            import tflite
+            from tvm.relax.frontend.tflite import from_tflite
+            model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
+            return from_tflite(model)
+    except EdgecError:
+        raise
+    except tvm.error.OpNotImplemented as e:
+        raise UnsupportedError([f"TVM: {_first_line(e)}"]) from None
+    except Exception as e:  # noqa: BLE001 - TVM's importer errors come in many types
+        raise EdgecError(f"TVM could not import the model: {_first_line(e)}") from None
+    raise EdgecError(f"the tvm backend compiles ONNX and TFLite models, not {fmt}")
+
+
+def _first_line(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    # TVM errors end with the message after a traceback
+    for ln in reversed(lines):
+        if "Error" in ln or "error" in ln or "not" in ln:
+            return ln[:300]
+    return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def lower(mod, tvm_target):
+    """The Relax pass sequence that leaves ``main`` as static allocations and kernel calls."""
+    import tvm
+    from tvm import relax
+    seq = tvm.transform.Sequential([getattr(relax.transform, p)() for p in RELAX_PASSES])
+    with tvm_target:
+        return seq(mod)
+
+
+# --------------------------------------------------------------------------- main -> steps
+
+@dataclass
+class TTensor:
+    key: int                 # index in Program.tensors
+    shape: tuple
+    dtype: str
+    kind: str                # "input" | "const" | "storage" | "own" | "view"
+    index: int = 0           # input index
+    root: int = -1           # views: the tensor they alias
+    storage: int = -1        # storage tensors: storage index
+    offset: int = 0          # byte offset in the storage
+    data: np.ndarray | None = None
+    first: int = -1          # lifetime in binding steps
+    last: int = -1
+    name: str = ""           # TVM var name (comments only)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * dtypes.itemsize(self.dtype)
+
+
+@dataclass
+class Call:
+    step: int
+    func: str                # TIR function name (GlobalVar)
+    args: list[int]          # tensor keys
+    outputs: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Program:
+    tensors: list[TTensor]
+    calls: list[Call]
+    storages: list[int]      # TVM's storage sizes (bytes)
+    outputs: list[int]       # tensor keys of the returned values
+    inputs: list[int]
+
+
+def _dtype(s: str) -> str:
+    s = str(s)
+    if s == "bool":
+        return "bool"
+    try:
+        dtypes.check(s)
+    except EdgecError:
+        raise UnsupportedError([f"TVM tensor dtype {s}"]) from None
+    return s
+
+
+def analyze(mod) -> Program:
+    """Walk the lowered ``main``."""
+    from tvm import ir, relax
+    func = mod["main"]
+    tensors: list[TTensor] = []
+    var_tensor: dict = {}      # relax.Var -> tensor key
+    var_storage: dict = {}     # relax.Var -> storage index
+    storages: list[int] = []
+    calls: list[Call] = []
+    problems: list[str] = []
+    const_keys: list[tuple] = []
+
+    def sinfo(v):
+        ty = v.ty
+        if not isinstance(ty, relax.TensorType) or ty.shape is None:
+            raise UnsupportedError([f"TVM value of type {ty}"])
+        try:
+            shape = tuple(int(d) for d in ty.shape.values)
+        except (TypeError, ValueError, AttributeError):
+            raise UnsupportedError([f"dynamic shape {ty.shape} (give --input-shape)"]) from None
+        return shape, _dtype(ty.dtype)
+
+    def new(**kw) -> int:
+        t = TTensor(key=len(tensors), **kw)
+        tensors.append(t)
+        return t.key
+
+    inputs = []
+    for i, p in enumerate(func.params):
+        shape, dt = sinfo(p)
+        k = new(shape=shape, dtype=dt, kind="input", index=i, name=p.name)
+        var_tensor[p] = k
+        inputs.append(k)
+
+    def operand(e, step) -> int:
+        if isinstance(e, ir.GenericConst):
+            for c, k in const_keys:
+                if c.same_as(e):
+                    return k
+            data = e.value.numpy()
+            shape, dt = tuple(int(d) for d in data.shape), _dtype(str(e.value.dtype))
+            k = new(shape=shape, dtype=dt, kind="const", data=data)
+            const_keys.append((e, k))
+            return k
+        if isinstance(e, relax.Var) and e in var_tensor:
+            return var_tensor[e]
+        raise UnsupportedError([f"TVM operand {type(e).__name__}"])
+
+    def use(k: int, step: int) -> None:
+        while tensors[k].kind == "view":
+            tensors[k].last = max(tensors[k].last, step)
+            k = tensors[k].root
+        t = tensors[k]
+        t.last = max(t.last, step)
+
+    op_alloc_storage = ir.Op.get("relax.memory.alloc_storage")
+    op_alloc_tensor = ir.Op.get("relax.memory.alloc_tensor")
+    op_builtin_alloc = ir.Op.get("relax.builtin.alloc_tensor")
+    op_reshape = ir.Op.get("relax.reshape")
+
+    body = func.body
+    step = 0
+    for block in body.blocks:
+        for b in block.bindings:
+            step += 1
+            v, val = b.var, b.value
+            if isinstance(val, relax.Call) and isinstance(val.op, ir.Op):
+                if val.op.same_as(op_alloc_storage):
+                    size = int(val.args[0].values[0])
+                    var_storage[v] = len(storages)
+                    storages.append(size)
+                elif val.op.same_as(op_alloc_tensor):
+                    shape, dt = sinfo(v)
+                    sto = var_storage.get(val.args[0])
+                    if sto is None:
+                        raise UnsupportedError(["TVM alloc_tensor on an unknown storage"])
+                    var_tensor[v] = new(shape=shape, dtype=dt, kind="storage", storage=sto,
+                                        offset=int(val.args[1]), first=step, last=step,
+                                        name=v.name)
+                elif val.op.same_as(op_builtin_alloc):
+                    shape, dt = sinfo(v)
+                    var_tensor[v] = new(shape=shape, dtype=dt, kind="own", first=step, last=step,
+                                        name=v.name)
+                elif val.op.same_as(op_reshape):
+                    src = operand(val.args[0], step)
+                    shape, dt = sinfo(v)
+                    var_tensor[v] = new(shape=shape, dtype=dt, kind="view", root=src, first=step,
+                                        last=step, name=v.name)
+                    use(src, step)
+                else:
+                    problems.append(f"TVM builtin {val.op.name}")
+            elif isinstance(val, relax.Call) and isinstance(val.op, ir.GlobalVar):
+                args = [operand(a, step) for a in val.args]
+                c = Call(step, val.op.name_hint, args)
+                for k in args:
+                    t = tensors[k]
+                    # an allocation's first use is the kernel writing it
+                    if t.kind in ("storage", "own") and t.last == t.first:
+                        c.outputs.append(k)
+                    use(k, step)
+                if not c.outputs:
+                    problems.append(f"TVM kernel call {c.func} without an output")
+                calls.append(c)
+            elif isinstance(val, relax.Var):
+                if val in var_tensor:
+                    var_tensor[v] = var_tensor[val]
+                elif val in var_storage:
+                    var_storage[v] = var_storage[val]
+                else:
+                    problems.append("TVM alias of an unknown value")
+            elif isinstance(val, ir.GenericConst):
+                var_tensor[v] = operand(val, step)
+            else:
+                name = getattr(getattr(val, "op", None), "name", type(val).__name__)
+                problems.append(f"TVM {name}")
+    if problems:
+        raise UnsupportedError(problems)
+
+    ret = body.body
+    rets = list(ret.fields) if isinstance(ret, relax.Tuple) else [ret]
+    outputs = []
+    step += 1
+    for r in rets:
+        k = operand(r, step)
+        use(k, step)
+        outputs.append(k)
+    return Program(tensors, calls, storages, outputs, inputs)
+
+
+# --------------------------------------------------------------------------- kernels
+
+def build_kernels(mod, prog: Program, tvm_target) -> tuple[str, dict[str, str]]:
+    """C source of the called TIR kernels; returns (source, TIR name -> C symbol).
+    Each kernel's C symbol is ``edgec_l<N>_<name>`` after the first layer that
+    calls it (per-layer size attribution)."""
+    import tvm
+    from tvm import tirx
+    from tvm.ir import IRModule
+    symbols: dict[str, str] = {}
+    for i, c in enumerate(prog.calls):
+        if c.func not in symbols:
+            base = re.sub(r"[^a-z0-9_]", "_", c.func.lower())[:40].strip("_") or "kernel"
+            symbols[c.func] = f"edgec_l{i}_{base}"
+    prims = {}
+    for gv, f in mod.functions.items():
+        if gv.name_hint in symbols:
+            if not isinstance(f, tirx.PrimFunc):
+                raise UnsupportedError([f"TVM non-TIR function {gv.name_hint}"])
+            prims[gv] = f.with_attr("global_symbol", symbols[gv.name_hint])
+    with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+        lib = tirx.build(IRModule(prims), tvm_target)
+    src = lib.inspect_source()
+    # The packed entry of symbol S is __tvm_ffi_S: name it S (edgec_l<N>_...),
+    # and keep every packed function private to the bundle's C file.
+    for sym in symbols.values():
+        src = re.sub(rf"\b__tvm_ffi_{sym}\b", sym, src)
+    src = re.sub(r"^TVM_DLL (int32_t \w+\(void\* self)", r"static \1", src, flags=re.M)
+    return src, symbols
+
+
+_FUNC_RE = re.compile(r"^static int32_t (\w+)\(void\* self_handle, void\* args, int32_t num_args, "
+                      r"void\* result\) \{$", re.M)
+_ALLOC_RE = re.compile(r"\b(\w+) = \(\(\w+\*\)\(\(\w+\*\)TVMBackendAllocWorkspace\(1, dev_id, "
+                       r"\(uint64_t\)(\d+)ULL, \d+, \d+\)\)\);")
+_FREE_RE = re.compile(r"TVMBackendFreeWorkspace\(1, dev_id, (\w+)\)")
+_ANY_WS_RE = re.compile(r"TVMBackend\w*Workspace\(")
+_CTYPE_BYTES = {"float": 4, "double": 8, "int8_t": 1, "uint8_t": 1, "int16_t": 2, "uint16_t": 2,
+                "int32_t": 4, "uint32_t": 4, "int64_t": 8, "uint64_t": 8, "bool": 1}
+
+
+def function_bodies(src: str) -> dict[str, str]:
+    """Generated kernel name -> its C body text."""
+    starts = [(m.group(1), m.end()) for m in _FUNC_RE.finditer(src)]
+    out = {}
+    for i, (name, pos) in enumerate(starts):
+        end = src.find("\n}\n", pos)
+        out[name] = src[pos:end if end >= 0 else len(src)]
+    return out
+
+
+@dataclass
+class Workspace:
+    peak: int                # bytes of the workspace region this kernel needs
+    blocks: list[int]        # sizes in allocation order
+    depth: int               # most blocks live at once
+    stack_arrays: int        # bytes of local arrays (TVM puts allocations <= 1 KB on the stack)
+
+
+def workspace_of(body: str, name: str = "") -> Workspace:
+    """Replay the kernel's TVMBackendAllocWorkspace / FreeWorkspace calls in
+    program order with the driver's allocator (LIFO, blocks aligned to
+    WS_ALIGN): the peak is exact for straight-line code and for loops whose
+    iterations free what they allocate."""
+    events = []
+    for m in _ALLOC_RE.finditer(body):
+        events.append((m.start(), "alloc", m.group(1), int(m.group(2))))
+    for m in _FREE_RE.finditer(body):
+        events.append((m.start(), "free", m.group(1), 0))
+    if len(_ANY_WS_RE.findall(body)) != len(events):
+        raise EdgecError(f"TVM kernel {name}: a workspace request edgec cannot size "
+                         "(not a constant allocation)")
+    events.sort()
+    stack: list[tuple[str, int]] = []   # (var, start offset)
+    top = peak = depth = 0
+    blocks = []
+    for _, kind, var, size in events:
+        if kind == "alloc":
+            start = memory.align_up(top, WS_ALIGN)
+            stack.append((var, start))
+            top = start + size
+            peak = max(peak, top)
+            depth = max(depth, len(stack))
+            blocks.append(size)
+        else:
+            if not stack or stack[-1][0] != var:
+                raise EdgecError(f"TVM kernel {name}: workspace freed out of order ({var})")
+            top = stack.pop()[1]
+    if stack:
+        raise EdgecError(f"TVM kernel {name}: workspace never freed ({stack[-1][0]})")
+    arrays = 0
+    for m in re.finditer(r"^\s+(\w+)\s+\w+\[(\d+)\];$", body, re.M):
+        arrays += _CTYPE_BYTES.get(m.group(1), 8) * int(m.group(2))
+    return Workspace(peak, blocks, depth, arrays)
+
+
+def runtime_calls(src: str) -> set[str]:
+    """TVM runtime functions the generated code calls."""
+    calls = set(re.findall(r"\b(TVM\w+)\s*\(", src))
+    return {c for c in calls if not c.startswith("TVM_")}
+
+
+def count_macs(func) -> int:
+    """Multiply-accumulates of a TIR kernel: stores ``X[i] = X[i] + a * b``
+    weighted by the extents of the loops around them.  (Node classes are told
+    apart by name: TIR's Python classes move between TVM releases.)"""
+    total = 0
+
+    def kind(e) -> str:
+        return type(e).__name__
+
+    def is_mul(e) -> bool:
+        if kind(e) == "Cast":
+            e = e.value
+        return kind(e) == "Mul"
+
+    def same_load(e, store) -> bool:
+        if kind(e) not in ("BufferLoad", "TensorLoad"):
+            return False
+        src = getattr(e, "source", None)
+        if src is None:
+            src = getattr(e, "buffer", None)
+        return src is not None and src.same_as(store.buffer)
+
+    def visit(s, mult: int) -> None:
+        nonlocal total
+        if s is None:
+            return
+        k = kind(s)
+        if k == "For":
+            try:
+                ext = int(s.extent)
+            except (TypeError, ValueError):
+                ext = 1
+            visit(s.body, mult * ext)
+        elif k == "BufferStore":
+            v = s.value
+            if kind(v) == "Add" and ((same_load(v.a, s) and is_mul(v.b)) or
+                                     (same_load(v.b, s) and is_mul(v.a))):
+                total += mult
+        elif k == "SeqStmt":
+            for x in s.seq:
+                visit(x, mult)
+        else:
+            for attr in ("block", "body", "then_case", "else_case"):
+                child = getattr(s, attr, None)
+                if child is not None and not isinstance(child, (int, float, str)):
+                    visit(child, mult)
+
+    visit(func.body, 1)
+    return total
+
+
+# --------------------------------------------------------------------------- the bundle
+
+@dataclass
+class TvmResult:
+    model_c: str
+    model_h: str
+    files: dict[str, str]
+    arena_size: int
+    lower_bound: int
+    layers: list[dict]
+    weights_bytes: int
+    macs: int
+    info: dict
+
+
+def header_files() -> dict[str, str]:
+    """The TVM headers the kernels include, copied from the installed wheels."""
+    import importlib
+    out = {}
+    for pkg, rel in HEADERS:
+        base = Path(importlib.import_module(pkg).__file__).resolve().parent / "include"
+        p = base / rel
+        if not p.is_file():
+            raise EdgecError(f"{pkg} has no {rel} (is apache-tvm {TVM_VERSION} installed completely?)")
+        out[rel] = p.read_text()
+    return out
+
+
+def _dl_dtype(dt: str) -> tuple[int, int]:
+    """(DLDataTypeCode, bits)."""
+    if dt == "bool":
+        return 6, 8
+    if dt.startswith("float"):
+        return 2, int(dt[5:])
+    if dt.startswith("uint"):
+        return 1, int(dt[4:])
+    if dt.startswith("int"):
+        return 0, int(dt[3:])
+    raise UnsupportedError([f"TVM tensor dtype {dt}"])
+
+
+def generate(g: Graph, model_path, prefix: str, options: dict | None = None) -> TvmResult:
+    options = dict(options or {})
+    tvm = require_tvm()
+    from tvm.target import Target
+    mod = import_model(Path(model_path), g)
+    tvm_target = Target({"kind": "c"})
+    try:
+        mod = lower(mod, tvm_target)
+    except tvm.error.OpNotImplemented as e:
+        raise UnsupportedError([f"TVM: {_first_line(e)}"]) from None
+    except Exception as e:  # noqa: BLE001
+        raise EdgecError(f"TVM could not lower the model: {_first_line(e)}") from None
+    prog = analyze(mod)
+    _check_io(g, prog)
+    src, symbols = build_kernels(mod, prog, tvm_target)
+
+    extra = runtime_calls(src) - set(PLATFORM_FUNCS)
+    if extra:
+        raise UnsupportedError([f"TVM kernels call the TVM runtime ({', '.join(sorted(extra))})"])
+    bodies = function_bodies(src)
+    missing = set(symbols.values()) - set(bodies)
+    if missing:
+        raise EdgecError(f"TVM's C output has an unexpected shape (no body for {sorted(missing)[0]})")
+    ws = {sym: workspace_of(bodies[sym], sym) for sym in symbols.values()}
+
+    # ---- arena: planned tensors, then the workspace
+    T = prog.tensors
+    arena_keys = [t.key for t in T if t.kind in ("storage", "own")]
+    out_root = {}
+    for j, k in enumerate(prog.outputs):
+        t = T[k]
+        if t.kind == "own" and t.key not in out_root:
+            out_root[t.key] = j
+    arena_keys = [k for k in arena_keys if k not in out_root]
+    buffers = [memory.Buffer(k, T[k].nbytes, T[k].first, T[k].last) for k in arena_keys]
+    plan = memory.plan(buffers, ALIGN)
+    memory.check_plan(buffers, plan.offsets)
+    offsets = dict(plan.offsets)
+    planned = plan.size
+    # TVM's own plan: its storages one after another
+    sto_off, pos = [], 0
+    for size in prog.storages:
+        sto_off.append(pos)
+        pos = memory.align_up(pos + size, ALIGN)
+    tvm_plan_size = pos
+    own_keys = [k for k in arena_keys if T[k].kind == "own"]
+    own_plan = None
+    if tvm_plan_size + sum(memory.align_up(T[k].nbytes, ALIGN) for k in own_keys) < planned:
+        own_plan = {}
+        for k in arena_keys:
+            if T[k].kind == "storage":
+                own_plan[k] = sto_off[T[k].storage] + T[k].offset
+            else:
+                own_plan[k] = pos
+                pos = memory.align_up(pos + T[k].nbytes, ALIGN)
+        offsets, planned, plan_used = own_plan, pos, "tvm StaticPlanBlockMemory"
+    else:
+        plan_used = f"edgec.memory ({plan.order})"
+    ws_peak = max((w.peak for w in ws.values()), default=0)
+    ws_offset = memory.align_up(planned, WS_ALIGN) if ws_peak else planned
+    arena_size = ws_offset + ws_peak
+
+    # ---- where every tensor lives, as a C expression
+    pool = ConstPool()
+    layer_of_const: dict[int, int] = {}
+    for i, c in enumerate(prog.calls):
+        for k in c.args:
+            if T[k].kind == "const":
+                layer_of_const.setdefault(k, i)
+
+    def root(k: int) -> int:
+        while T[k].kind == "view":
+            k = T[k].root
+        return k
+
+    const_sym: dict[int, str] = {}
+
+    def data_expr(k: int) -> tuple[str, bool]:
+        """(C pointer expression, is it known at compile time)"""
+        r = root(k)
+        t = T[r]
+        if t.kind == "input":
+            return f"(void*)in{t.index}", False
+        if t.kind == "const":
+            if r not in const_sym:
+                const_sym[r] = pool.add(t.data, t.dtype, "c", layer_of_const.get(r, -1))
+            return f"(void*){const_sym[r]}", True
+        if r in out_root:
+            return f"(void*)out{out_root[r]}", False
+        return f"(void*)(EDGEC_ARENA + {offsets[r]}u)", True
+
+    # DLTensor descriptors: const ones (arena, weights) in flash, I/O ones on the stack
+    desc_index: dict[int, tuple[str, int]] = {}
+    const_descs, io_descs, shapes = [], [], []
+    shape_index: dict[tuple, int] = {}
+
+    def desc(k: int) -> str:
+        if k in desc_index:
+            kind, i = desc_index[k]
+            return f"&{prefix}_tvm_tensors[{i}]" if kind == "c" else f"&io[{i}]"
+        t = T[k]
+        shp = tuple(t.shape) or (1,)
+        if shp not in shape_index:
+            shape_index[shp] = len(shapes)
+            shapes.append(shp)
+        code, bits = _dl_dtype(t.dtype)
+        expr, static = data_expr(k)
+        d = dict(data=expr, ndim=len(t.shape), code=code, bits=bits, shape=shape_index[shp],
+                 comment=cgen.comment_text(f"{t.dtype} {list(t.shape)} {t.name}", 80))
+        if static:
+            desc_index[k] = ("c", len(const_descs))
+            const_descs.append(d)
+        else:
+            desc_index[k] = ("io", len(io_descs))
+            io_descs.append(d)
+        return desc(k)
+
+    call_ctx, report_layers = [], []
+    wbytes_by_layer: dict[int, int] = {}
+    from tvm import tirx
+    prim = {gv.name_hint: f for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)}
+    macs_cache: dict[str, int] = {}
+    step_of_call = [c.step for c in prog.calls]
+    for i, c in enumerate(prog.calls):
+        sym = symbols[c.func]
+        args = [desc(k) for k in c.args]
+        outs = []
+        for n, k in enumerate(c.outputs):
+            expr, _ = data_expr(k)
+            outs.append(dict(ptr=expr.replace("(void*)", "(const void*)", 1), bytes=T[k].nbytes))
+        if c.func not in macs_cache:
+            macs_cache[c.func] = count_macs(prim[c.func])
+        consts = sorted({root(k) for k in c.args if T[root(k)].kind == "const"})
+        wb = sum(T[k].nbytes for k in consts if layer_of_const.get(k) == i)
+        wbytes_by_layer[i] = wb
+        comment = cgen.comment_text(
+            f"layer {i}: {c.func} " + ", ".join(str(list(T[k].shape)) for k in c.args
+                                                   if k not in c.outputs and T[root(k)].kind != "const")
+            + " -> " + ", ".join(str(list(T[k].shape)) for k in c.outputs), 200)
+        call_ctx.append(dict(index=i, func=sym, args=args, outs=outs, comment=comment))
+        report_layers.append({
+            "index": i,
+            "op": c.func,
+            "name": c.func,
+            "function": sym,
+            # TVM's tensors have no counterpart in edgec's graph: nothing for --layers to compare
+            "outputs": [],
+            "output_shapes": [list(T[k].shape) for k in c.outputs],
+            "output_dtypes": [T[k].dtype for k in c.outputs],
+            "output_bytes": [T[k].nbytes for k in c.outputs],
+            "arena": [{"offset": offsets[root(k)], "bytes": T[k].nbytes}
+                      for k in c.outputs if root(k) in offsets],
+            "macs": int(macs_cache[c.func]),
+            "weights_bytes": wb,
+            "workspace_bytes": ws[sym].peak,
+            "workspace_blocks": ws[sym].blocks,
+            "stack_array_bytes": ws[sym].stack_arrays,
+            "arena_live_bytes": sum(b.size for b in buffers if b.first <= c.step <= b.last),
+        })
+    # outputs that are not written by a kernel in place: copy at the end
+    copies = []
+    for j, k in enumerate(prog.outputs):
+        r = root(k)
+        if out_root.get(r) == j:
+            continue
+        expr, _ = data_expr(k)
+        copies.append(dict(index=j, src=expr.replace("(void*)", "(const void*)", 1), bytes=T[k].nbytes))
+    del step_of_call
+
+    ins = [g.tensors[i] for i in g.inputs]
+    outs = [g.tensors[o] for o in g.outputs]
+    io = {"inputs": [_io_desc(t, i) for i, t in enumerate(ins)],
+          "outputs": [_io_desc(t, j) for j, t in enumerate(outs)]}
+    weights_bytes = sum(wbytes_by_layer.values())
+    const_total = sum(max(int(d.size), 1) * dtypes.itemsize(dt) for _, dt, d, _ in pool.arrays)
+    assert const_total == weights_bytes or not pool.arrays, (const_total, weights_bytes)
+    macs = sum(L["macs"] for L in report_layers)
+    common = dict(prefix=prefix, PREFIX=prefix.upper(), io=io, arena_size=arena_size,
+                  weights_bytes=weights_bytes, macs=macs, model_name=cgen.comment_text(g.name),
+                  meta=g.meta)
+    model_h = render("model.h.j2", **common)
+    max_args = max((len(c["args"]) for c in call_ctx), default=1)
+    ws_max_depth = max((w.depth for w in ws.values()), default=0)
+    model_c = render(
+        "tvm/model.c.j2", **common,
+        tvm_version=TVM_VERSION,
+        consts=pool.render(),
+        kernels=src.rstrip("\n") + "\n",
+        calls=call_ctx,
+        copies=copies,
+        const_descs=const_descs,
+        io_descs=io_descs,
+        shapes=shapes,
+        max_args=max_args,
+        ws_offset=ws_offset,
+        ws_size=ws_peak,
+        ws_depth=ws_max_depth,
+        planned_bytes=planned,
+        plan_used=plan_used,
+        arena_used=arena_size > 0,
+        uses_error=("TVMFFIErrorSetRaisedFromCStr" in runtime_calls(src)),
+    )
+    files = {f"{rel}": text for rel, text in header_files().items()}
+    info = {
+        "tvm_version": TVM_VERSION,
+        "codegen": "c",
+        "relax_passes": list(RELAX_PASSES),
+        "kernels": len(symbols),
+        "kernel_calls": len(prog.calls),
+        "tensor_plan": plan_used,
+        "tensor_bytes": planned,
+        "tensor_lower_bound": plan.lower_bound,
+        "tvm_storage_plan_bytes": tvm_plan_size + sum(memory.align_up(T[k].nbytes, ALIGN)
+                                                      for k in own_keys),
+        "workspace_offset": ws_offset,
+        "workspace_bytes": ws_peak,
+        "kernel_stack_array_bytes": max((w.stack_arrays for w in ws.values()), default=0),
+        "headers": [rel for _, rel in HEADERS],
+    }
+    return TvmResult(model_c, model_h, files, arena_size, plan.lower_bound + ws_peak, report_layers,
+                     weights_bytes, macs, info)
+
+
+def _check_io(g: Graph, prog: Program) -> None:
+    """TVM's main must take and return what edgec's graph says (order, shape, dtype)."""
+    def same(a, b) -> bool:
+        return int(np.prod(a.shape, dtype=np.int64)) == int(np.prod(b.shape, dtype=np.int64)) \
+            and a.dtype == b.dtype
+    if len(prog.inputs) != len(g.inputs) or len(prog.outputs) != len(g.outputs):
+        raise EdgecError(f"TVM's import has {len(prog.inputs)} inputs / {len(prog.outputs)} outputs, "
+                         f"edgec's {len(g.inputs)} / {len(g.outputs)}")
+    for what, ks, names in (("input", prog.inputs, g.inputs), ("output", prog.outputs, g.outputs)):
+        for j, (k, n) in enumerate(zip(ks, names)):
+            t, e = prog.tensors[k], g.tensors[n]
+            if not same(t, e):
+                raise EdgecError(f"TVM's {what} {j} is {t.dtype} {list(t.shape)}, edgec's "
+                                 f"{e.dtype} {list(e.shape)}")
