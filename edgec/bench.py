@@ -87,7 +87,8 @@ def _run_ok(fw: firmware.Firmware, timeout: float):
 def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0,
           inputs_file: str | None = None, opt_level: str = "s", lto: bool = False,
           layers: bool = True, runs: int = 2, input_shapes=None, work_dir: str | None = None,
-          timeout: float | None = None, options: dict | None = None) -> BenchResult:
+          timeout: float | None = None, options: dict | None = None,
+          backend: str = "native") -> BenchResult:
     from .verify import make_inputs
     tgt = targets.load(target)
     if tgt.qemu is None:
@@ -99,7 +100,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     samples = make_inputs(g0, n, seed, inputs_file)
     if not samples:
         raise EdgecError("no input samples to benchmark with")
-    opts = Options(target=target, name="model", opt_level=opt_level, lto=lto,
+    opts = Options(target=target, backend=backend, name="model", opt_level=opt_level, lto=lto,
                    extra=dict(options or {}))
     tmp = tempfile.TemporaryDirectory(prefix="edgec-bench-") if work_dir is None else None
     work = Path(work_dir or tmp.name)
@@ -163,7 +164,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
             macs=int(rep["macs"]), tick_instructions=scale, runs=runs, repeatable=repeatable,
             flash=flash, ram=ram, layers=layer_rows,
             qemu=" ".join(first.command[:-2] + ["-kernel", "firmware.elf"]),
-            options={"opt_level": opt_level, "lto": lto, "seed": seed,
+            options={"backend": backend, "opt_level": opt_level, "lto": lto, "seed": seed,
                      "inputs": inputs_file or "random"})
     finally:
         if tmp is not None:

@@ -84,6 +84,23 @@ input_shape_opt = click.option(
          "for a single-input model).")
 
 
+def tvm_schedule_opt(fn):
+    return click.option(
+        "--tvm-schedule", default=None, type=click.Choice(["local", "inline", "none"]),
+        help="With --backend tvm: how TVM's kernels are scheduled (default local: epilogues and "
+             "paddings computed where used; inline: everything inlined, least RAM; none: TVM's TIR "
+             "as is).")(fn)
+
+
+def _backend_options(backend: str, tvm_schedule) -> dict:
+    if tvm_schedule is None:
+        return {}
+    if backend != "tvm":
+        from .errors import EdgecError
+        raise EdgecError("--tvm-schedule needs --backend tvm")
+    return {"tvm_schedule": tvm_schedule}
+
+
 def quant_options(default_mode=None):
     """Options of post-training quantization, shared by ``build`` and ``quantize``."""
     def deco(fn):
@@ -156,12 +173,14 @@ config_opt = click.option(
 @click.option("--test-inputs", default=None, type=click.Path(), help="With --firmware: .npz of test inputs to embed.")
 @click.option("--test-samples", default=None, type=click.IntRange(1, 1000),
               help="With --firmware: random test inputs to embed (when no --test-inputs).  [default: 2]")
+@tvm_schedule_opt
 @input_shape_opt
 @quant_options()
 @config_opt
 @handle_errors
 def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_inputs, test_samples,
-          input_shapes, quant_mode, calibration, calibration_method, percentile, calibration_samples,
+          tvm_schedule, input_shapes, quant_mode, calibration, calibration_method, percentile,
+          calibration_samples,
           keep_float, float_io, per_tensor, eval_data, config_path):
     """Compile MODEL into a C bundle for TARGET.
 
@@ -194,6 +213,7 @@ def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_
                    opt_level=pick(opt_level, "opt_level", "s"), lto=pick(lto, "lto", False),
                    firmware=firmware, test_inputs=test_inputs, test_samples=test_samples_v,
                    quantize=qcfg, eval_data=eval_data)
+    opts.extra.update(_backend_options(opts.backend, tvm_schedule))
     bundle = compile_with(model, opts)
     out = out_dir or (str(cfg.output) if cfg is not None and cfg.output else None)
     path = bundle.write(out or f"{bundle.name}_bundle")
@@ -370,11 +390,13 @@ def _kb(n: int) -> str:
 @click.option("--sanitize", is_flag=True, help="Host: build with AddressSanitizer and UBSan.")
 @click.option("--backend", default="native", show_default=True, type=click.Choice(["native", "tvm"]),
               help="Code generator to verify (tvm: the tvm extra).")
+@tvm_schedule_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt
 @quant_options()
 @handle_errors
-def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, backend, as_json, input_shapes,
+def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, backend, tvm_schedule,
+           as_json, input_shapes,
            quant_mode, calibration, calibration_method, percentile, calibration_samples,
            keep_float, float_io, per_tensor, eval_data):
     """Run the compiled MODEL and compare it with the reference runtime.
@@ -389,7 +411,8 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, ba
         raise EdgecError("--eval belongs to build and quantize, not verify")
     res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
-                    sanitize=sanitize, quantize=qcfg, backend=backend)
+                    sanitize=sanitize, quantize=qcfg, backend=backend,
+                    options=_backend_options(backend, tvm_schedule))
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:
@@ -476,15 +499,20 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, bind, verbose, fai
 @click.option("--lto", is_flag=True, help="Link-time optimization.")
 @click.option("--runs", default=2, show_default=True, type=click.IntRange(1, 20), help="QEMU runs whose counts must be identical.")
 @click.option("--no-layers", is_flag=True, help="Skip the per-layer profile build.")
+@click.option("--backend", default="native", show_default=True, type=click.Choice(["native", "tvm"]),
+              help="Code generator to benchmark (tvm: the tvm extra).")
+@tvm_schedule_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt
 @handle_errors
-def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_layers, as_json, input_shapes):
+def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_layers, backend,
+          tvm_schedule, as_json, input_shapes):
     """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware."""
     from .bench import bench as do_bench
     r = do_bench(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
-                 input_shapes=list(input_shapes) or None)
+                 input_shapes=list(input_shapes) or None, backend=backend,
+                 options=_backend_options(backend, tvm_schedule))
     if as_json:
         click.echo(json.dumps(r.to_json(), indent=2))
     else:
@@ -497,7 +525,8 @@ def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_la
 def _print_bench(r) -> None:
     from rich.table import Table
     con = _console()
-    con.print(f"[bold]{r.model}[/bold] on {r.target} (QEMU {r.machine}, -icount shift=0: "
+    con.print(f"[bold]{r.model}[/bold] ({r.options.get('backend', 'native')} backend) on {r.target} "
+              f"(QEMU {r.machine}, -icount shift=0: "
               f"1 tick = {r.tick_instructions:g} instruction{'' if r.tick_instructions == 1 else 's'})")
     same = "identical" if r.repeatable else "[red]DIFFERENT[/red]"
     con.print(f"  instructions / inference {r.instructions:>14,}   " + (f"({r.runs} runs: {same})" if r.runs > 1 else "(1 run)"))

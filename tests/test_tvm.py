@@ -47,11 +47,18 @@ def test_float_mlperf_host_matches_litert(rel):
     _verify(rel, n=3)
 
 
-def _build(tmp_path, rel=MNIST, target="host", name="model"):
+@pytest.mark.parametrize("schedule", ["inline", "none"])
+def test_other_schedules_match_too(schedule):
+    res = _verify(MNIST, n=3, options={"tvm_schedule": schedule})
+    assert res.outputs[0].ok
+
+
+def _build(tmp_path, rel=MNIST, target="host", name="model", schedule="local"):
     _need_tvm()
     from edgec.compiler import Options, compile_full
-    bundle, g = compile_full(shared_model(rel), Options(target=target, backend="tvm", name=name))
-    return bundle.write(tmp_path / f"{name}_{target}"), bundle
+    bundle, g = compile_full(shared_model(rel), Options(target=target, backend="tvm", name=name,
+                                                        extra={"tvm_schedule": schedule}))
+    return bundle.write(tmp_path / f"{name}_{target}_{schedule}"), bundle
 
 
 def _defined(libs) -> set:
@@ -154,13 +161,14 @@ int main(void)
 """
 
 
-@pytest.mark.parametrize("rel", [MNIST, FLOAT_TFLITE[1]])
-def test_reported_arena_is_what_the_model_uses(tmp_path, rel):
+@pytest.mark.parametrize("rel,schedule", [(MNIST, "none"), (MNIST, "local"), (FLOAT_TFLITE[1], "local"),
+                                          (FLOAT_TFLITE[1], "inline")])
+def test_reported_arena_is_what_the_model_uses(tmp_path, rel, schedule):
     """Fill the (application-provided) arena with a pattern, run, find the highest
     byte the model wrote: it is exactly the reported arena size, so the workspace
-    computed from the kernels' requests is neither short (the allocator would fail
-    the inference) nor padded."""
-    d, bundle = _build(tmp_path, rel)
+    computed from the kernels' requests (at the top of the arena) is neither short
+    (the allocator would fail the inference) nor padded."""
+    d, bundle = _build(tmp_path, rel, schedule=schedule)
     main_c = tmp_path / "hw.c"
     main_c.write_text(HIGH_WATER_C)
     exe = tmp_path / "hw"
@@ -170,7 +178,93 @@ def test_reported_arena_is_what_the_model_uses(tmp_path, rel):
     a, b, size = map(int, out)
     rep = bundle.report
     assert size == rep["arena_bytes"] == rep["tvm"]["workspace_offset"] + rep["tvm"]["workspace_bytes"]
+    assert (rep["tvm"]["workspace_bytes"] > 0) == (schedule != "inline")
     assert max(a, b) == size
+
+
+HIGH_WATER_FW_C = r"""
+#include <stdint.h>
+#include <string.h>
+#include "edgec_fw.h"
+#include "model.h"
+uint8_t model_arena[MODEL_ARENA_SIZE] __attribute__((aligned(16)));
+static float x[MODEL_INPUT0_ELEMENTS], y[MODEL_OUTPUT0_ELEMENTS];
+static uint32_t high_water(int pattern)
+{
+  uint32_t i, top = 0;
+  memset(model_arena, pattern, sizeof model_arena);
+  if (model_invoke(x, y) != 0) return 0xFFFFFFFFu;
+  for (i = 0; i < (uint32_t)sizeof model_arena; ++i)
+    if (model_arena[i] != (uint8_t)pattern) top = i + 1;
+  return top;
+}
+int main(void)
+{
+  uint32_t i, a, b;
+  fw_stack_paint();
+  for (i = 0; i < MODEL_INPUT0_ELEMENTS; ++i) x[i] = (float)((i * 37u) % 101u) / 101.0f - 0.5f;
+  a = high_water(0xA5);
+  b = high_water(0x5A);
+  fw_puts("EDGEC-HW a="); fw_put_u64(a);
+  fw_puts(" b="); fw_put_u64(b);
+  fw_puts(" size="); fw_put_u64(MODEL_ARENA_SIZE);
+  fw_puts(" stack="); fw_put_u64(fw_stack_used());
+  fw_puts("\n");
+  return 0;
+}
+"""
+
+
+def _qemu_ok():
+    if not (have("arm-none-eabi-gcc") and have("qemu-system-arm")):
+        pytest.skip("arm-none-eabi-gcc / qemu-system-arm not installed")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("rel,schedule", [
+    (MNIST, "none"), (MNIST, "local"),
+    pytest.param(FLOAT_TFLITE[0], "local", marks=pytest.mark.slow),
+    pytest.param(FLOAT_TFLITE[1], "local", marks=pytest.mark.slow),
+    pytest.param(FLOAT_TFLITE[1], "none", marks=pytest.mark.slow)])
+def test_cortex_m4_arena_high_water_in_qemu(tmp_path, rel, schedule):
+    """In QEMU (Cortex-M4): the firmware provides the arena, fills it with a
+    pattern, runs the model and finds the highest byte written. It is the
+    reported arena size exactly."""
+    _qemu_ok()
+    from edgec import firmware, targets, toolchain
+    from edgec.emulator import run_firmware
+    d, bundle = _build(tmp_path, rel, target="cortex-m4", schedule=schedule)
+    tgt = targets.load("cortex-m4")
+    # the harness's startup code, linker script and platform layer; our own main
+    fw = tmp_path / "fw"
+    fw.mkdir()
+    rep = bundle.report
+    for name, text in firmware.harness_files("model", rep["inputs"], rep["outputs"], tgt).items():
+        (fw / name).write_text(text)
+    (fw / "hw_main.c").write_text(HIGH_WATER_FW_C)
+    flags = [*toolchain.opt_flags("s"), "-DMODEL_EXTERNAL_ARENA"]
+    objs = toolchain.compile_objects(tgt, [d / "model.c"], tmp_path / "o1", [d], flags, strict=True)
+    objs += toolchain.compile_objects(tgt, [fw / "hw_main.c", fw / "startup.c"], tmp_path / "o2",
+                                      [fw, d], [*flags, "-fno-tree-loop-distribute-patterns"],
+                                      strict=True)
+    elf = toolchain.link(tgt, objs, tmp_path / "hw.elf",
+                         ["-T", str(fw / "link.ld"), "-nostartfiles", "-Wl,--gc-sections"])
+    r = run_firmware(tgt, elf, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and r.lines("HW"), r.describe()
+    f = r.fields("HW")
+    a, b, size = int(f["a"]), int(f["b"]), int(f["size"])
+    assert size == bundle.report["arena_bytes"]
+    assert max(a, b) == size, (a, b, size)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("rel", [MNIST, pytest.param(FLOAT_TFLITE[0], marks=pytest.mark.slow),
+                                 pytest.param(FLOAT_TFLITE[1], marks=pytest.mark.slow)])
+def test_cortex_m4_qemu_matches_reference(rel):
+    """`edgec verify --backend tvm --target cortex-m4`: the firmware in QEMU."""
+    _qemu_ok()
+    res = _verify(rel, n=3, target="cortex-m4")
+    assert res.extra["firmware"]["machine"] == "mps2-an386"
 
 
 def test_bundle_builds_with_its_makefile_and_is_deterministic(tmp_path, edgec_cli):

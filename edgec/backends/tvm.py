@@ -133,6 +133,165 @@ def lower(mod, tvm_target):
         return seq(mod)
 
 
+SCHEDULES = ("local", "inline", "none")
+
+
+def schedule_kernels(mod, how: str = "local"):
+    """TVM's TIR for a fused kernel computes every stage into a buffer of its own
+    (the padded input, the convolution before its bias and activation), which the
+    C code takes from the workspace: a fused Conv+Add+Relu needs its input and its
+    output once more in RAM.  The schedules apply TVM's own schedule primitives to
+    every kernel (a kernel they refuse stays as it is):
+
+    * ``local`` (default): elementwise stages are inlined into elementwise
+      consumers; the elementwise epilogue of a reduction is computed at the
+      reduction's innermost spatial loop (``reverse_compute_at``: its buffer
+      shrinks to a scalar); a padding feeding a reduction is computed per outer
+      output position (``compute_at`` at the first loop of the reduction that
+      indexes it, e.g. per output row of an NHWC convolution), so only the rows
+      it reads are padded;
+    * ``inline``: everything that can be inlined is (dlight's ``try_inline``:
+      ``compute_inline`` / ``reverse_compute_inline``), paddings into the
+      convolutions that read them, then epilogues as above: the least RAM (no
+      workspace), but a bounds test in the convolution's inner loop;
+    * ``none``: TVM's TIR unchanged.
+
+    Returns the module and, per kernel scheduled, what was done."""
+    if how not in SCHEDULES:
+        raise EdgecError(f"unknown tvm schedule {how!r} (one of: {', '.join(SCHEDULES)})")
+    if how == "none":
+        return mod, {}
+    from tvm import s_tir, tirx
+    from tvm.s_tir.dlight.analysis import normalize_prim_func
+    from tvm.s_tir.dlight.base.common_schedules import try_inline
+    applied = {}
+    updates = {}
+    for gv, func in mod.functions.items():
+        if not isinstance(func, tirx.PrimFunc):
+            continue
+        try:
+            sch = s_tir.Schedule(func)
+            infos = normalize_prim_func(sch)
+            if infos is None:
+                continue
+            n0 = len(infos)
+            if how == "inline":
+                rem = try_inline(sch, list(infos))
+            else:
+                rem = _inline_into_elementwise(sch, list(infos))
+            moved = _epilogues_at(sch, rem)
+            if how == "local":
+                moved += _paddings_at(sch, rem)
+            if len(rem) < n0 or moved:
+                updates[gv] = sch.mod["main"].with_attrs(func.attrs) if func.attrs else sch.mod["main"]
+                applied[gv.name_hint] = {"inlined": n0 - len(rem), "moved": moved}
+        except Exception:  # noqa: BLE001 - a primitive refused: keep TVM's TIR for this kernel
+            continue
+    for gv, f in updates.items():
+        mod[gv] = f
+    return mod, applied
+
+
+def _lead_spatial(b) -> int:
+    kinds = b.dom_kind()
+    return len(kinds) - len(kinds.lstrip("S"))
+
+
+def _same_block(sch, a, b) -> bool:
+    return sch.get(a).same_as(sch.get(b))
+
+
+def _inline_into_elementwise(sch, blocks):
+    """Inline injective blocks into injective neighbours only (never a padding
+    into the convolution that reads it)."""
+    def injective(rv) -> bool:
+        return next((b.is_injective() for b in blocks if _same_block(sch, b.block_rv, rv)), False)
+
+    changed = True
+    while changed:
+        changed = False
+        for i, b in enumerate(blocks):
+            if not b.is_injective():
+                continue
+            for prim, neighbours in ((sch.compute_inline, sch.get_consumers),
+                                     (sch.reverse_compute_inline, sch.get_producers)):
+                try:
+                    nb = neighbours(b.block_rv)
+                    if nb and all(injective(c) for c in nb):
+                        prim(b.block_rv)
+                        blocks.pop(i)
+                        changed = True
+                        break
+                except Exception:  # noqa: BLE001 - refused: try the next
+                    continue
+            if changed:
+                break
+    return blocks
+
+
+def _epilogues_at(sch, blocks) -> int:
+    """Elementwise blocks after a reduction: computed at its innermost spatial loop."""
+    moved = 0
+    for i, b in enumerate(blocks):
+        lead = _lead_spatial(b)
+        if b.is_injective() or lead == 0:
+            continue
+        for c in blocks[i + 1:]:
+            if not c.is_injective():
+                break
+            try:
+                sch.reverse_compute_at(c.block_rv, sch.get_loops(b.block_rv)[lead - 1])
+                moved += 1
+            except Exception:  # noqa: BLE001 - refused: keep that block where it is
+                break
+    return moved
+
+
+def _region_buffer(reg):
+    buf = getattr(reg, "source", None)   # 0.27: TensorRegion.source
+    return reg.buffer if buf is None else buf
+
+
+def _paddings_at(sch, blocks) -> int:
+    """An injective block read only by a reduction: computed at the reduction's
+    first loop of more than one iteration, when that loop indexes what it reads
+    (e.g. the output row of an NHWC convolution) and every loop outside it
+    does too (else the block would be recomputed for nothing)."""
+    from tvm import tirx
+    moved = 0
+    for b in blocks:
+        if not b.is_injective():
+            continue
+        try:
+            cons = sch.get_consumers(b.block_rv)
+            if len(cons) != 1:
+                continue
+            r = next((x for x in blocks if _same_block(sch, x.block_rv, cons[0])), None)
+            if r is None or r.is_injective():
+                continue
+            written = _region_buffer(sch.get(b.block_rv).writes[0])
+            used = set()
+            for reg in sch.get(r.block_rv).reads:
+                if _region_buffer(reg).same_as(written):
+                    for rng in reg.region:
+                        used |= {v.name for v in tirx.analysis.undefined_vars(rng.min)}
+            target = None
+            for it in r.iters:
+                if it.kind != "S":
+                    break
+                if int(it.dom) == 1:
+                    continue
+                if it.var.name in used:
+                    target = it.loop_rv
+                break
+            if target is not None:
+                sch.compute_at(b.block_rv, target)
+                moved += 1
+        except Exception:  # noqa: BLE001 - refused: keep it where it is
+            continue
+    return moved
+
+
 # --------------------------------------------------------------------------- main -> steps
 
 @dataclass
@@ -518,6 +677,8 @@ def generate(g: Graph, model_path, prefix: str, options: dict | None = None) -> 
         raise UnsupportedError([f"TVM: {_first_line(e)}"]) from None
     except Exception as e:  # noqa: BLE001
         raise EdgecError(f"TVM could not lower the model: {_first_line(e)}") from None
+    how = str(options.get("tvm_schedule", "local"))
+    mod, scheduled = schedule_kernels(mod, how)
     prog = analyze(mod)
     _check_io(g, prog)
     src, symbols = build_kernels(mod, prog, tvm_target)
@@ -684,7 +845,8 @@ def generate(g: Graph, model_path, prefix: str, options: dict | None = None) -> 
     assert const_total == weights_bytes or not pool.arrays, (const_total, weights_bytes)
     macs = sum(L["macs"] for L in report_layers)
     common = dict(prefix=prefix, PREFIX=prefix.upper(), io=io, arena_size=arena_size,
-                  weights_bytes=weights_bytes, macs=macs, model_name=cgen.comment_text(g.name),
+                  weights_bytes=weights_bytes, macs=macs, num_layers=len(call_ctx),
+                  model_name=cgen.comment_text(g.name),
                   meta=g.meta)
     model_h = render("model.h.j2", **common)
     max_args = max((len(c["args"]) for c in call_ctx), default=1)
@@ -713,6 +875,8 @@ def generate(g: Graph, model_path, prefix: str, options: dict | None = None) -> 
         "tvm_version": TVM_VERSION,
         "codegen": "c",
         "relax_passes": list(RELAX_PASSES),
+        "schedule": how,
+        "scheduled_kernels": len([c for c in symbols if c in scheduled]),
         "kernels": len(symbols),
         "kernel_calls": len(prog.calls),
         "tensor_plan": plan_used,
