@@ -16,7 +16,7 @@ EXTRAS ?= dev,ml,tvm,tf
 PYTEST_ARGS ?=
 DEMO_MODEL := firmware_examples/kws/model/kws_ref_model.tflite
 
-.PHONY: all deps deps-python deps-apt demo test test-fast test-slow fuzz bench clean
+.PHONY: all deps deps-python deps-apt demo test test-fast test-slow fuzz bench bench-tvm clean
 
 all: test
 
@@ -51,6 +51,10 @@ demo: deps-apt $(VENV)/.core
 # The benchmark table of benchmarks/README.md and README.md (MLPerf Tiny int8 models, cortex-m4, QEMU).
 bench: deps-apt $(VENV)/.core
 	$(PYTHON) benchmarks/run.py
+
+# Native vs TVM backend on the float MLPerf Tiny models (needs the tvm extra).
+bench-tvm: deps-apt $(VENV)/.extras-$(EXTRAS)
+	$(PYTHON) benchmarks/tvm_vs_native.py
 
 test: deps
 	$(PYTHON) -m pytest -q -n 2 $(PYTEST_ARGS)

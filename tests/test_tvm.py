@@ -321,3 +321,12 @@ def test_workspace_replay():
     bad = body.replace("dev_id, b)", "dev_id, a)", 1)
     with pytest.raises(EdgecError, match="out of order"):
         workspace_of(bad)
+
+
+def test_int8_models_are_refused_with_a_pointer_to_native(tmp_path, edgec_cli):
+    """TVM would run a quantized TFLite model in float: refused, in one line."""
+    _need_tvm()
+    from conftest import EXAMPLE_KWS
+    r = edgec_cli("build", EXAMPLE_KWS, "--backend", "tvm", "-o", tmp_path / "x", cwd=ROOT)
+    assert r.returncode == 2
+    assert "--backend native" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -109,10 +109,15 @@ def import_model(path: Path, g: Graph):
     except EdgecError:
         raise
     except tvm.error.OpNotImplemented as e:
-        raise UnsupportedError([f"TVM: {_first_line(e)}"]) from None
+        err = UnsupportedError([f"TVM: {_first_line(e)}"])
     except Exception as e:  # noqa: BLE001 - TVM's importer errors come in many types
-        raise EdgecError(f"TVM could not import the model: {_first_line(e)}") from None
-    raise EdgecError(f"the tvm backend compiles ONNX and TFLite models, not {fmt}")
+        err = EdgecError(f"TVM could not import the model: {_first_line(e)}")
+    else:
+        raise EdgecError(f"the tvm backend compiles ONNX and TFLite models, not {fmt}")
+    # drop TVM's half-built objects now (their destructors log to stderr)
+    import gc
+    gc.collect()
+    raise err
 
 
 def _first_line(e: Exception) -> str:
@@ -667,6 +672,13 @@ def _dl_dtype(dt: str) -> tuple[int, int]:
 
 def generate(g: Graph, model_path, prefix: str, options: dict | None = None) -> TvmResult:
     options = dict(options or {})
+    require_tvm()
+    from ..reference import _Fd2Capture
+    with _Fd2Capture():   # TVM's C++ logs warnings on stderr; edgec reports errors itself
+        return _generate(g, model_path, prefix, options)
+
+
+def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
     tvm = require_tvm()
     from tvm.target import Target
     mod = import_model(Path(model_path), g)
