@@ -96,6 +96,29 @@ def tflm_arena_used(model: Path | bytes, arena_size: int = TFLM_ARENA) -> int:
     return int(m.group(1))
 
 
+def tflm_try_allocate(model: Path | bytes, arena_size: int) -> tuple[bool, int | None]:
+    """Does the TFLite Micro interpreter allocate the model in ``arena_size``
+    bytes, and how many does it then report as used?  (False, None) when
+    ``AllocateTensors`` fails for lack of memory."""
+    import re
+    from tflite_micro import runtime
+    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    if arena_size <= 0:
+        return False, None
+    with _Fd2Capture() as cap:
+        try:
+            it = runtime.Interpreter.from_bytes(
+                bytes(data), arena_size=arena_size,
+                intrepreter_config=runtime.InterpreterConfig.kAllocationRecording)
+        except RuntimeError as e:
+            if "allocate" in str(e):
+                return False, None
+            raise
+        it.print_allocations()
+    m = re.search(r"Arena allocation total (\d+) bytes", cap.text)
+    return True, int(m.group(1)) if m else None
+
+
 def _tflite_count_outputs(data: bytes) -> int:
     from tflite.Model import Model
     return Model.GetRootAs(data, 0).Subgraphs(0).OutputsLength()
