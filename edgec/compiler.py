@@ -89,6 +89,9 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
     opts.check()
     tgt = targets.load(opts.target)
     prefix = cgen.c_identifier(opts.name)
+    if opts.backend == "tflm":
+        from .backends import tflm
+        return tflm.compile_bundle(model, opts, tgt, prefix)
     if isinstance(model, Graph):
         g = model
         source = {"source": g.meta.get("source", g.name), "format": g.meta.get("format", "ir")}

@@ -117,6 +117,7 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
     sg = model.Subgraphs(0)
     g = Graph(name)
     g.meta["tflite_version"] = int(model.Version())
+    g.meta["tflite_flatbuffer"] = buf  # the model as given (the tflm backend bundles it)
     ntens = sg.TensorsLength()
     names: dict[int, str] = {}
     for i in range(ntens):

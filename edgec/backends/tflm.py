@@ -1,0 +1,462 @@
+"""TensorFlow Lite Micro backend: a ready TFLM project instead of edgec's own C.
+
+For teams that ship TFLM and will not switch runtimes, the bundle does the
+chores around it:
+
+* the model flatbuffer as an aligned ``const`` array in its own source file
+  (``<name>_model_data.c``, flash);
+* ``<name>.cc``: a ``MicroMutableOpResolver<N>`` registering exactly the model's
+  builtin operators (the ``Register_<OP>_INT8()`` kernels where every use of the
+  operator is int8; they are CMSIS-NN's int8-only kernels when compiled with
+  ``-DCMSIS_NN`` and TFLM's generic ones otherwise), the arena, and a C shim with
+  the same API as the native backend (``<name>_invoke()``, ``<name>.h`` macros);
+* the arena size, computed by :mod:`edgec.tflm_arena` from TFLM's allocation
+  rules for 32-bit MCUs (reference and CMSIS-NN kernels) and for 64-bit hosts,
+  and checked against the ``tflite-micro`` Python interpreter when installed;
+* a Makefile, ``edgec.mk`` and CMakeLists.txt that compile the bundle against
+  the user's TFLM (``TFLM_DIR``: its source tree; ``TFLM_LIB``: their prebuilt
+  ``libtensorflow-microlite.a``; ``TFLM_CMSIS_NN=1`` when built with CMSIS-NN).
+
+edgec never builds TFLM itself.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import cgen, dtypes, tflm_arena
+from ..errors import EdgecError
+from ..templating import render
+
+# builtin operator -> MicroMutableOpResolver method (TFLM 2026)
+RESOLVER = {
+    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax",
+    "ARG_MIN": "AddArgMin", "ASSIGN_VARIABLE": "AddAssignVariable",
+    "AVERAGE_POOL_2D": "AddAveragePool2D", "BATCH_MATMUL": "AddBatchMatMul",
+    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "BROADCAST_ARGS": "AddBroadcastArgs",
+    "BROADCAST_TO": "AddBroadcastTo", "CALL_ONCE": "AddCallOnce", "CAST": "AddCast",
+    "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D",
+    "COS": "AddCos", "CUMSUM": "AddCumSum", "DEPTH_TO_SPACE": "AddDepthToSpace",
+    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv",
+    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice", "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
+    "ELU": "AddElu", "EQUAL": "AddEqual", "EXP": "AddExp", "EXPAND_DIMS": "AddExpandDims",
+    "FILL": "AddFill", "FLOOR": "AddFloor", "FLOOR_DIV": "AddFloorDiv",
+    "FLOOR_MOD": "AddFloorMod", "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather",
+    "GATHER_ND": "AddGatherNd", "GREATER": "AddGreater", "GREATER_EQUAL": "AddGreaterEqual",
+    "HARD_SWISH": "AddHardSwish", "IF": "AddIf", "L2_NORMALIZATION": "AddL2Normalization",
+    "L2_POOL_2D": "AddL2Pool2D", "LEAKY_RELU": "AddLeakyRelu", "LESS": "AddLess",
+    "LESS_EQUAL": "AddLessEqual", "LOG": "AddLog", "LOGICAL_AND": "AddLogicalAnd",
+    "LOGICAL_NOT": "AddLogicalNot", "LOGICAL_OR": "AddLogicalOr", "LOGISTIC": "AddLogistic",
+    "LOG_SOFTMAX": "AddLogSoftmax", "MAXIMUM": "AddMaximum", "MAX_POOL_2D": "AddMaxPool2D",
+    "MIRROR_PAD": "AddMirrorPad", "MEAN": "AddMean", "MINIMUM": "AddMinimum", "MUL": "AddMul",
+    "NEG": "AddNeg", "NOT_EQUAL": "AddNotEqual", "PACK": "AddPack", "PAD": "AddPad",
+    "PADV2": "AddPadV2", "PRELU": "AddPrelu", "QUANTIZE": "AddQuantize",
+    "READ_VARIABLE": "AddReadVariable", "REDUCE_ALL": "AddReduceAll",
+    "REDUCE_MAX": "AddReduceMax", "REDUCE_MIN": "AddReduceMin", "RELU": "AddRelu",
+    "RELU6": "AddRelu6", "RESHAPE": "AddReshape", "RESIZE_BILINEAR": "AddResizeBilinear",
+    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor", "REVERSE_V2": "AddReverseV2",
+    "ROUND": "AddRound", "RSQRT": "AddRsqrt", "SELECT_V2": "AddSelectV2", "SHAPE": "AddShape",
+    "SIN": "AddSin", "SLICE": "AddSlice", "SOFTMAX": "AddSoftmax",
+    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPACE_TO_DEPTH": "AddSpaceToDepth",
+    "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQUEEZE": "AddSqueeze", "SQRT": "AddSqrt",
+    "SQUARE": "AddSquare", "SQUARED_DIFFERENCE": "AddSquaredDifference",
+    "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub", "SUM": "AddSum", "SVDF": "AddSvdf",
+    "TANH": "AddTanh", "TRANSPOSE_CONV": "AddTransposeConv", "TRANSPOSE": "AddTranspose",
+    "UNPACK": "AddUnpack", "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
+    "VAR_HANDLE": "AddVarHandle", "WHILE": "AddWhile", "ZEROS_LIKE": "AddZerosLike",
+}
+# int8-only kernel registrations (CMSIS-NN's when CMSIS_NN is defined; the
+# headers fall back to the generic kernel otherwise) and the header declaring them
+INT8_KERNELS = {
+    "CONV_2D": ("Register_CONV_2D_INT8", "conv.h"),
+    "DEPTHWISE_CONV_2D": ("Register_DEPTHWISE_CONV_2D_INT8", "depthwise_conv.h"),
+    "FULLY_CONNECTED": ("Register_FULLY_CONNECTED_INT8", "fully_connected.h"),
+    "AVERAGE_POOL_2D": ("Register_AVERAGE_POOL_2D_INT8", "pooling.h"),
+    "MAX_POOL_2D": ("Register_MAX_POOL_2D_INT8", "pooling.h"),
+    "SOFTMAX": ("Register_SOFTMAX_INT8", "softmax.h"),
+    "ADD": ("Register_ADD_INT8", "add.h"),
+    "MUL": ("Register_MUL_INT8", "mul.h"),
+    "PAD": ("Register_PAD_INT8", "pad.h"),
+    "TRANSPOSE": ("Register_TRANSPOSE_INT8", "transpose.h"),
+    "MAXIMUM": ("Register_MAXIMUM_INT8", "maximum_minimum.h"),
+    "MINIMUM": ("Register_MINIMUM_INT8", "maximum_minimum.h"),
+    "SVDF": ("Register_SVDF_INT8", "svdf.h"),
+    "TRANSPOSE_CONV": ("Register_TRANSPOSE_CONV_INT8", "transpose_conv.h"),
+    "BATCH_MATMUL": ("Register_BATCH_MATMUL_INT8", "batch_matmul.h"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": ("Register_UNIDIRECTIONAL_SEQUENCE_LSTM_INT8",
+                                     "unidirectional_sequence_lstm.h"),
+}
+# operators whose int8 kernel also needs int8 weights (input 1)
+_INT8_WEIGHTS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
+
+# TFLite TensorType -> IR dtype for inputs/outputs
+_IO_TYPES = {0: "float32", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16",
+             9: "int8", 10: "float64", 12: "uint64", 15: "uint32", 16: "uint16"}
+
+# The 32-bit arena adds this per operator (plus one) to what the model computes:
+# struct layouts change between TFLM releases (from August to October 2026
+# TfLiteFullyConnectedParams grew by 16 bytes on 64-bit hosts, for example), and
+# a persistent allocation grows in 16-byte steps.
+DRIFT_MARGIN_PER_OP = 16
+
+
+class TflmUnsupported(EdgecError):
+    """The model uses operators TFLite Micro has no kernel for."""
+
+    def __init__(self, items):
+        self.items = sorted(set(items))
+        super().__init__("TensorFlow Lite Micro has no kernel for: " + ", ".join(self.items))
+
+
+def check_ops(info: tflm_arena.ModelInfo) -> None:
+    missing = [n for n in info.op_names() if n not in RESOLVER]
+    if missing:
+        raise TflmUnsupported([m if not m.startswith("CUSTOM:") else
+                               f"custom operator {m[7:]!r}" for m in missing])
+
+
+def _is_int8(info: tflm_arena.ModelInfo, op: tflm_arena.OpInfo) -> bool:
+    x = info.t(op.inputs[0]) if op.inputs and op.inputs[0] >= 0 else None
+    if x is None or x.type_name != "int8":
+        return False
+    if op.name in _INT8_WEIGHTS:
+        w = info.t(op.inputs[1]) if len(op.inputs) > 1 else None
+        if w is None or w.type_name != "int8":
+            return False
+    if op.name == "SOFTMAX":
+        y = info.t(op.outputs[0]) if op.outputs else None
+        if y is None or y.type_name != "int8":
+            return False
+    return True
+
+
+def resolver_entries(info: tflm_arena.ModelInfo) -> list[dict]:
+    """One entry per distinct builtin operator, in order of first use."""
+    out = []
+    for name in info.op_names():
+        uses = [op for op in info.ops if op.name == name]
+        reg = None
+        header = None
+        if name in INT8_KERNELS and all(_is_int8(info, op) for op in uses):
+            reg, header = INT8_KERNELS[name]
+        out.append({"op": name, "method": RESOLVER[name], "registration": reg,
+                    "header": header, "count": len(uses)})
+    return out
+
+
+def _up(x: int, a: int = 16) -> int:
+    return (x + a - 1) // a * a
+
+
+@dataclass
+class ArenaFigures:
+    arena_32: int            # <NAME>_ARENA_SIZE on 32-bit targets
+    arena_64: int            # on 64-bit hosts (the tflite-micro Python interpreter)
+    details: dict = field(default_factory=dict)
+
+
+def arena_figures(info: tflm_arena.ModelInfo, features=(), arch: str = "arm",
+                  check: bool = True, flat: bytes | None = None) -> ArenaFigures:
+    """The arena sizes the bundle declares, with how they were found."""
+    host = tflm_arena.compute(info, tflm_arena.HOST_PYTHON)
+    ref = tflm_arena.compute(info, tflm_arena.mcu_profile("reference"))
+    carch = tflm_arena.cmsis_arch(features)
+    profiles = {"host_python_64bit": host, "mcu_32bit_reference": ref}
+    if arch == "arm":
+        profiles[f"mcu_32bit_cmsis_nn_{carch}"] = tflm_arena.compute(
+            info, tflm_arena.mcu_profile("cmsis-nn", carch))
+    mcu_min = max(r.min_arena for k, r in profiles.items() if k.startswith("mcu_"))
+    margin = DRIFT_MARGIN_PER_OP * (len(info.ops) + 1)
+    notes = []
+    exact = all(r.exact for r in profiles.values())
+    if arch != "arm":
+        margin *= 2
+        exact = False
+        notes.append("non-Arm 32-bit target: struct sizes of arm-none-eabi assumed, margin doubled")
+    a32 = _up(mcu_min + margin)
+    a64 = host.min_arena
+    tensors = [p for p in host.plan if p["what"].startswith("tensor")]
+    bound = 0
+    if tensors:
+        bound = max(sum(p["bytes"] for p in tensors if p["first"] <= s <= p["last"])
+                    for s in range(min(p["first"] for p in tensors),
+                                   max(p["last"] for p in tensors) + 1))
+    details = {
+        "activation_lower_bound": bound,
+        "computed": {k: r.to_json() for k, r in profiles.items()},
+        "declared_32bit": a32,
+        "declared_64bit": a64,
+        "margin_32bit": a32 - mcu_min,
+        "margin_note": (f"32-bit: the larger of the reference and CMSIS-NN arenas plus "
+                        f"{DRIFT_MARGIN_PER_OP} B per operator (+1) for TFLM struct-layout "
+                        "changes between releases; 64-bit: the computed minimum for the "
+                        "tflite-micro Python interpreter"),
+        "exact": exact,
+        "notes": notes + [n for r in profiles.values() for n in r.notes],
+    }
+    fig = ArenaFigures(a32, a64, details)
+    if check and flat is not None:
+        chk = interpreter_check(flat, a64)
+        details["interpreter_check"] = chk
+        if chk.get("status") == "adjusted":
+            delta = chk["interpreter_min"] - a64
+            fig.arena_64 = chk["interpreter_min"]
+            fig.arena_32 = _up(a32 + delta)
+            details["declared_32bit"], details["declared_64bit"] = fig.arena_32, fig.arena_64
+    return fig
+
+
+def interpreter_check(flat: bytes, arena: int) -> dict:
+    """Run the tflite-micro Python interpreter with ``arena`` bytes: does it
+    allocate, what does it report as used, and does 16 bytes less fail?"""
+    try:
+        from .. import reference
+        import tflite_micro  # noqa: F401
+    except ImportError:
+        return {"status": "skipped", "reason": "tflite-micro is not installed"}
+    try:
+        ok, used = reference.tflm_try_allocate(flat, arena)
+    except Exception as e:  # noqa: BLE001 - the interpreter may reject the model
+        return {"status": "error", "reason": f"{type(e).__name__}: {str(e)[:200]}"}
+    if ok:
+        tight = not reference.tflm_try_allocate(flat, arena - 16)[0]
+        return {"status": "ok", "declared": arena, "interpreter_used": used,
+                "computed_is_minimum": tight,
+                "above_used_percent": round(100.0 * (arena - used) / used, 2) if used else None}
+    # the model under-estimated: find the interpreter's minimum (multiples of 16)
+    lo, hi = arena, max(arena * 2, 4096)
+    while not reference.tflm_try_allocate(flat, hi)[0]:
+        lo, hi = hi, hi * 2
+        if hi > 1 << 30:
+            return {"status": "error", "reason": "the interpreter does not allocate even with 1 GB"}
+    while hi - lo > 16:
+        mid = _up((lo + hi) // 2)
+        if mid >= hi:
+            break
+        if reference.tflm_try_allocate(flat, mid)[0]:
+            hi = mid
+        else:
+            lo = mid
+    used = reference.tflm_try_allocate(flat, hi)[1]
+    return {"status": "adjusted", "declared": arena, "interpreter_min": hi,
+            "interpreter_used": used,
+            "reason": "edgec's computed arena was too small for this tflite-micro version; "
+                      "both declared arenas were raised by the difference"}
+
+
+@dataclass
+class TflmResult:
+    files: dict[str, str]
+    arena_size: int
+    arena: ArenaFigures
+    layers: list[dict]
+    weights_bytes: int
+    model: bytes
+    resolver: list[dict]
+    io: dict
+
+
+def _io_desc(t: tflm_arena.TensorInfo, idx: int) -> dict:
+    dt = _IO_TYPES.get(t.type)
+    if dt is None:
+        raise EdgecError(f"model input/output {idx} has type {t.type_name}, which the C API "
+                         "cannot pass")
+    n = 1
+    for d in t.shape:
+        n *= d
+    d = {"index": idx, "name": cgen.comment_text(t.name), "shape": list(t.shape), "dtype": dt,
+         "ctype": dtypes.c_type(dt), "elements": n, "bytes": n * dtypes.itemsize(dt)}
+    if t.quant_channels == 1 and t.scale is not None and t.scale > 0:
+        d["scale"] = t.scale
+        d["zero_point"] = t.zero_point
+        d["scale_c"] = cgen.c_float(t.scale)
+    return d
+
+
+def model_array(data: bytes, per_line: int = 16) -> str:
+    """The flatbuffer as a C initializer body."""
+    hexes = [f"0x{b:02x}" for b in data]
+    lines = [", ".join(hexes[i:i + per_line]) for i in range(0, len(hexes), per_line)]
+    return "{\n  " + ",\n  ".join(lines) + "\n}"
+
+
+def generate(flat: bytes, prefix: str, target, graph=None, check: bool = True,
+             model_name: str = "model") -> TflmResult:
+    info = tflm_arena.read_model(flat)
+    check_ops(info)
+    if info.subgraphs != 1:
+        raise EdgecError(f"the model has {info.subgraphs} subgraphs (control flow); the tflm "
+                         "backend handles single-subgraph models")
+    resolver = resolver_entries(info)
+    fig = arena_figures(info, target.features, "arm" if target.arch == "arm" else target.arch,
+                        check=check, flat=flat)
+    arena = fig.arena_64 if target.is_host else fig.arena_32
+    macs_by_op = _macs(graph, info)
+    layers = []
+    for op in info.ops:
+        outs = [o for o in op.outputs if o >= 0]
+        layers.append({
+            "index": op.index, "op": op.name, "name": f"{op.name.lower()}_{op.index}",
+            "outputs": [f"t{o}" for o in outs],
+            "output_shapes": [list(info.tensors[o].shape) for o in outs],
+            "output_dtypes": [_IO_TYPES.get(info.tensors[o].type, info.tensors[o].type_name)
+                              for o in outs],
+            "output_bytes": [info.tensors[o].bytes for o in outs],
+            "weights_bytes": sum(info.tensors[i].bytes for i in op.inputs
+                                 if i >= 0 and info.tensors[i].has_data),
+            "macs": int(macs_by_op.get(op.index, 0)),
+        })
+    io = {"inputs": [_io_desc(info.tensors[i], k) for k, i in enumerate(info.inputs)],
+          "outputs": [_io_desc(info.tensors[o], k) for k, o in enumerate(info.outputs)]}
+    headers = sorted({e["header"] for e in resolver if e["header"]} - {
+        "conv.h", "depthwise_conv.h", "fully_connected.h", "pooling.h", "softmax.h", "add.h",
+        "mul.h", "maximum_minimum.h", "svdf.h", "transpose_conv.h", "batch_matmul.h",
+        "unidirectional_sequence_lstm.h"})
+    macs = sum(L["macs"] for L in layers)
+    common = dict(prefix=prefix, PREFIX=prefix.upper(), io=io, arena_32=fig.arena_32,
+                  arena_64=fig.arena_64, weights_bytes=len(flat), macs=macs,
+                  model_name=cgen.comment_text(model_name), resolver=resolver,
+                  n_ops=len(info.ops), extra_headers=headers, model_bytes=len(flat),
+                  arena_details=fig.details)
+    files = {
+        f"{prefix}.h": render("tflm/model.h.j2", **common),
+        f"{prefix}.cc": render("tflm/model.cc.j2", **common),
+        f"{prefix}_model_data.c": render("tflm/model_data.c.j2", **common,
+                                         array=model_array(flat)),
+    }
+    return TflmResult(files, arena, fig, layers, len(flat), flat, resolver, io)
+
+
+def _macs(graph, info) -> dict[int, int]:
+    """MACs per TFLite operator, from edgec's graph when it could import the model."""
+    if graph is None:
+        return {}
+    from .. import ops
+    out: dict[int, int] = {}
+    for n in graph.nodes:
+        m = re.search(r"_(\d+)$", n.name or "")
+        if not m:
+            continue
+        try:
+            out[int(m.group(1))] = out.get(int(m.group(1)), 0) + int(ops.get(n.op).macs(graph, n))
+        except Exception:  # noqa: BLE001 - MACs are informational
+            pass
+    return out
+
+
+def model_bytes(model, opts) -> tuple[bytes, object, dict]:
+    """The TFLite flatbuffer to bundle, edgec's graph of it when it can import
+    it (for MACs), and the report's description of the source."""
+    from .. import compiler
+    if not isinstance(model, (str, Path)):
+        g = model
+        flat = g.meta.get("tflite_flatbuffer")
+        if flat is None:
+            flat = _export(g)
+        return flat, g, {"source": g.meta.get("source", g.name), "format": g.meta.get("format", "ir")}
+    p = Path(model)
+    try:
+        head = p.read_bytes()[:8] if p.is_file() else b""
+    except OSError as e:
+        raise EdgecError(f"cannot read: {e.strerror}", str(p)) from None
+    source = {"source": p.name, "sha256": compiler.file_digest(p)}
+    if head[4:8] == b"TFL3":
+        flat = p.read_bytes()
+        source["format"] = "tflite"
+        try:
+            g = compiler.load(p, opts.input_shapes)
+        except EdgecError:
+            g = None  # TFLM may have kernels edgec's importer lacks: MACs stay unknown
+        return flat, g, source
+    g = compiler.load(p, opts.input_shapes)
+    source["format"] = g.meta.get("format")
+    return _export(compiler.lower(g, opts)), g, source
+
+
+def _export(g) -> bytes:
+    try:
+        from ..exporters import tflite as tfl_export
+    except ImportError:
+        raise EdgecError("the tflm backend needs a TFLite model; this edgec cannot export "
+                         f"{g.meta.get('format', 'this')} models to TFLite") from None
+    return tfl_export.to_bytes(g)
+
+
+def cxx_compiler(cc: str) -> str:
+    """The C++ driver beside a target's C compiler (arm-none-eabi-gcc -> arm-none-eabi-g++)."""
+    if cc.endswith("gcc"):
+        return cc[:-3] + "g++"
+    if cc.endswith("clang"):
+        return cc + "++"
+    return "c++"
+
+
+def compile_bundle(model, opts, tgt, prefix: str):
+    """``compile_full`` for ``--backend tflm``: (Bundle, edgec's Graph or None)."""
+    from .. import __version__, frontends
+    from ..bundle import Bundle
+    flat, g, source = model_bytes(model, opts)
+    res = generate(flat, prefix, tgt, graph=g, check=opts.extra.get("tflm_check", True),
+                   model_name=source.get("source", "model"))
+    b = Bundle(prefix)
+    for name, text in res.files.items():
+        b.add(name, text)
+    ar = "arm-none-eabi-ar" if tgt.arch == "arm" else (
+        "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar")
+    ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
+               arena_size=res.arena_size, arena_32=res.arena.arena_32,
+               arena_64=res.arena.arena_64, weights_bytes=res.weights_bytes, ar=ar,
+               cxx=cxx_compiler(tgt.cc), firmware=False)
+    b.add("edgec.mk", render("tflm/edgec.mk.j2", **ctx))
+    b.add("Makefile", render("tflm/Makefile.j2", **ctx))
+    b.add("CMakeLists.txt", render("tflm/CMakeLists.txt.j2", **ctx))
+    io_bytes = sum(t["bytes"] for t in res.io["inputs"] + res.io["outputs"])
+    macs = sum(L["macs"] for L in res.layers)
+
+    def io_json(items):
+        out = []
+        for t in items:
+            d = {"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
+            if "scale" in t:
+                d["quant"] = {"scale": [t["scale"]], "zero_point": [t["zero_point"]]}
+            out.append(d)
+        return out
+
+    shapes = opts.input_shapes or {}
+    if not isinstance(shapes, dict):
+        shapes = frontends.parse_input_shapes(shapes)
+    b.report = {
+        "schema": "edgec-build/1",
+        "edgec_version": __version__,
+        "model": source,
+        "name": prefix,
+        "target": tgt.name,
+        "backend": "tflm",
+        "options": {"opt_level": opts.opt_level, "lto": opts.lto,
+                    "input_shapes": {k: list(v) for k, v in sorted(shapes.items())}},
+        "transformations": [],
+        "inputs": io_json(res.io["inputs"]),
+        "outputs": io_json(res.io["outputs"]),
+        "arena_bytes": res.arena_size,
+        "arena_lower_bound": res.arena.details["activation_lower_bound"],
+        "weights_bytes": res.weights_bytes,
+        "io_bytes": io_bytes,
+        "macs": macs,
+        "layers": res.layers,
+        "estimate": {
+            "note": "estimate before linking: the model flatbuffer plus arena and I/O buffers; "
+                    "TFLM's code is known only after linking (edgec size)",
+            "flash_constants_bytes": res.weights_bytes,
+            "ram_bytes": res.arena_size + io_bytes,
+        },
+        "tflm": {
+            "model_bytes": len(flat),
+            "resolver": [{k: v for k, v in e.items() if k != "header"} for e in res.resolver],
+            "resolver_size": len(res.resolver),
+            "arena": res.arena.details,
+        },
+    }
+    b.tflm_model = flat
+    return b, g
+
