@@ -388,8 +388,12 @@ def _kb(n: int) -> str:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rtol", default=1e-4, show_default=True, help="Float tolerance relative to the largest reference value.")
 @click.option("--sanitize", is_flag=True, help="Host: build with AddressSanitizer and UBSan.")
-@click.option("--backend", default="native", show_default=True, type=click.Choice(["native", "tvm"]),
-              help="Code generator to verify (tvm: the tvm extra).")
+@click.option("--backend", default="native", show_default=True,
+              type=click.Choice(["native", "tvm", "tflm"]),
+              help="Code generator to verify (tvm: the tvm extra; tflm: the TensorFlow Lite Micro "
+                   "bundle, on the host in the tflite-micro interpreter with the declared arena "
+                   "against the native backend, on an MCU as firmware in QEMU with TFLM_DIR and "
+                   "TFLM_LIB).")
 @tvm_schedule_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt
@@ -402,7 +406,8 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, ba
     """Run the compiled MODEL and compare it with the reference runtime.
 
     With --quantize: quantize the float MODEL with edgec, then compare the compiled
-    quantized model bit for bit with edgec's quantized-graph reference."""
+    quantized model bit for bit with edgec's quantized-graph reference.  With
+    --backend tflm: the TensorFlow Lite Micro bundle instead of edgec's own C."""
     from .verify import verify as do_verify
     qcfg = _quant_config(quant_mode, calibration, calibration_method, percentile,
                          calibration_samples, keep_float, float_io, per_tensor, eval_data)
@@ -417,7 +422,8 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, ba
         click.echo(json.dumps(res.to_json(), indent=2))
     else:
         con = _console()
-        con.print(f"{res.model} on {res.target} vs {res.reference}, {res.samples} samples")
+        what = " (TFLM bundle)" if backend == "tflm" else ""
+        con.print(f"{res.model}{what} on {res.target} vs {res.reference}, {res.samples} samples")
         for c in res.outputs:
             con.print("  " + c.line())
         if layers:

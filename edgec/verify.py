@@ -202,8 +202,19 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
            work_dir: str | None = None, options: dict | None = None,
            compare_litert: bool = True, quantize=None, backend: str = "native") -> VerifyResult:
     """``quantize`` (a QuantConfig): quantize the float model with edgec first and
-    check the compiled int8 model bit for bit against edgec's quantized-graph reference."""
+    check the compiled int8 model bit for bit against edgec's quantized-graph reference.
+    ``backend="tflm"``: see :func:`verify_tflm`."""
     model = Path(model)
+    if backend == "tflm":
+        if layers:
+            raise EdgecError("--layers compares edgec's own layers; with --backend tflm only "
+                             "the outputs are compared")
+        graph = None
+        if quantize is not None:
+            from .compiler import lower, quantize_graph
+            graph, _, _ = quantize_graph(lower(load(model, input_shapes)), quantize)
+        return verify_tflm(model, target, n, seed, inputs_file, rtol, input_shapes, work_dir,
+                           graph=graph)
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
     samples = None
@@ -301,3 +312,69 @@ def _compare_layers(res: VerifyResult, g: Graph, report: dict, trace: dict, ref_
             c = compare(f"layer {L['index']} {L['op']} out {k}", str(origin),
                         np.stack(got), np.stack(ref), rtol)
             res.layers.append(c)
+
+
+def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
+                inputs_file: str | None = None, rtol: float = 1e-4, input_shapes=None,
+                work_dir: str | None = None, graph=None) -> VerifyResult:
+    """``--backend tflm``: on the host, the bundled model array runs in the
+    tflite-micro Python interpreter with the arena the bundle declares, and its
+    outputs are compared with edgec's native backend (both follow TFLite Micro's
+    int8 semantics: bit for bit); on an MCU target, the TFLM firmware runs in QEMU
+    and is compared with the reference runtime, as for the native backend."""
+    from . import reference
+    from .targets import load as load_target
+    tgt = load_target(target)
+    try:
+        g0 = graph if graph is not None else load(model, input_shapes)
+    except EdgecError as e:
+        raise EdgecError(f"edgec cannot import this model, so there is nothing to compare the "
+                         f"TFLM bundle with ({e})") from None
+    samples = make_inputs(g0, n, seed, inputs_file)
+    if not samples:
+        raise EdgecError("no input samples to verify with")
+    tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
+    work = Path(work_dir or tmp.name)
+    try:
+        if not tgt.is_host:
+            from . import firmware
+            if not hasattr(firmware, "run_tflm_on_target"):
+                raise EdgecError("this edgec cannot build TFLM firmware for MCU targets yet")
+            return firmware.run_tflm_on_target(model, g0, tgt, samples, work, rtol)
+        bundle, _ = compile_full(graph if graph is not None else model,
+                                 Options(target="host", backend="tflm", name="model",
+                                         extra={"tflm_check": False}))
+        flat = bundle.tflm_model
+        arena = bundle.report["arena_bytes"]
+        res = VerifyResult(str(model), target, "edgec native backend (host build)", len(samples))
+        try:
+            ok, used = reference.tflm_try_allocate(flat, arena)
+        except ImportError:
+            raise EdgecError("verify --backend tflm --target host needs the tflite-micro package "
+                             "(pip install --pre tflite-micro)") from None
+        info = {"declared": arena, "allocates": ok, "interpreter_used": used}
+        if used:
+            info["above_used_percent"] = round(100.0 * (arena - used) / used, 2)
+        res.extra["tflm_arena"] = info
+        if not ok:
+            res.notes.append(f"the TFLite Micro interpreter cannot allocate the model in the "
+                             f"declared arena of {arena:,} B")
+            res.outputs.append(Comparison("arena", "", True, float("inf"), 0.0, 1, 1, False))
+            return res
+        res.notes.append(f"TFLM arena: declared {arena:,} B, the interpreter reports {used:,} B "
+                         f"used ({info['above_used_percent']:+.1f}%)")
+        tflm_outs, _ = reference.run_tflm(flat, samples, arena_size=arena)
+        nbundle, g = compile_full(g0, Options(target="host", name="model"))
+        bdir = nbundle.write(work / "native")
+        from .emulator import HostProgram
+        prog = HostProgram(bdir, nbundle.report, work / "host")
+        native_outs, _ = prog.run(samples)
+        for j, name in enumerate(g.outputs):
+            ref = np.stack([o[j] for o in native_outs])
+            got = np.stack([np.asarray(r[j]).reshape(ref.shape[1:]) for r in tflm_outs])
+            res.outputs.append(compare(f"output {j}", str(g.tensors[name].origin), got, ref, rtol))
+        res.extra["resolver"] = [e["op"] for e in bundle.report["tflm"]["resolver"]]
+        return res
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
