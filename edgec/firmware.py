@@ -227,15 +227,25 @@ def build(bundle_dir, report: dict, target: Target, out_dir, *, samples=None, ex
     if bench:
         defs.append("-DEDGEC_FW_BENCH")
     defs += [d if d.startswith("-D") else f"-D{d}" for d in defines]
-    objs = toolchain.compile_objects(target, [bundle_dir / f"{prefix}.c"], out / "obj" / "model",
-                                     [bundle_dir], [*flags, *defs], strict=True)
+    driver, libs = None, ("-lm",)
+    if report.get("backend") == "tflm":  # C++ against the user's TensorFlow Lite Micro
+        from .backends import tflm
+        inst = tflm.tflm_install(target_name=target.name)
+        objs = tflm.firmware_objects(target, bundle_dir, prefix, out / "obj" / "model",
+                                     [*flags, *defs], inst, harness_dir=out)
+        driver, libs = tflm.cxx_path(target), (str(inst.lib), "-lm")
+        defs.append("-DEDGEC_FW_ARENA_USED")
+    else:
+        objs = toolchain.compile_objects(target, [bundle_dir / f"{prefix}.c"],
+                                         out / "obj" / "model", [bundle_dir], [*flags, *defs],
+                                         strict=True)
     objs += toolchain.compile_objects(
         target, [out / "main.c", out / "startup.c", out / "test_vectors.c"], out / "obj" / "harness",
         [out, bundle_dir], [*flags, "-fno-tree-loop-distribute-patterns", *defs], strict=True)
     elf = out / "firmware.elf"
     ldflags = ["-T", str(out / "link.ld"), "-nostartfiles", "-Wl,--gc-sections",
                f"-Wl,-Map={out / 'firmware.map'}", *(["-flto", f"-O{opt_level}"] if lto else [])]
-    toolchain.link(target, objs, elf, ldflags, libs=("-lm",))
+    toolchain.link(target, objs, elf, ldflags, libs=libs, driver=driver)
     return Firmware(elf, out, target, prefix, report,
                     dict(hostio=hostio, trace=trace, profile=profile, bench=bench,
                          opt_level=opt_level, lto=lto, memory=memory))

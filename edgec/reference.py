@@ -119,6 +119,51 @@ def tflm_try_allocate(model: Path | bytes, arena_size: int) -> tuple[bool, int |
     return True, int(m.group(1)) if m else None
 
 
+def _probe_child(conn, data: bytes, arena_size: int) -> None:
+    import faulthandler
+    faulthandler.disable()  # a crashing kernel's report is not the caller's business
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        conn.send(("ok", tflm_try_allocate(data, arena_size)))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        conn.send(("error", f"{type(e).__name__}: {str(e)[:200]}"))
+    conn.close()
+
+
+def tflm_try_allocate_isolated(model: Path | bytes, arena_size: int,
+                               timeout: float = 120) -> tuple[bool, int | None]:
+    """:func:`tflm_try_allocate` in a child process: with too small an arena some
+    TFLM kernels crash instead of failing (a null temporary tensor), which must
+    not take the caller down.  A crash counts as "does not allocate"."""
+    import multiprocessing as mp
+    data = bytes(model) if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    try:
+        ctx = mp.get_context("fork")
+    except ValueError:
+        ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=_probe_child, args=(child, data, arena_size), daemon=True)
+    p.start()
+    child.close()
+    try:
+        if not parent.poll(timeout):
+            p.kill()
+            raise EdgecError("the TFLite Micro interpreter did not finish allocating")
+        kind, val = parent.recv()
+    except EOFError:  # the child crashed
+        p.join()
+        return False, None
+    finally:
+        parent.close()
+        p.join(5)
+    if kind == "error":
+        if val.startswith("ImportError") or val.startswith("ModuleNotFoundError"):
+            raise ImportError(val)
+        raise EdgecError(f"the TFLite Micro interpreter failed: {val}")
+    return val
+
+
 def _tflite_count_outputs(data: bytes) -> int:
     from tflite.Model import Model
     return Model.GetRootAs(data, 0).Subgraphs(0).OutputsLength()

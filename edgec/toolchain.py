@@ -74,8 +74,10 @@ def compile_objects(target: Target, sources: list[Path], out_dir: Path, include_
     return objs
 
 
-def link(target: Target, objects: list[Path], out: Path, ldflags=(), libs=("-lm",)) -> Path:
-    cmd = [cc(target), *target.cflags, *map(str, objects), *ldflags, *target.ldflags, *libs,
-           "-o", str(out)]
+def link(target: Target, objects: list[Path], out: Path, ldflags=(), libs=("-lm",),
+         driver: str | None = None) -> Path:
+    """Link with the target's C compiler (or ``driver``, e.g. its C++ compiler)."""
+    cmd = [driver or cc(target), *target.cflags, *map(str, objects), *ldflags, *target.ldflags,
+           *libs, "-o", str(out)]
     run(cmd, what=f"linking {out.name}")
     return out

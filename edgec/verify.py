@@ -337,10 +337,7 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
     work = Path(work_dir or tmp.name)
     try:
         if not tgt.is_host:
-            from . import firmware
-            if not hasattr(firmware, "run_tflm_on_target"):
-                raise EdgecError("this edgec cannot build TFLM firmware for MCU targets yet")
-            return firmware.run_tflm_on_target(model, g0, tgt, samples, work, rtol)
+            return _verify_tflm_firmware(model, graph, tgt, samples, work, rtol)
         bundle, _ = compile_full(graph if graph is not None else model,
                                  Options(target="host", backend="tflm", name="model",
                                          extra={"tflm_check": False}))
@@ -348,7 +345,7 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
         arena = bundle.report["arena_bytes"]
         res = VerifyResult(str(model), target, "edgec native backend (host build)", len(samples))
         try:
-            ok, used = reference.tflm_try_allocate(flat, arena)
+            ok, used = reference.tflm_try_allocate_isolated(flat, arena)
         except ImportError:
             raise EdgecError("verify --backend tflm --target host needs the tflite-micro package "
                              "(pip install --pre tflite-micro)") from None
@@ -378,3 +375,59 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _verify_tflm_firmware(model: Path, graph, tgt, samples, work: Path, rtol: float) -> VerifyResult:
+    """The TFLM bundle linked with the user's TFLM (TFLM_DIR, TFLM_LIB) into edgec's
+    firmware harness, run in QEMU on every sample, compared with the tflite-micro
+    interpreter running the same flatbuffer."""
+    from . import elfsize, firmware, reference
+    from .emulator import io_specs, read_outputs, write_samples
+    from .errors import CheckFailed
+    if tgt.qemu is None:
+        raise EdgecError(f"target {tgt.name} has no emulator to verify on (no [qemu] section)")
+    from .backends import tflm
+    inst = tflm.tflm_install(target_name=tgt.name)
+    bundle, _ = compile_full(graph if graph is not None else model,
+                             Options(target=tgt.name, backend="tflm", name="model",
+                                     extra={"tflm_check": False}))
+    bdir = bundle.write(work / "bundle")
+    fw = firmware.build(bdir, bundle.report, tgt, work / "firmware", hostio=True)
+    ins, outs_spec = io_specs(bundle.report)
+    write_samples(fw.dir / "edgec_in.bin", samples, ins)
+    (fw.dir / "edgec_out.bin").unlink(missing_ok=True)
+    run = fw.run(timeout=firmware.run_timeout(bundle.report, len(samples)))
+    if not run.ok:
+        raise CheckFailed(f"{tgt.name} (QEMU {tgt.qemu.machine}): {run.describe()}")
+    outs = read_outputs((fw.dir / "edgec_out.bin").read_bytes(), outs_spec, len(samples))
+    try:
+        ref_outs, _ = reference.run_tflm(bundle.tflm_model, samples)
+    except ImportError:
+        raise EdgecError("verify --backend tflm needs the tflite-micro package for the reference "
+                         "(pip install --pre tflite-micro)") from None
+    kernels = "CMSIS-NN" if inst.cmsis_nn else "reference"
+    res = VerifyResult(str(model), tgt.name, "TFLite Micro interpreter (the bundled flatbuffer)",
+                       len(samples))
+    for j, spec in enumerate(outs_spec):
+        got = np.stack([o[j] for o in outs])
+        ref = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in ref_outs])
+        res.outputs.append(compare(f"output {j}", bundle.report["outputs"][j]["name"], got, ref,
+                                   rtol))
+    declared = bundle.report["arena_bytes"]
+    used = run.fields("ARENA").get("used")
+    arena = {"declared": declared, "kernels": kernels}
+    if used is not None:
+        arena["mcu_used"] = int(used)
+        arena["above_used_percent"] = round(100.0 * (declared - int(used)) / int(used), 2)
+        res.notes.append(f"TFLM on {tgt.name} ({kernels} kernels): arena declared {declared:,} B, "
+                         f"arena_used_bytes() {int(used):,} B ({arena['above_used_percent']:+.1f}%)")
+    res.extra["tflm_arena"] = arena
+    sizes = elfsize.breakdown(elfsize.read(fw.elf), fw.prefix)
+    st = run.fields("STACK")
+    res.extra["firmware"] = {
+        "target": tgt.name, "machine": tgt.qemu.machine, "status": run.status,
+        "seconds": round(run.seconds, 3), "command": " ".join(run.command),
+        "flash_bytes": sizes["flash"]["total"], "ram_bytes": sizes["ram"]["total"],
+        "stack_used": int(st.get("used", 0)), "tflm_lib": str(inst.lib), "kernels": kernels,
+    }
+    return res

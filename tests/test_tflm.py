@@ -42,27 +42,11 @@ def _tflm_python():
                                                        "tflite-micro) is not installed")
 
 
-_PROBE = """
-import sys
-sys.path.insert(0, {root!r})
-from edgec import reference
-ok, used = reference.tflm_try_allocate(open({path!r}, 'rb').read(), {arena})
-print(ok, used)
-"""
-
-
 def interpreter_allocates(tmp_path, data: bytes, arena: int):
-    """(allocates, bytes reported used) from the tflite-micro interpreter, run in a
-    subprocess: some TFLM kernels crash instead of failing when the arena is short."""
-    p = tmp_path / f"probe_{arena}.tflite"
-    p.write_bytes(data)
-    r = subprocess.run([sys.executable, "-c", _PROBE.format(root=str(ROOT), path=str(p),
-                                                            arena=arena)],
-                       capture_output=True, text=True, timeout=120)
-    if r.returncode != 0:
-        return False, None  # crashed: not enough memory either
-    ok, used = r.stdout.split()
-    return ok == "True", (None if used == "None" else int(used))
+    """(allocates, bytes reported used) from the tflite-micro interpreter, in a
+    child process: some TFLM kernels crash instead of failing when the arena is short."""
+    from edgec import reference
+    return reference.tflm_try_allocate_isolated(data, arena)
 
 
 # ---------------------------------------------------------------------------
@@ -386,5 +370,24 @@ def test_verify_tflm_cortex_m4_in_qemu(name):
         pytest.skip("qemu-system-arm is not installed")
     from edgec.verify import verify
     res = verify(shared_model(f"mlperf_tiny/{name}"), target="cortex-m4", n=3, backend="tflm")
+    assert res.ok, [c.line() for c in res.outputs] + res.notes
+    assert all(c.exact and c.mismatches == 0 for c in res.outputs)
+
+
+def test_onnx_quantized_by_edgec_becomes_a_tflm_bundle():
+    """A model that is not TFLite to start with: edgec quantizes it and writes the
+    TFLite flatbuffer the bundle carries; the interpreter runs that array with the
+    declared arena, bit-exact with edgec's native backend on the same int8 graph."""
+    _tflm_python()
+    from edgec.passes.quantize import QuantConfig
+    from edgec.verify import verify
+    model = shared_model("onnx/mnist-8.onnx")
+    q = QuantConfig(calibration="random")
+    b, _ = compile_full(model, Options(target="cortex-m4", backend="tflm", quantize=q))
+    assert b.report["model"]["format"] == "onnx"
+    assert b.report["tflm"]["arena"]["interpreter_check"]["status"] == "ok"
+    ops = {e["op"] for e in b.report["tflm"]["resolver"]}
+    assert {"CONV_2D", "FULLY_CONNECTED"} <= ops
+    res = verify(model, target="host", n=4, backend="tflm", quantize=q)
     assert res.ok, [c.line() for c in res.outputs] + res.notes
     assert all(c.exact and c.mismatches == 0 for c in res.outputs)
