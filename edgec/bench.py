@@ -89,6 +89,8 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
           layers: bool = True, runs: int = 2, input_shapes=None, work_dir: str | None = None,
           timeout: float | None = None, options: dict | None = None,
           backend: str = "native") -> BenchResult:
+    """``backend="tflm"``: the TensorFlow Lite Micro bundle linked with the user's
+    TFLM (TFLM_DIR, TFLM_LIB), built and measured the same way."""
     from .verify import make_inputs
     tgt = targets.load(target)
     if tgt.qemu is None:
@@ -102,12 +104,18 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
         raise EdgecError("no input samples to benchmark with")
     opts = Options(target=target, backend=backend, name="model", opt_level=opt_level, lto=lto,
                    extra=dict(options or {}))
+    if backend == "tflm":
+        from .backends import tflm
+        inst = tflm.tflm_install(target_name=tgt.name)  # says what to set before building
+        opts.extra.setdefault("tflm_check", False)
+        if inst.release:
+            layers = False  # TFLM's release builds call no profiler: no per-layer counts
     tmp = tempfile.TemporaryDirectory(prefix="edgec-bench-") if work_dir is None else None
     work = Path(work_dir or tmp.name)
     try:
         bundle, g = compile_full(g0, opts)
         bdir = bundle.write(work / "bundle")
-        expected = firmware.expected_outputs(g, samples)
+        expected = firmware.expected_outputs(g if g is not None else g0, samples)
         rep = bundle.report
         to = timeout or firmware.run_timeout(rep, len(samples) + 1)
         plain = firmware.build(bdir, rep, tgt, work / "plain", samples=samples, expected=expected,

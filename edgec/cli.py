@@ -505,8 +505,10 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, bind, verbose, fai
 @click.option("--lto", is_flag=True, help="Link-time optimization.")
 @click.option("--runs", default=2, show_default=True, type=click.IntRange(1, 20), help="QEMU runs whose counts must be identical.")
 @click.option("--no-layers", is_flag=True, help="Skip the per-layer profile build.")
-@click.option("--backend", default="native", show_default=True, type=click.Choice(["native", "tvm"]),
-              help="Code generator to benchmark (tvm: the tvm extra).")
+@click.option("--backend", default="native", show_default=True,
+              type=click.Choice(["native", "tvm", "tflm"]),
+              help="Code generator to benchmark (tvm: the tvm extra; tflm: the TensorFlow Lite "
+                   "Micro bundle linked with TFLM_LIB, needs TFLM_DIR).")
 @tvm_schedule_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt

@@ -182,7 +182,8 @@ def breakdown(img: ElfImage, prefix: str = "model") -> dict:
             or s.name.startswith(f"{prefix}_") or s.file == model_file
 
     weights = img.symbol_bytes(lambda s: s.kind == "OBJECT" and is_model(s) and _in_flash(img, s)
-                               and not s.name.startswith(f"{prefix}_"))
+                               and (not s.name.startswith(f"{prefix}_")
+                                    or s.name == f"{prefix}_model_data"))  # TFLM's flatbuffer
     model_code = img.symbol_bytes(lambda s: s.kind == "FUNC" and is_model(s))
     test_data = img.symbol_bytes(lambda s: s.name.startswith("fw_test_") and _in_flash(img, s))
     arena = img.symbol_bytes(lambda s: s.kind == "OBJECT" and (

@@ -357,9 +357,18 @@ def test_bundle_compiles_against_tflm_headers(edgec_cli, tmp_path):
                             "CFLAGS=$(EDGEC_CFLAGS) -Wall -Wextra -Werror"],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
-    if TFLM_LIB:
-        r = subprocess.run(["make", "-C", str(out), "check-link"], capture_output=True, text=True)
+    if TFLM_LIB:  # the flags matching how TFLM_LIB was built link; others say what is wrong
+        inst = tflm.tflm_install()
+        flags = [f"TFLM_CMSIS_NN={int(inst.cmsis_nn)}", f"TFLM_RELEASE={int(inst.release)}"]
+        subprocess.run(["make", "-C", str(out), "clean"], capture_output=True)
+        r = subprocess.run(["make", "-C", str(out), *flags, "all", "check-link"],
+                           capture_output=True, text=True)
         assert r.returncode == 0, r.stderr[-2000:]
+        if inst.release:  # a shim with error strings needs MicroPrintf, which release lacks
+            subprocess.run(["make", "-C", str(out), "clean"], capture_output=True)
+            r = subprocess.run(["make", "-C", str(out), flags[0], "TFLM_RELEASE=0", "all",
+                                "check-link"], capture_output=True, text=True)
+            assert r.returncode != 0 and "not matching how TFLM_LIB was built" in r.stderr
 
 
 @pytest.mark.qemu
@@ -391,3 +400,42 @@ def test_onnx_quantized_by_edgec_becomes_a_tflm_bundle():
     res = verify(model, target="host", n=4, backend="tflm", quantize=q)
     assert res.ok, [c.line() for c in res.outputs] + res.notes
     assert all(c.exact and c.mismatches == 0 for c in res.outputs)
+
+
+def test_archive_symbols_reads_the_index(tmp_path):
+    if not (have("gcc") and have("ar")):
+        pytest.skip("gcc and ar are needed")
+    (tmp_path / "a.c").write_text("int arm_convolve_wrapper_s8(void) { return 1; }\n"
+                                  "extern int missing(void); int user(void) { return missing(); }\n")
+    subprocess.run(["gcc", "-c", str(tmp_path / "a.c"), "-o", str(tmp_path / "a.o")], check=True)
+    subprocess.run(["ar", "rcs", str(tmp_path / "libx.a"), str(tmp_path / "a.o")], check=True)
+    syms = tflm.archive_symbols(tmp_path / "libx.a")
+    assert {"arm_convolve_wrapper_s8", "user"} <= syms and "missing" not in syms
+
+
+def test_firmware_needs_say_what_to_set(monkeypatch):
+    monkeypatch.delenv("TFLM_DIR", raising=False)
+    monkeypatch.delenv("TFLM_LIB", raising=False)
+    with pytest.raises(EdgecError, match="^TFLM_DIR is not set: set it to your TensorFlow Lite Micro"):
+        tflm.tflm_install()
+    monkeypatch.setenv("TFLM_DIR", str(ROOT))
+    with pytest.raises(EdgecError, match="has no tensorflow/lite/micro/micro_interpreter.h"):
+        tflm.tflm_install()
+    if TFLM_DIR:
+        monkeypatch.setenv("TFLM_DIR", TFLM_DIR)
+        with pytest.raises(EdgecError, match="^TFLM_LIB is not set: set it to your "
+                                             "libtensorflow-microlite.a"):
+            tflm.tflm_install()
+
+
+@pytest.mark.qemu
+def test_bench_tflm_same_harness_as_native():
+    _need_tflm()
+    if not have("qemu-system-arm"):
+        pytest.skip("qemu-system-arm is not installed")
+    from edgec.bench import bench
+    r = bench(shared_model("mlperf_tiny/ad01_int8.tflite"), target="cortex-m4", backend="tflm",
+              layers=False)
+    assert r.repeatable and r.instructions > 0
+    assert r.flash["weights"] == shared_model("mlperf_tiny/ad01_int8.tflite").stat().st_size
+    assert r.ram["arena"] > 0 and r.options["backend"] == "tflm"

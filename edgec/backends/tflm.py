@@ -428,7 +428,7 @@ def compile_bundle(model, opts, tgt, prefix: str):
     ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
                arena_size=res.arena_size, arena_32=res.arena.arena_32,
                arena_64=res.arena.arena_64, weights_bytes=res.weights_bytes, ar=ar,
-               cxx=cxx_compiler(tgt.cc), firmware=False)
+               nm=ar[:-2] + "nm", cxx=cxx_compiler(tgt.cc), firmware=False)
     b.add("edgec.mk", render("tflm/edgec.mk.j2", **ctx))
     b.add("Makefile", render("tflm/Makefile.j2", **ctx))
     b.add("CMakeLists.txt", render("tflm/CMakeLists.txt.j2", **ctx))
