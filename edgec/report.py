@@ -82,6 +82,11 @@ _RESERVATION_SYMBOLS = {
 _HARNESS_NAMES = re.compile(r"^(fw_|Reset_Handler$|_start$|[A-Za-z]+_(Handler|IRQHandler)$|"
                             r"edgec_trace$|edgec_profile_)")
 _FUNC_OP = re.compile(r"^edgec_l\d+_([a-z0-9]+)")
+# TensorFlow Lite Micro bundles: TFLM's C++ (mangled tflite:: names, anonymous
+# namespaces of its .cc files) and CMSIS-NN's C functions
+_TFLM_SYMBOL = re.compile(r"^(_Z[A-Z]*N?K?6tflite|_Z[A-Z]*N12_GLOBAL__N_1|_ZZN6tflite|arm_|"
+                          r"MicroPrintf|DebugLog|_Z\d+MicroPrintf)")
+_TFLM_FILE = re.compile(r"\.(cc|cpp)$|^arm_")
 
 
 @dataclass
@@ -193,12 +198,17 @@ def _prefix_of(img: elfsize.ElfImage, rep: dict | None, name: str | None) -> str
     return invokes[0] if len(invokes) == 1 else "model"
 
 
-def _classify(img: elfsize.ElfImage, s: elfsize.Symbol, prefix: str) -> tuple[str, int | None]:
-    """(owner, layer) of a symbol: owner is layer | model | test_data | app | libc."""
+def _classify(img: elfsize.ElfImage, s: elfsize.Symbol, prefix: str,
+              tflm: bool = False) -> tuple[str, int | None]:
+    """(owner, layer) of a symbol: owner is layer | model | test_data | app | libc.
+    ``tflm``: a TensorFlow Lite Micro bundle, whose runtime is TFLM (C++, its
+    ``tflite::`` namespace) and CMSIS-NN (``arm_*``), linked from TFLM_LIB."""
     m = elfsize.LAYER_SYMBOL.match(s.name)
     if m:
         return "layer", int(m.group(1))
     f = img.file_of(s)
+    if tflm and (_TFLM_SYMBOL.match(s.name) or (f and _TFLM_FILE.search(f))):
+        return "model", None
     if s.name.startswith("fw_test_"):
         return "test_data", None
     if _HARNESS_NAMES.match(s.name):
@@ -288,9 +298,10 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
     symbols_out = []
     attributed: dict[str, int] = {}
     arena_symbol_bytes = 0
+    tflm = bool(rep) and rep.get("backend") == "tflm"
     for s, n in kept:
         sec = by_name[s.section]
-        owner, layer = _classify(img, s, prefix)
+        owner, layer = _classify(img, s, prefix, tflm)
         kind = _kind(sec, s)
         attributed[sec.name] = attributed.get(sec.name, 0) + n
         is_arena = s.name in (f"{prefix}_arena", f"{prefix}_arena_store")
@@ -304,6 +315,8 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
         if sec.flash:
             if owner == "layer":
                 flash["kernel_code" if kind == "code" else "weights"] += n
+            elif owner == "model" and tflm and s.name == f"{prefix}_model_data":
+                flash["weights"] += n  # the TFLite flatbuffer TFLM runs
             elif owner == "model":
                 flash["model_runtime" if kind == "code" else "model_constants"] += n
             else:
@@ -346,7 +359,7 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
                 if nxt > a:
                     literals.append((sec, f, nxt - a))
     for sec, f, n in literals:
-        owner = _file_owner(f, prefix)
+        owner = "model" if tflm and _TFLM_FILE.search(f) else _file_owner(f, prefix)
         kind = _kind(sec)
         attributed[sec.name] = attributed.get(sec.name, 0) + n
         if sec.flash:

@@ -439,3 +439,22 @@ def test_bench_tflm_same_harness_as_native():
     assert r.repeatable and r.instructions > 0
     assert r.flash["weights"] == shared_model("mlperf_tiny/ad01_int8.tflite").stat().st_size
     assert r.ram["arena"] > 0 and r.options["backend"] == "tflm"
+
+
+@pytest.mark.qemu
+def test_size_report_on_tflm_firmware(tmp_path):
+    """edgec size / check on a TFLM bundle: the model array counts as weights, TFLM
+    and CMSIS-NN as the model's runtime, TFLM's arena as the arena."""
+    _need_tflm()
+    from edgec import report
+    out = tmp_path / "b"
+    b, _ = compile_full(shared_model("mlperf_tiny/ad01_int8.tflite"),
+                        Options(target="cortex-m4", backend="tflm", extra={"tflm_check": False}))
+    b.write(out)
+    loc = report.locate(out)
+    r = report.size_report(loc.elf, loc.build_report)
+    f, ram = r["flash"]["parts"], r["ram"]["parts"]
+    assert f["weights"] == b.report["tflm"]["model_bytes"]
+    assert f["model_runtime"] > 10_000  # the interpreter and its kernels
+    assert ram["arena"] == b.report["arena_bytes"]
+    assert f["app"] < f["model_runtime"]
