@@ -115,6 +115,9 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     try:
         bundle, g = compile_full(g0, opts)
         bdir = bundle.write(work / "bundle")
+        from .verify import encode_inputs
+        if g is not None:
+            samples = encode_inputs(g, samples)
         expected = firmware.expected_outputs(g if g is not None else g0, samples)
         rep = bundle.report
         to = timeout or firmware.run_timeout(rep, len(samples) + 1)

@@ -45,6 +45,20 @@ def comment_text(text: str, max_len: int = 120) -> str:
     return s
 
 
+def c_string(text: str, max_len: int = 256) -> str:
+    """A C string literal for a model-supplied string (class labels): printable ASCII
+    but quotes, backslashes and '?' verbatim, everything else (UTF-8 bytes included) as
+    octal escapes; bounded length."""
+    out = []
+    for b in str(text).encode("utf-8")[:max_len]:
+        ch = chr(b)
+        if 32 <= b < 127 and ch not in '"\\?':
+            out.append(ch)
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
 def c_float(x: float) -> str:
     """A float32 literal that parses back to exactly the same value."""
     x = np.float32(x)

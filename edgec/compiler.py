@@ -227,6 +227,13 @@ def _io(g: Graph, names) -> list[dict]:
         d = {"name": cgen.comment_text(t.name), "shape": list(t.shape), "dtype": t.dtype}
         if t.quant is not None:
             d["quant"] = t.quant.to_json()
+        labels = (g.meta.get("labels") or {})
+        table = labels.get(t.name) or labels.get(str(t.origin))
+        if table:
+            d["labels"] = list(table)
+        enc = (g.meta.get("input_encoding") or {}).get(n)
+        if enc:
+            d["levels"] = dict(enc)
         out.append(d)
     return out
 

@@ -285,6 +285,8 @@ def run_on_target(g0, opts, samples, work, layers: bool):
     fw = build(bdir, bundle.report, tgt, work / "firmware", hostio=True, trace=layers,
                opt_level=opts.opt_level, lto=opts.lto)
     ins, outs_spec = io_specs(bundle.report)
+    from .verify import encode_inputs
+    samples = encode_inputs(g, samples)
     write_samples(fw.dir / "edgec_in.bin", samples, ins)
     for f in ("edgec_out.bin", "edgec_trace.bin"):
         (fw.dir / f).unlink(missing_ok=True)

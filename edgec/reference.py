@@ -220,6 +220,9 @@ def run_onnxruntime(model: Path | bytes, samples, input_names=None,
             extra.append(name)
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    # One thread: onnxruntime's tree ensembles sum per-thread partial scores in a
+    # different order with several threads; one thread gives the sequential order.
+    so.intra_op_num_threads = 1
     so.log_severity_level = 3
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     in_names = list(input_names) if input_names else [i.name for i in sess.get_inputs()]

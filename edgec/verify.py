@@ -153,6 +153,40 @@ def load_inputs(g: Graph, path: str):
     return samples
 
 
+def encode_inputs(g: Graph, samples):
+    """Samples for the compiled graph ``g``: float features become integer levels for
+    the inputs of ``--quantized-input`` tree models (``g.meta['input_encoding']``);
+    everything else passes through."""
+    enc = g.meta.get("input_encoding") or {}
+    if not enc:
+        return samples
+    from .ops.trees import encode_levels
+    out = []
+    for s in samples:
+        s2 = list(s)
+        for i, name in enumerate(g.inputs):
+            e = enc.get(name)
+            if e is not None:
+                s2[i] = encode_levels(np.asarray(s[i], np.float64), e["lo"], e["inv"], e["bits"])
+        out.append(s2)
+    return out
+
+
+def label_indices(g: Graph, name: str, ref: np.ndarray) -> np.ndarray:
+    """String labels of the reference -> the indices edgec outputs (label table of
+    the output in ``g.meta['labels']``)."""
+    if ref.dtype.kind not in "OUS":
+        return ref
+    labels = g.meta.get("labels") or {}
+    t = g.tensors[name]
+    table = labels.get(name) or labels.get(str(t.origin))
+    if not table:
+        raise EdgecError(f"output {name!r}: the reference gives strings and edgec has no label table")
+    index = {v: i for i, v in enumerate(table)}
+    flat = [index.get(v.decode() if isinstance(v, bytes) else str(v), -1) for v in ref.reshape(-1)]
+    return np.asarray(flat, np.int64).reshape(ref.shape)
+
+
 def views_of(g: Graph) -> dict[str, list[str]]:
     """tensor -> tensors that are views (Reshape) of it, transitively."""
     from . import ops
@@ -253,7 +287,7 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
             bdir = bundle.write(work / "bundle")
             from .emulator import HostProgram
             prog = HostProgram(bdir, bundle.report, work / "host", trace=layers, sanitize=sanitize)
-            outs, trace = prog.run(samples, trace=layers)
+            outs, trace = prog.run(encode_inputs(g, samples), trace=layers)
         else:
             from . import firmware
             outs, trace, bundle, g, fw_info = firmware.run_on_target(g0, opts, samples, work, layers)
@@ -261,6 +295,7 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
         for j, name in enumerate(g.outputs):
             got = np.stack([o[j] for o in outs])
             ref = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in ref_outs])
+            ref = label_indices(g, name, ref)
             res.outputs.append(compare(f"output {j}", str(g.tensors[name].origin), got, ref, rtol))
         if layers:
             _compare_layers(res, g, bundle.report, trace, ref_inter, len(samples), rtol)

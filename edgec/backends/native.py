@@ -87,6 +87,8 @@ class KernelContext:
         self.options = options
         self.params: list[tuple[str, str, bool]] = []  # (name, ctype, is_output)
         self.helpers: set[str] = set()  # templates/runtime/<name>.c.j2 this kernel needs
+        self.functions: list[str] = []  # file-scope helper functions of this kernel
+        self.report: dict = {}  # extra facts for this layer's entry in report.json
         self._in_names: dict[int, str] = {}
         for i, name in enumerate(node.inputs):
             if not name:
@@ -128,6 +130,15 @@ class KernelContext:
 
     def render(self, template: str, **kw) -> str:
         return render(f"kernels/{template}", k=self, **kw)
+
+    def function(self, suffix: str) -> str:
+        """Name of a file-scope helper function of this layer (``edgec_l<N>_<suffix>``);
+        its definition goes to :meth:`add_function`."""
+        return f"edgec_l{self.layer}_{re.sub(r'[^a-z0-9_]', '', suffix.lower())[:40]}"
+
+    def add_function(self, code: str) -> None:
+        """A static helper function (or table) placed before this layer's kernel."""
+        self.functions.append(code)
 
 
 def _func_name(layer: int, op: str) -> str:
@@ -287,7 +298,8 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
                             if i and not g.tensors[i].is_const)
         out_desc = ", ".join(str(list(g.tensors[o].shape)) for o in n.outputs if o)
         comment = cgen.comment_text(f"layer {li}: {n.op} '{n.name}' {in_desc} -> {out_desc}", 200)
-        code = (f"/* {comment} */\nstatic EDGEC_NOINLINE void {fname}("
+        code = "".join(f + "\n" for f in k.functions) + (
+                f"/* {comment} */\nstatic EDGEC_NOINLINE void {fname}("
                 f"{', '.join(params) if params else 'void'})\n{{\n{body}}}\n")
         layers.append(Layer(li, n, fname, code, args,
                             [g.tensors[o].nbytes for o in n.outputs if o]))
@@ -305,6 +317,7 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
                 for o in n.outputs if o and loc[root[o]].kind == "arena"
             ],
             "macs": int(op.macs(g, n)),
+            **k.report,
         })
 
     wbytes = pool.bytes_by_layer()
@@ -326,8 +339,8 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     ins = [g.tensors[i] for i in g.inputs]
     outs = [g.tensors[o] for o in g.outputs]
     io = {
-        "inputs": [_io_desc(t, i) for i, t in enumerate(ins)],
-        "outputs": [_io_desc(t, j) for j, t in enumerate(outs)],
+        "inputs": [_io_desc(t, i, g.meta) for i, t in enumerate(ins)],
+        "outputs": [_io_desc(t, j, g.meta) for j, t in enumerate(outs)],
     }
     arena_size = plan.size
     weights_bytes = sum(wbytes.values())
@@ -348,7 +361,30 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
                         weights_bytes, plan.order)
 
 
-def _io_desc(t, idx) -> dict:
+def _io_extras(t, meta: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """Header comments and defines for an input/output: class label tables (string
+    labels of classifiers, output as indices) and the integer-level encoding of
+    ``--quantized-input`` tree features."""
+    comments, defines = [], []
+    labels = (meta.get("labels") or {})
+    table = labels.get(t.name) or labels.get(str(t.origin))
+    if table:
+        comments.append(f"class labels: the output holds indices into {len(table)} labels")
+        defines.append(("NUM_LABELS", str(len(table))))
+        defines.append(("LABELS", "{ " + ", ".join(cgen.c_string(v) for v in table) + " }"))
+    enc = (meta.get("input_encoding") or {}).get(t.name)
+    if enc:
+        comments.append(f"integer features: level = x != x ? {enc['nan']} : clamp(floor((x - LO[f]) "
+                        f"* INV_SCALE[f] + 0.5), 0, {enc['top']}) in float arithmetic")
+        defines.append(("LEVEL_BITS", str(enc["bits"])))
+        defines.append(("LEVEL_MAX", str(enc["top"])))
+        defines.append(("LEVEL_NAN", str(enc["nan"])))
+        defines.append(("LEVEL_LO", "{ " + ", ".join(cgen.c_float(v) for v in enc["lo"]) + " }"))
+        defines.append(("LEVEL_INV_SCALE", "{ " + ", ".join(cgen.c_float(v) for v in enc["inv"]) + " }"))
+    return comments, defines
+
+
+def _io_desc(t, idx, meta: dict | None = None) -> dict:
     d = {
         "index": idx,
         "name": cgen.comment_text(t.name),
@@ -364,4 +400,5 @@ def _io_desc(t, idx) -> dict:
         d["scale"] = s
         d["zero_point"] = z
         d["scale_c"] = cgen.c_float(s)
+    d["comments"], d["defines"] = _io_extras(t, meta or {})
     return d

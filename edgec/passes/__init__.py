@@ -5,7 +5,7 @@ graph's semantics (bit for bit for integer graphs) and records itself in
 from __future__ import annotations
 
 from ..graph import Graph
-from . import fuse
+from . import fuse, trees
 
 
 def optimize(g: Graph, options: dict | None = None) -> Graph:
@@ -14,6 +14,15 @@ def optimize(g: Graph, options: dict | None = None) -> Graph:
     for p in (fuse.fold_batchnorm, fuse.fuse_bias_add, fuse.fuse_activation):
         if p(g):
             g.meta["passes"].append(p.__name__)
+    options = options or {}
+    tf = options.get("tree_features") or "float"
+    if options.get("tree_quantized_input") and tf in ("float", "float32"):
+        from ..errors import EdgecError
+        raise EdgecError("--quantized-input needs --tree-features int8 or int16")
+    if tf not in ("float", "float32"):
+        if trees.quantize_tree_features(g, tf, options.get("tree_calibration"),
+                                        bool(options.get("tree_quantized_input"))):
+            g.meta["passes"].append("quantize_tree_features")
     g.remove_dead()
     g.topo_sort()
     g.validate()
