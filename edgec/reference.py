@@ -198,6 +198,31 @@ def run_litert(model: Path, samples, intermediates: bool = False):
     return outs, (inters if intermediates else None)
 
 
+def _zipmap_labels(m) -> dict:
+    """{graph output name: class labels} for outputs produced by ai.onnx.ml ZipMap."""
+    from onnx import helper
+    out = {}
+    for n in m.graph.node:
+        if n.op_type == "ZipMap" and n.output:
+            labels = []
+            for a in n.attribute:
+                if a.name in ("classlabels_int64s", "classlabels_strings"):
+                    labels = [v.decode() if isinstance(v, bytes) else v
+                              for v in helper.get_attribute_value(a)]
+            out[n.output[0]] = labels
+    return out
+
+
+def _maps_to_array(seq, labels) -> np.ndarray:
+    """onnxruntime's ZipMap output (a list of {class: probability}) as the [N, C]
+    probability tensor edgec computes, columns in the ZipMap's class order."""
+    rows = []
+    for d in seq:
+        keys = labels if labels else list(d.keys())
+        rows.append([d[k] for k in keys])
+    return np.asarray(rows, np.float32)
+
+
 def run_onnxruntime(model: Path | bytes, samples, input_names=None,
                     intermediates: dict | None = None):
     """``input_names``: the ONNX names of the sample's arrays, in order;
@@ -226,10 +251,13 @@ def run_onnxruntime(model: Path | bytes, samples, input_names=None,
     so.log_severity_level = 3
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     in_names = list(input_names) if input_names else [i.name for i in sess.get_inputs()]
+    zipmaps = _zipmap_labels(m)
+    out_names = [o.name for o in m.graph.output]
     outs, inters = [], []
     for s in samples:
         res = sess.run(None, dict(zip(in_names, s)))
-        outs.append([np.asarray(r) for r in res[:n_out]])
+        outs.append([_maps_to_array(r, zipmaps.get(out_names[j])) if isinstance(r, list)
+                     else np.asarray(r) for j, r in enumerate(res[:n_out])])
         if intermediates:
             inters.append({name: np.asarray(r) for name, r in zip(extra, res[n_out:])})
     return outs, (inters if intermediates else None)
