@@ -48,74 +48,125 @@ def _ctype(dt: str) -> str:
 # --- leaf payloads ------------------------------------------------------------------
 
 class LeafPlan:
-    """How leaf weights are stored and how a leaf adds to the scores."""
+    """How leaf weights are stored and how a leaf adds to the scores.
+
+    ``form``: "dense" (every leaf has weights for the same target sequence:
+    values only), "single" (one weight per leaf; its target is constant, per
+    tree or per leaf) or "sparse" ((target, value) lists).  One-target
+    regressors use the first weight of each leaf only (as onnxruntime)."""
 
     def __init__(self, ens: Ensemble):
         self.ens = ens
-        one = ens.kind == "regressor" and ens.n_outputs == 1
+        NL = ens.n_leaves
         ptr, tg, val = ens.leaf_ptr, ens.leaf_target, ens.leaf_value
-        payloads = []
-        for lf in range(ens.n_leaves):
-            a, b = int(ptr[lf]), int(ptr[lf + 1])
-            if one:
-                b = a + 1
-                payloads.append(((0, float(val[a])),))
-            else:
-                payloads.append(tuple((int(tg[j]), float(val[j])) for j in range(a, b)))
-        self.payloads = payloads
+        cnt = np.diff(ptr)
+        if ens.kind == "regressor" and ens.n_outputs == 1:
+            tg = np.zeros(NL, np.int64)
+            val = val[ptr[:-1]]
+            ptr = np.arange(NL + 1)
+            cnt = np.ones(NL, np.int64)
+        self.ptr, self.tg, self.val = ptr, tg, val
         self.wsize = 4 if ens.tdtype == "float32" else 8
-        tree_of_leaf = np.repeat(np.arange(ens.n_trees), np.diff(ens.node_base) + 1)
-        self.tree_of_leaf = tree_of_leaf
-        shapes = {tuple(t for t, _ in p) for p in payloads}
-        if len(shapes) == 1:
-            self.form = "dense"
-            self.targets = next(iter(shapes))
-            if len(self.targets) == 1:
-                self.form = "single"
-                self.target_mode = "const"
-                self.const_target = self.targets[0]
-        elif all(len(p) == 1 for p in payloads):
-            self.form = "single"
-            per_tree = {}
-            ok = True
-            for lf, p in enumerate(payloads):
-                t = int(tree_of_leaf[lf])
-                if per_tree.setdefault(t, p[0][0]) != p[0][0]:
-                    ok = False
-                    break
-            self.target_mode = "tree" if ok else "leaf"
-            self.tree_targets = [per_tree.get(t, 0) for t in range(ens.n_trees)] if ok else None
-        else:
-            self.form = "sparse"
-        # has-score knowledge per target: always / never / dynamic
+        self.tree_of_leaf = np.repeat(np.arange(ens.n_trees), np.diff(ens.node_base) + 1)
         K = ens.n_outputs
+        self.form = "sparse"
+        if NL and np.all(cnt == cnt[0]):
+            w = int(cnt[0])
+            rows = tg.reshape(NL, w)
+            if np.all(rows == rows[0]):
+                self.form = "dense"
+                self.targets = tuple(int(t) for t in rows[0])
+                self.values = val.reshape(NL, w)
+        if self.form == "dense" and len(self.targets) == 1:
+            self.form = "single"
+            self.target_mode = "const"
+            self.const_target = self.targets[0]
+            self.values = val
+            self.leaf_targets = tg
+        elif self.form == "sparse" and NL and np.all(cnt == 1):
+            self.form = "single"
+            self.values = val
+            self.leaf_targets = tg
+            t = self.tree_of_leaf
+            T = ens.n_trees
+            lo = np.full(T, K, np.int64)
+            hi = np.full(T, -1, np.int64)
+            np.minimum.at(lo, t, tg)
+            np.maximum.at(hi, t, tg)
+            if np.all(lo == hi):
+                self.target_mode = "tree"
+                self.tree_targets = [int(v) for v in lo]
+            else:
+                self.target_mode = "leaf"
+        # has-score knowledge per target: always (some tree gives it at every leaf),
+        # never (no leaf has it), or dynamic
         seen = np.zeros(K, bool)
         always = np.zeros(K, bool)
-        for t in range(ens.n_trees):
-            lo = int(ens.node_base[t]) + t
-            hi = int(ens.node_base[t + 1]) + t + 1
-            cover = None
-            for lf in range(lo, hi):
-                ts = {x for x, _ in payloads[lf]}
-                cover = ts if cover is None else cover & ts
-                for x in ts:
-                    seen[x] = True
-            for x in cover or ():
-                always[x] = True
+        if self.form == "dense":
+            seen[list(self.targets)] = True
+            always[list(self.targets)] = ens.n_trees > 0
+        elif self.form == "single":
+            seen[np.unique(tg)] = True
+            if self.target_mode == "const":
+                always[self.const_target] = True
+            elif self.target_mode == "tree":
+                always[np.unique(self.tree_targets)] = True
+            else:
+                t = self.tree_of_leaf
+                lo = np.full(ens.n_trees, K, np.int64)
+                hi = np.full(ens.n_trees, -1, np.int64)
+                np.minimum.at(lo, t, tg)
+                np.maximum.at(hi, t, tg)
+                same = lo == hi
+                always[np.unique(lo[same])] = True
+        else:
+            seen[np.unique(tg)] = True
+            for t in range(ens.n_trees):
+                cover = None
+                for lf in range(int(ens.node_base[t]) + t, int(ens.node_base[t + 1]) + t + 1):
+                    ts = set(tg[ptr[lf]:ptr[lf + 1]].tolist())
+                    cover = ts if cover is None else cover & ts
+                for x in cover or ():
+                    always[x] = True
         self.always = always
         self.never = ~seen
         self.static_has = bool(np.all(always | ~seen))
 
-    def key(self, lf: int):
-        p = self.payloads[lf]
-        if self.form == "dense":
-            return tuple(v for _, v in p)
-        if self.form == "single":
-            return p[0][1] if self.target_mode in ("const", "tree") else p[0]
-        return p
+    def payload(self, lf: int):
+        return tuple((int(self.tg[j]), float(self.val[j])) for j in range(self.ptr[lf], self.ptr[lf + 1]))
 
-    def payload_bytes(self, keys) -> int:
-        n = len(keys)
+    def distinct(self):
+        """(id of every leaf in the table of distinct payloads, leaf of each table entry)."""
+        NL = self.ens.n_leaves
+        if NL == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if self.form == "dense":
+            keys = self.values
+        elif self.form == "single" and self.target_mode in ("const", "tree"):
+            keys = self.values.reshape(-1, 1)
+        elif self.form == "single":
+            keys = np.stack([self.leaf_targets.astype(np.float64), self.values], axis=1)
+        else:
+            index: dict = {}
+            ids = np.zeros(NL, np.int64)
+            first = []
+            for lf in range(NL):
+                kk = self.payload(lf)
+                j = index.get(kk)
+                if j is None:
+                    j = index[kk] = len(first)
+                    first.append(lf)
+                ids[lf] = j
+            return ids, np.asarray(first, np.int64)
+        _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        # table in order of first appearance (deterministic and close to tree order)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return rank[inv.reshape(-1)], first[order]
+
+    def payload_bytes(self, leaves: np.ndarray) -> int:
+        n = len(leaves)
         if self.form == "dense":
             return n * len(self.targets) * self.wsize
         if self.form == "single":
@@ -125,7 +176,7 @@ class LeafPlan:
             elif self.target_mode == "tree":
                 extra = self.ens.n_trees * _uint(self.ens.n_outputs - 1)[1]
             return n * self.wsize + extra
-        nnz = sum(len(p) for p in keys)
+        nnz = int(np.sum(np.diff(self.ptr)[leaves])) if n else 0
         return nnz * (self.wsize + _uint(self.ens.n_outputs - 1)[1]) + (n + 1) * _uint(nnz)[1]
 
 
@@ -135,26 +186,15 @@ def plan_addressing(ens: Ensemble, lp: LeafPlan):
     sizes = np.diff(ens.node_base)
     max_ni = int(sizes.max(initial=0))
     NI = ens.n_internal
-    # every leaf
-    tree_keys = [lp.payloads[lf] for lf in range(ens.n_leaves)]
+    every = np.arange(ens.n_leaves)
     ref_tree = _uint(2 * max_ni)
-    tree_bytes = lp.payload_bytes(tree_keys) + 2 * NI * ref_tree[1]
-    # distinct payloads
-    index: dict = {}
-    ids = np.zeros(ens.n_leaves, np.int64)
-    uniq = []
-    for lf in range(ens.n_leaves):
-        kk = lp.key(lf)
-        j = index.get(kk)
-        if j is None:
-            j = index[kk] = len(uniq)
-            uniq.append(lf)
-        ids[lf] = j
-    ref_table = _uint(max_ni + len(uniq) - 1 if uniq else max_ni)
-    table_bytes = lp.payload_bytes([lp.payloads[lf] for lf in uniq]) + 2 * NI * ref_table[1]
+    tree_bytes = lp.payload_bytes(every) + 2 * NI * ref_tree[1]
+    ids, uniq = lp.distinct()
+    ref_table = _uint(max_ni + len(uniq) - 1 if len(uniq) else max_ni)
+    table_bytes = lp.payload_bytes(uniq) + 2 * NI * ref_table[1]
     if table_bytes < tree_bytes and sizes.min(initial=1) > 0:
         return "table", ids, uniq, ref_table
-    return "tree", np.arange(ens.n_leaves), list(range(ens.n_leaves)), ref_tree
+    return "tree", every, every, ref_tree
 
 
 # --- the kernel ------------------------------------------------------------------------
@@ -192,7 +232,7 @@ class _Gen:
         return b
 
     def leaf_bytes(self) -> int:
-        return self.lp.payload_bytes([self.lp.payloads[lf] for lf in self.uniq])
+        return self.lp.payload_bytes(self.uniq)
 
     def estimate(self) -> dict:
         ens = self.ens
@@ -280,20 +320,18 @@ class _Gen:
         wdt = "float32" if self.ens.tdtype == "float32" else "float64"
         uniq = self.uniq
         if lp.form == "dense":
-            vals = np.array([[v for _, v in lp.payloads[lf]] for lf in uniq], np.float64)
-            self.lv = k.const(vals.reshape(-1), wdt, "leafval")
+            self.lv = k.const(lp.values[uniq].reshape(-1), wdt, "leafval")
         elif lp.form == "single":
-            vals = np.array([lp.payloads[lf][0][1] for lf in uniq], np.float64)
-            self.lv = k.const(vals, wdt, "leafval")
+            self.lv = k.const(lp.values[uniq], wdt, "leafval")
             tdt = _uint(self.ens.n_outputs - 1)[0]
             if lp.target_mode == "leaf":
-                self.ltg = k.const(np.array([lp.payloads[lf][0][0] for lf in uniq]), tdt, "leaftarget")
+                self.ltg = k.const(lp.leaf_targets[uniq], tdt, "leaftarget")
             elif lp.target_mode == "tree":
                 self.ttg = k.const(np.array(lp.tree_targets), tdt, "treetarget")
         else:
             ptr, tg, vals = [0], [], []
             for lf in uniq:
-                for t, v in lp.payloads[lf]:
+                for t, v in lp.payload(int(lf)):
                     tg.append(t)
                     vals.append(v)
                 ptr.append(len(tg))
@@ -593,10 +631,12 @@ class _Gen:
         lit = self.lit
         acc = self.acc
         lab_out, sc_out = self.k.y(0), self.k.y(1)
-        table = self._label_table()
+        tab = []
 
         def label(expr):
-            return f"{table}[{expr}]" if table else f"(int64_t)({expr})"
+            if not tab:
+                tab.append(self._label_table())
+            return f"{tab[0]}[{expr}]" if tab[0] else f"(int64_t)({expr})"
         w(f"    float* out = {sc_out} + n * {C};")
         if C > 2:
             nb = min(len(bv), C)

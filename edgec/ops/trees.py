@@ -219,107 +219,134 @@ def build(kind: str, *, treeids, nodeids, featureids, modes, values, truenodeids
     if np.any(featureids[~is_leaf] < 0):
         raise EdgecError("a tree node has a negative feature id")
 
-    index: dict[tuple[int, int], int] = {}
-    for i, key in enumerate(zip(treeids.tolist(), nodeids.tolist())):
-        if key in index:
-            raise EdgecError(f"node {key[1]} of tree {key[0]} is defined twice")
-        index[key] = i
+    if np.any(nodeids < 0) or np.any(nodeids >= (1 << 31)):
+        raise EdgecError("tree node ids must be in 0..2^31-1")
+    # (tree, node) -> position, vectorized: dense tree ranks times a node stride
+    utrees, trank = np.unique(treeids, return_inverse=True)
+    stride = int(nodeids.max()) + 1
+    keys = trank.astype(np.int64) * stride + nodeids
+    korder = np.argsort(keys, kind="stable")
+    skeys = keys[korder]
+    dup = np.nonzero(np.diff(skeys) == 0)[0]
+    if dup.size:
+        i = int(korder[dup[0]])
+        raise EdgecError(f"node {int(nodeids[i])} of tree {int(treeids[i])} is defined twice")
+
+    def lookup(tids, nids, what):
+        tids = np.asarray(tids, np.int64)
+        nids = np.asarray(nids, np.int64)
+        tr = np.searchsorted(utrees, tids)
+        ok = (tr < len(utrees)) & (nids >= 0) & (nids < stride)
+        ok[ok] = utrees[tr[ok]] == tids[ok]
+        k = np.where(ok, np.clip(tr, 0, len(utrees) - 1) * stride + np.clip(nids, 0, stride - 1), -1)
+        pos = np.searchsorted(skeys, k)
+        pos = np.clip(pos, 0, len(skeys) - 1)
+        ok &= skeys[pos] == k
+        if not ok.all():
+            j = int(np.nonzero(~ok)[0][0])
+            raise EdgecError(f"{what} refers to node {int(nids[j])} of tree {int(tids[j])}, "
+                             "which does not exist")
+        return korder[pos]
 
     # weights per leaf, in (tree, node, position) order as onnxruntime sorts them
     w_treeids = np.asarray(w_treeids, np.int64)
     w_nodeids = np.asarray(w_nodeids, np.int64)
     w_ids = np.asarray(w_ids, np.int64)
     w_values = np.asarray(w_values, np.float64)
-    order = np.lexsort((np.arange(nw), w_nodeids, w_treeids))
-    weights: dict[int, list[tuple[int, float]]] = {}
-    ignored = 0
-    for j in order.tolist():
-        key = (int(w_treeids[j]), int(w_nodeids[j]))
-        i = index.get(key)
-        if i is None:
-            raise EdgecError(f"a weight refers to node {key[1]} of tree {key[0]}, which does not exist")
-        if not is_leaf[i]:
-            ignored += 1           # onnxruntime ignores weights on branch nodes
-            continue
-        tgt = int(w_ids[j])
-        if not 0 <= tgt < n_outputs:
-            raise EdgecError(f"a leaf weight is for target/class {tgt}, outside 0..{n_outputs - 1}")
-        weights.setdefault(i, []).append((tgt, float(w_values[j])))
+    w_ids_all, w_values_all = w_ids, w_values
+    widx = lookup(w_treeids, w_nodeids, "a weight") if nw else np.zeros(0, np.int64)
+    on_leaf = is_leaf[widx]
+    ignored = int(np.count_nonzero(~on_leaf))      # onnxruntime ignores weights on branch nodes
+    widx, w_ids, w_values = widx[on_leaf], w_ids[on_leaf], w_values[on_leaf]
+    bad = (w_ids < 0) | (w_ids >= n_outputs)
+    if bad.any():
+        raise EdgecError(f"a leaf weight is for target/class {int(w_ids[bad][0])}, "
+                         f"outside 0..{n_outputs - 1}")
+    worder = np.lexsort((np.arange(len(widx)), widx))
+    w_t = w_ids[worder]
+    w_v = w_values[worder]
+    wcount = np.bincount(widx, minlength=n)
+    wstart = np.concatenate([[0], np.cumsum(wcount)])[:-1]
 
     # roots: the first node of every run of equal tree ids (onnxruntime's rule)
-    roots = [0] + [i for i in range(1, n) if treeids[i] != treeids[i - 1]]
+    roots = np.concatenate([[0], np.nonzero(treeids[1:] != treeids[:-1])[0] + 1]).tolist()
 
-    def child(i: int, which: np.ndarray) -> int:
-        key = (int(treeids[i]), int(which[i]))
-        c = index.get(key)
-        if c is None:
-            raise EdgecError(f"node {int(nodeids[i])} of tree {key[0]} points to node {key[1]}, "
-                             "which does not exist")
-        if c == i:
-            raise EdgecError(f"node {int(nodeids[i])} of tree {key[0]} points to itself")
-        return c
+    branch = np.nonzero(~is_leaf)[0]
+    tkid = np.zeros(n, np.int64)
+    fkid = np.zeros(n, np.int64)
+    if branch.size:
+        tkid[branch] = lookup(treeids[branch], truenodeids[branch], f"node (true branch)")
+        fkid[branch] = lookup(treeids[branch], falsenodeids[branch], f"node (false branch)")
+        selfp = (tkid[branch] == branch) | (fkid[branch] == branch)
+        if selfp.any():
+            i = int(branch[selfp][0])
+            raise EdgecError(f"node {int(nodeids[i])} of tree {int(treeids[i])} points to itself")
+        indeg = np.bincount(np.concatenate([tkid[branch], fkid[branch]]), minlength=n)
+        if indeg.max() > 1 or indeg[roots].any():
+            # shared children: make sure there is no cycle (subtrees get duplicated)
+            _check_acyclic({int(i): (int(tkid[i]), int(fkid[i])) for i in branch}, n)
 
-    kids = {}
-    for i in np.nonzero(~is_leaf)[0].tolist():
-        kids[i] = (child(i, truenodeids), child(i, falsenodeids))
-    _check_acyclic(kids, n)
-
-    feat, thr, mode, mis, left, right, base = [], [], [], [], [], [], [0]
-    leaf_ptr, leaf_target, leaf_value = [0], [], []
+    feat_idx, left, right, base = [], [], [], [0]
+    leaf_nodes = []
     total = 0
-    no_weight = 0
+    leaf_flag = is_leaf.tolist()
+    tk, fk = tkid.tolist(), fkid.tolist()
     for root in roots:
-        # preorder expansion (shared subtrees are duplicated)
-        start = len(feat)
+        # preorder expansion (shared subtrees are duplicated); leaf refs are
+        # stored as -(local leaf + 1) and fixed once the tree's size is known
+        start = len(feat_idx)
         n_leaf = 0
-        fix = []           # (list, position, leaf local index) to rewrite once ni is known
-        stack = [(root, None, None)]
+        stack = [(root, -1, 0)]
         while stack:
             i, parent, side = stack.pop()
-            if is_leaf[i]:
-                ref = ("leaf", n_leaf)
-                ws = weights.get(i, [])
-                if not ws:
-                    no_weight += 1
-                for tgt, v in ws:
-                    leaf_target.append(tgt)
-                    leaf_value.append(v)
-                leaf_ptr.append(len(leaf_target))
+            if leaf_flag[i]:
+                ref = -(n_leaf + 1)
+                leaf_nodes.append(i)
                 n_leaf += 1
             else:
-                r = len(feat) - start
-                ref = ("node", r)
+                ref = len(feat_idx) - start
                 total += 1
                 if total > MAX_NODES:
                     raise EdgecError(f"the tree ensemble has more than {MAX_NODES} nodes")
-                feat.append(int(featureids[i]))
-                thr.append(float(values[i]))
-                mode.append(int(modes[i]))
-                mis.append(bool(miss[i]))
+                feat_idx.append(i)
                 left.append(0)
                 right.append(0)
-                t_i, f_i = kids[i]
-                stack.append((f_i, len(feat) - 1, "R"))
-                stack.append((t_i, len(feat) - 1, "L"))
-            if parent is not None:
-                tgt_list = left if side == "L" else right
-                if ref[0] == "node":
-                    tgt_list[parent] = ref[1]
-                else:
-                    fix.append((tgt_list, parent, ref[1]))
-        ni = len(feat) - start
-        for lst, pos, lk in fix:
-            lst[pos] = ni + lk
+                me = len(feat_idx) - 1
+                stack.append((fk[i], me, 1))
+                stack.append((tk[i], me, 0))
+            if parent >= 0:
+                (right if side else left)[parent] = ref
+        ni = len(feat_idx) - start
         if n_leaf != ni + 1:
             raise AssertionError("tree expansion lost a leaf")
-        base.append(len(feat))
-    if no_weight:
-        raise EdgecError(f"{no_weight} leaves have no weight (onnxruntime refuses such a model too)")
+        base.append(len(feat_idx))
+    feat_idx = np.asarray(feat_idx, np.int64)
+    left = np.asarray(left, np.int64)
+    right = np.asarray(right, np.int64)
+    base_arr = np.asarray(base, np.int64)
+    # leaf refs -> ni + local leaf index
+    ni_of = np.repeat(np.diff(base_arr), np.diff(base_arr))
+    left = np.where(left < 0, ni_of - left - 1, left)
+    right = np.where(right < 0, ni_of - right - 1, right)
+    leaf_nodes = np.asarray(leaf_nodes, np.int64)
+    cnt = wcount[leaf_nodes]
+    if np.any(cnt == 0):
+        raise EdgecError(f"{int(np.count_nonzero(cnt == 0))} leaves have no weight "
+                         "(onnxruntime refuses such a model too)")
+    leaf_ptr = np.concatenate([[0], np.cumsum(cnt)])
+    gather = np.repeat(wstart[leaf_nodes] - leaf_ptr[:-1], cnt) + np.arange(int(leaf_ptr[-1]))
+    leaf_target = w_t[gather]
+    leaf_value = w_v[gather]
+    feat = featureids[feat_idx]
+    thr = values[feat_idx]
+    mode = modes[feat_idx]
+    mis = miss[feat_idx]
+    base = base_arr
 
     cast = np.float32 if tdtype == "float32" else np.float64
     ens = Ensemble(
         kind=kind, n_outputs=int(n_outputs), tdtype=tdtype,
-        node_base=np.asarray(base, np.int64),
+        node_base=base,
         feature=np.asarray(feat, np.int64),
         threshold=np.asarray(thr, np.float64).astype(cast).astype(np.float64),
         mode=np.asarray(mode, np.uint8), missing=np.asarray(mis, bool),
@@ -335,9 +362,10 @@ def build(kind: str, *, treeids, nodeids, featureids, modes, values, truenodeids
     if ignored:
         ens.notes.append(f"{ignored} weights on branch nodes ignored (as onnxruntime does)")
     if kind == "classifier":
-        classes = set(w_ids.tolist())
+        # onnxruntime looks at every weight here, branch-attached ones included
+        classes = set(w_ids_all.tolist())
         ens.binary_case = ens.n_outputs == 2 and len(classes) == 1
-        ens.all_positive = bool(np.all(w_values >= 0)) if nw else True
+        ens.all_positive = bool(np.all(w_values_all >= 0)) if nw else True
     return ens
 
 
@@ -678,13 +706,28 @@ class TreeEnsemble(Op):
 
 # --- importers -------------------------------------------------------------------
 
+def _raw_attr(node, name):
+    for a in node.attribute:
+        if a.name == name:
+            return a
+    return None
+
+
 def _list(ctx, node, name, default=()):
+    """An INTS/FLOATS/STRINGS attribute as a numpy array (strings: a list), fast for
+    the million-entry lists of large forests."""
+    from onnx import AttributeProto
+    a = _raw_attr(node, name)
+    if a is None:
+        return np.asarray(list(default))
+    if a.type == AttributeProto.INTS:
+        return np.array(a.ints, dtype=np.int64)
+    if a.type == AttributeProto.FLOATS:
+        return np.array(a.floats, dtype=np.float32)
+    if a.type == AttributeProto.STRINGS:
+        return [x.decode("utf-8", "replace") for x in a.strings]
     v = ctx.attr(node, name)
-    if v is None:
-        return list(default)
-    if isinstance(v, np.ndarray):
-        return v.reshape(-1).tolist()
-    return list(v)
+    return np.asarray(v).reshape(-1) if v is not None else np.asarray(list(default))
 
 
 def _tensor_attr(ctx, node, name):
@@ -700,7 +743,8 @@ def _tensor_attr(ctx, node, name):
 
 def _either(ctx, node, plain: str, tensor: str, required: bool):
     t = _tensor_attr(ctx, node, tensor)
-    p = ctx.attr(node, plain)
+    has_plain = _raw_attr(node, plain) is not None
+    p = _list(ctx, node, plain) if has_plain else None
     if t is not None and p is not None and len(p):
         raise EdgecError(f"both {plain} and {tensor} are given")
     if t is not None:
@@ -709,20 +753,17 @@ def _either(ctx, node, plain: str, tensor: str, required: bool):
         if required:
             raise EdgecError(f"missing attribute {plain}")
         return np.zeros(0), False
-    return np.asarray(p, np.float64).astype(np.float32).astype(np.float64), False
+    return np.asarray(p, np.float32).astype(np.float64), False
 
 
-def _modes(strings) -> list[int]:
-    out = []
-    for s in strings:
-        s = s.decode() if isinstance(s, bytes) else str(s)
-        if s == "LEAF":
-            out.append(-1)
-        elif s in MODES:
-            out.append(MODES.index(s))
-        else:
-            raise EdgecError(f"unknown tree node mode {s[:40]!r}")
-    return out
+def _modes(strings) -> np.ndarray:
+    codes = {m: i for i, m in enumerate(MODES)}
+    codes["LEAF"] = -1
+    try:
+        return np.array([codes[s] for s in strings], np.int64)
+    except KeyError:
+        bad = next(s for s in strings if s not in codes)
+        raise EdgecError(f"unknown tree node mode {str(bad)[:40]!r}") from None
 
 
 def _name(v, table, what) -> str:
@@ -794,12 +835,14 @@ def _import_v5(ctx, node) -> Ensemble:
         raise EdgecError("leaf_weights and nodes_splits have different types")
     modes = tens("nodes_modes").astype(np.int64)
     members = tens("membership_values", required=False)
-    roots = _list(ctx, node, "tree_roots")
-    feat = _list(ctx, node, "nodes_featureids")
-    tnode, fnode = _list(ctx, node, "nodes_truenodeids"), _list(ctx, node, "nodes_falsenodeids")
-    tleaf, fleaf = _list(ctx, node, "nodes_trueleafs"), _list(ctx, node, "nodes_falseleafs")
-    miss = _list(ctx, node, "nodes_missing_value_tracks_true")
-    leaf_t = _list(ctx, node, "leaf_targetids")
+    def ints(name):
+        return [int(v) for v in _list(ctx, node, name)]
+    roots = ints("tree_roots")
+    feat = ints("nodes_featureids")
+    tnode, fnode = ints("nodes_truenodeids"), ints("nodes_falsenodeids")
+    tleaf, fleaf = ints("nodes_trueleafs"), ints("nodes_falseleafs")
+    miss = ints("nodes_missing_value_tracks_true")
+    leaf_t = ints("leaf_targetids")
     n_targets = int(ctx.attr(node, "n_targets", 0) or 0)
     nn = len(modes)
     for name, arr in (("nodes_featureids", feat), ("nodes_splits", splits),
