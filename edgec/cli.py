@@ -137,6 +137,46 @@ def quant_options(default_mode=None):
     return deco
 
 
+def tree_options(fn):
+    """Options of tree-ensemble code generation, shared by build, verify and bench."""
+    opts = [
+        click.option("--trees", "trees_layout", default="auto", show_default=True,
+                     type=click.Choice(["auto", "data", "code"]),
+                     help="Tree ensembles as node arrays in flash (data), as nested ifs (code), or "
+                          "whichever is estimated smaller (auto)."),
+        click.option("--tree-features", default="float", show_default=True,
+                     type=click.Choice(["float", "int16", "int8"]),
+                     help="Compare tree features as 16- or 8-bit integers against integer thresholds "
+                          "(per-feature grid; decisions kept on --tree-calibration rows)."),
+        click.option("--tree-calibration", default=None, metavar="DATA",
+                     help="Training rows for --tree-features (.npz of inputs, or .csv rows whose first "
+                          "columns are the features): integer thresholds chosen to keep every decision "
+                          "on them, checked exhaustively and reported."),
+        click.option("--quantized-input", is_flag=True,
+                     help="With --tree-features: the model takes the integer feature levels (uint8/uint16) "
+                          "as its input; the grid is in the header (INPUT0_LEVEL_LO/INV_SCALE)."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def _tree_extra(trees_layout, tree_features, tree_calibration, quantized_input) -> dict:
+    if (tree_calibration or quantized_input) and tree_features == "float":
+        from .errors import EdgecError
+        raise EdgecError("--tree-calibration / --quantized-input need --tree-features int8 or int16")
+    extra = {}
+    if trees_layout != "auto":
+        extra["trees"] = trees_layout
+    if tree_features != "float":
+        extra["tree_features"] = tree_features
+    if tree_calibration:
+        extra["tree_calibration"] = tree_calibration
+    if quantized_input:
+        extra["tree_quantized_input"] = True
+    return extra
+
+
 def _quant_config(quant_mode, calibration, calibration_method, percentile, calibration_samples,
                   keep_float, float_io, per_tensor, eval_data):
     if quant_mode is None:
@@ -177,11 +217,13 @@ config_opt = click.option(
 @input_shape_opt
 @quant_options()
 @config_opt
+@tree_options
 @handle_errors
 def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_inputs, test_samples,
           tvm_schedule, input_shapes, quant_mode, calibration, calibration_method, percentile,
           calibration_samples,
-          keep_float, float_io, per_tensor, eval_data, config_path):
+          keep_float, float_io, per_tensor, eval_data, config_path, trees_layout, tree_features,
+          tree_calibration, quantized_input):
     """Compile MODEL into a C bundle for TARGET.
 
     Without MODEL, the model and options come from edgec.toml (or [tool.edgec] in
@@ -214,6 +256,7 @@ def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_
                    firmware=firmware, test_inputs=test_inputs, test_samples=test_samples_v,
                    quantize=qcfg, eval_data=eval_data)
     opts.extra.update(_backend_options(opts.backend, tvm_schedule))
+    opts.extra.update(_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input))
     bundle = compile_with(model, opts)
     out = out_dir or (str(cfg.output) if cfg is not None and cfg.output else None)
     path = bundle.write(out or f"{bundle.name}_bundle")
@@ -319,6 +362,18 @@ def _print_build(r: dict, path) -> None:
     con.print(f"[dim]estimate before linking: flash >= {est['flash_constants_bytes']:,} B (the model's "
               f"constants; code not counted), RAM >= {est['ram_bytes']:,} B (arena + I/O buffers; stack and "
               f"C library not counted). `edgec size` on the linked firmware gives the real figures.[/dim]")
+    for L in r["layers"]:
+        tr = L.get("trees")
+        if tr:
+            fe = tr.get("feature_quantization")
+            con.print(f"layer {L['index']}: {tr['trees']} trees, {tr['internal_nodes']:,} internal nodes, "
+                      f"{tr['leaves']:,} leaves ({tr['distinct_leaves']:,} stored, {tr['leaf_form']}), "
+                      f"trees as {tr['layout']} (estimated {tr['estimate_bytes']['data']:,} B as data, "
+                      f"{tr['estimate_bytes']['code']:,} B as code), "
+                      + (f"{fe['bits']}-bit features ({fe['input']})" if fe else f"{tr['threshold_type']} features"))
+    for tr in r.get("transformations", []):
+        if "tree ensemble" in tr or "ZipMap" in tr:
+            con.print(f"[yellow]note: {tr}[/yellow]")
 
 
 @main.command()
@@ -398,11 +453,13 @@ def _kb(n: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt
 @quant_options()
+@tree_options
 @handle_errors
 def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, backend, tvm_schedule,
            as_json, input_shapes,
            quant_mode, calibration, calibration_method, percentile, calibration_samples,
-           keep_float, float_io, per_tensor, eval_data):
+           keep_float, float_io, per_tensor, eval_data, trees_layout, tree_features, tree_calibration,
+           quantized_input):
     """Run the compiled MODEL and compare it with the reference runtime.
 
     With --quantize: quantize the float MODEL with edgec, then compare the compiled
@@ -417,7 +474,8 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, ba
     res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
                     sanitize=sanitize, quantize=qcfg, backend=backend,
-                    options=_backend_options(backend, tvm_schedule))
+                    options={**_backend_options(backend, tvm_schedule),
+                             **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input)})
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:
@@ -512,15 +570,18 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, bind, verbose, fai
 @tvm_schedule_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt
+@tree_options
 @handle_errors
 def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_layers, backend,
-          tvm_schedule, as_json, input_shapes):
+          tvm_schedule, as_json, input_shapes, trees_layout, tree_features, tree_calibration,
+          quantized_input):
     """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware."""
     from .bench import bench as do_bench
     r = do_bench(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
                  input_shapes=list(input_shapes) or None, backend=backend,
-                 options=_backend_options(backend, tvm_schedule))
+                 options={**_backend_options(backend, tvm_schedule),
+                          **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input)})
     if as_json:
         click.echo(json.dumps(r.to_json(), indent=2))
     else:

@@ -275,7 +275,7 @@ class _Gen:
         rep = {"layout": layout, "estimate_bytes": est, "leaf_storage": self.addr,
                "leaf_form": self.lp.form, "distinct_leaves": len(self.uniq), **ens.summary()}
         if self.fq is not None:
-            rep["features"] = dict(self.fq.stats)
+            rep["feature_quantization"] = dict(self.fq.stats)
         if ens.notes:
             rep["notes"] = list(ens.notes)
         self.k.report["trees"] = rep

@@ -116,7 +116,7 @@ class Ensemble:
         d = {"kind": self.kind, "trees": self.n_trees, "internal_nodes": self.n_internal,
              "leaves": self.n_leaves, "outputs": self.n_outputs, "threshold_type": self.tdtype,
              "aggregate": self.aggregate, "post_transform": self.post_transform,
-             "features": self.n_features}
+             "input_features": self.n_features}
         if self.label_strings is not None:
             d["labels"] = list(self.label_strings)
         elif self.labels is not None:
