@@ -199,6 +199,21 @@ def feature_quant(ens: T.Ensemble, bits: int, cal: np.ndarray | None = None,
     return fq
 
 
+def _csv_rows(p, F: int) -> np.ndarray:
+    rows = []
+    for line in p.read_text(errors="replace").splitlines():
+        parts = [c.strip() for c in line.replace(";", ",").split(",")]
+        try:
+            vals = [float(c) for c in parts[:F]]
+        except ValueError:
+            continue            # a header or a malformed line
+        if len(vals) == F:
+            rows.append(vals)
+    if not rows:
+        raise EdgecError(f"no rows of {F} numbers", str(p))
+    return np.asarray(rows, np.float64)
+
+
 def load_calibration(g: Graph, source) -> list[np.ndarray] | None:
     """Calibration rows for the graph's inputs: an array [R, F] (one input), a .npz
     (as ``edgec verify --inputs``) or a .csv/.txt of rows (the first F numeric
@@ -215,22 +230,11 @@ def load_calibration(g: Graph, source) -> list[np.ndarray] | None:
         if p.suffix.lower() == ".npz":
             from ..verify import load_inputs
             samples = load_inputs(g, str(p))
-            return [np.stack([s[i] for s in samples]) for i in range(len(g.inputs))]
-        if len(g.inputs) != 1:
+            arrays = [np.stack([s[i] for s in samples]) for i in range(len(g.inputs))]
+        elif len(g.inputs) != 1:
             raise EdgecError("a CSV calibration file needs a model with one input", str(p))
-        F = g.tensors[g.inputs[0]].shape[-1]
-        rows = []
-        for line in p.read_text(errors="replace").splitlines():
-            parts = [c.strip() for c in line.replace(";", ",").split(",")]
-            try:
-                vals = [float(c) for c in parts[:F]]
-            except ValueError:
-                continue            # a header or a malformed line
-            if len(vals) == F:
-                rows.append(vals)
-        if not rows:
-            raise EdgecError(f"no rows of {F} numbers", str(p))
-        arrays = [np.asarray(rows, np.float64)]
+        else:
+            arrays = [_csv_rows(p, g.tensors[g.inputs[0]].shape[-1])]
     out = []
     for name, a in zip(g.inputs, arrays):
         t = g.tensors[name]
@@ -263,9 +267,12 @@ def _tree_input_values(g: Graph, node, cal_inputs: list[np.ndarray]) -> np.ndarr
         stack.extend(i for i in p.inputs if i)
     order = [n for n in g.nodes if id(n) in seen]
     R = cal_inputs[0].shape[0]
+    # the graph runs on batches of its own input shape: rows in chunks, the last padded
+    batch = max(int(np.prod(g.tensors[g.inputs[0]].shape[:-1])), 1)
     rows = []
-    for r in range(R):
-        env = {name: cal_inputs[j][r].reshape(g.tensors[name].shape)
+    for r0 in range(0, R, batch):
+        idx = np.minimum(np.arange(r0, r0 + batch), R - 1)
+        env = {name: cal_inputs[j][idx].reshape(g.tensors[name].shape)
                for j, name in enumerate(g.inputs)}
         for name, t in g.tensors.items():
             if t.is_const:
@@ -275,8 +282,10 @@ def _tree_input_values(g: Graph, node, cal_inputs: list[np.ndarray]) -> np.ndarr
             for o, y in zip(n.outputs, ys):
                 if o:
                     env[o] = np.asarray(y).reshape(g.tensors[o].shape)
-        rows.append(env[target].reshape(-1))
-    return np.stack(rows)
+        v = env[target]
+        v = v.reshape(-1, v.shape[-1])
+        rows.append(v[:min(batch, R - r0)] if v.shape[0] == batch else v)
+    return np.concatenate(rows)
 
 
 def quantize_tree_features(g: Graph, dtype: str, calibration=None,
