@@ -398,6 +398,11 @@ def inspect(model, input_shapes, as_json):
         if "parameters" in info:
             con.print(f"  parameters: {info['parameters']:,} ({info['parameter_bytes']:,} bytes)   "
                       f"MACs: {info['macs']:,}")
+        for t in info.get("trees", []):
+            con.print(f"  tree ensemble ({t['kind']}): {t['trees']} trees, {t['internal_nodes']:,} "
+                      f"internal nodes, {t['leaves']:,} leaves, depth <= {t['max_depth']}, "
+                      f"{t['outputs']} {'classes' if t['kind'] == 'classifier' else 'targets'}, "
+                      f"{t['threshold_type']} thresholds, {t['aggregate']}, post transform {t['post_transform']}")
         if info.get("unsupported"):
             con.print("  [red]unsupported:[/red] " + ", ".join(info["unsupported"]))
         else:

@@ -84,6 +84,11 @@ def inspect(path, input_shapes=None) -> dict:
     info["parameters"] = int(sum(t.size for t in consts))
     info["parameter_bytes"] = int(sum(t.nbytes for t in consts))
     info["macs"] = int(sum(ops.get(n.op).macs(g, n) for n in g.nodes))
+    trees = [n for n in g.nodes if n.op == "TreeEnsemble"]
+    if trees:     # tree ensembles keep their parameters in the node, not in constant tensors
+        info["trees"] = [{"name": n.name, **n.attrs["ensemble"].summary(),
+                          "max_depth": n.attrs["ensemble"].max_depth(),
+                          "leaf_weights": int(len(n.attrs["ensemble"].leaf_value))} for n in trees]
     info["layers"] = [{"op": n.op, "name": n.name, "macs": int(ops.get(n.op).macs(g, n)),
                        "output_shape": list(g.tensors[n.outputs[0]].shape),
                        "dtype": g.tensors[n.outputs[0]].dtype} for n in g.nodes]
