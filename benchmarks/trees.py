@@ -47,6 +47,8 @@ VARIANTS = [  # (name, edgec options, emlearn figure to compare with)
      {"tree_features": "int16", "tree_calibration": "TRAIN"}, "int8"),
     ("int8 features (float input, quantized on entry)",
      {"tree_features": "int8", "tree_calibration": "TRAIN"}, "int8"),
+    ("int8 features (float input, quantized on entry), no calibration",
+     {"tree_features": "int8"}, "int8"),
     ("int16 features (integer input)",
      {"tree_features": "int16", "tree_calibration": "TRAIN", "tree_quantized_input": True}, "int8"),
     ("int8 features (integer input)",
@@ -95,6 +97,25 @@ def object_bytes(bundle_dir: Path, target) -> dict:
     return {"total": img.flash_bytes, "code": b["model_code"], "constants": b["weights"]}
 
 
+def changed_rows(model, heldout, extra, work) -> list[dict]:
+    """Held-out rows whose label the variant changes, with both probabilities of class 1
+    (compiled for the host; labels as in QEMU)."""
+    import numpy as np
+
+    from edgec import reference
+    from edgec.compiler import Options, compile_full
+    from edgec.emulator import HostProgram
+    from edgec.verify import encode_inputs
+    samples = [[x.reshape(1, -1)] for x in np.load(heldout)["X"]]
+    ref, _ = reference.run_onnxruntime(Path(model), samples)
+    b, g = compile_full(model, Options(target="host", extra=dict(extra)))
+    prog = HostProgram(b.write(work / "host_b"), b.report, work / "host_w")
+    outs, _ = prog.run(encode_inputs(g, samples))
+    return [{"row": i, "float_p1": round(float(ref[i][1].reshape(-1)[1]), 4),
+             "compiled_p1": round(float(outs[i][1].reshape(-1)[1]), 4)}
+            for i in range(len(samples)) if int(outs[i][0][0]) != int(ref[i][0][0])]
+
+
 def run_sonar(qemu: bool) -> dict:
     from edgec import targets
     from edgec.compiler import Options, compile_full
@@ -127,6 +148,8 @@ def run_sonar(qemu: bool) -> dict:
                 lab = v.outputs[0]
                 row["heldout"] = {"rows": lab.elements, "labels_changed": lab.mismatches,
                                   "reference": "onnxruntime, float model"}
+                if lab.mismatches:
+                    row["heldout"]["changed"] = changed_rows(model, heldout, extra, work)
             out["variants"].append(row)
             print(f"  {name}: object {row['object']['total']:,} B"
                   + (f", firmware model {row['firmware']['model_total']:,} B, "
@@ -204,6 +227,11 @@ def markdown(res: dict) -> str:
                           f"change a decision on the {fq['calibration_rows']} training rows "
                           f"({fq['changed_decisions']} decisions); training labels changed: "
                           f"{fq['calibration_labels_changed']}.")
+    for v in s["variants"]:
+        for c in (v.get("heldout") or {}).get("changed", []):
+            proofs.append(f"* {v['name']}: held-out row {c['row']} changes label: the float forest's "
+                          f"vote for class 1 is {c['float_p1']:g}, the integer one's {c['compiled_p1']:g} "
+                          "(one decision moved one tree's vote onto the tie, which goes to class 0).")
     b = res["forest500"]
     return f"""### Sonar random forest vs emlearn (Cortex-M4F)
 
@@ -221,7 +249,7 @@ where *instructions / inference* come from too (`-icount shift=0`, first held-ou
 *Held-out labels changed*: `edgec verify --target cortex-m4` in QEMU on the {f['heldout_rows']}
 held-out rows against onnxruntime running the float model. emlearn: its published figures for
 a 10-tree, 60-feature forest on this data set (`../shared/docs/ANCHORS.md`).
-Integer variants use the training rows as `--tree-calibration`; *integer input* variants take
+Integer variants use the training rows as `--tree-calibration` (unless marked "no calibration"); *integer input* variants take
 the 8/16-bit feature levels as the model input (`--quantized-input`; grid in the header).
 {chr(10).join(proofs)}
 
