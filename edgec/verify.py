@@ -157,7 +157,7 @@ def encode_inputs(g: Graph, samples):
     """Samples for the compiled graph ``g``: float features become integer levels for
     the inputs of ``--quantized-input`` tree models (``g.meta['input_encoding']``);
     everything else passes through."""
-    enc = g.meta.get("input_encoding") or {}
+    enc = (g.meta.get("input_encoding") or {}) if g is not None else {}
     if not enc:
         return samples
     from .ops.trees import encode_levels
@@ -175,7 +175,7 @@ def encode_inputs(g: Graph, samples):
 def label_indices(g: Graph, name: str, ref: np.ndarray) -> np.ndarray:
     """String labels of the reference -> the indices edgec outputs (label table of
     the output in ``g.meta['labels']``)."""
-    if ref.dtype.kind not in "OUS":
+    if ref.dtype.kind not in "OUS" or g is None:
         return ref
     labels = g.meta.get("labels") or {}
     t = g.tensors[name]
