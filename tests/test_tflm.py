@@ -458,3 +458,27 @@ def test_size_report_on_tflm_firmware(tmp_path):
     assert f["model_runtime"] > 10_000  # the interpreter and its kernels
     assert ram["arena"] == b.report["arena_bytes"]
     assert f["app"] < f["model_runtime"]
+
+
+@pytest.mark.qemu
+def test_build_firmware_make_run(edgec_cli, tmp_path):
+    """edgec build --backend tflm --firmware: the bundle's own Makefile links the
+    harness with TFLM_LIB and `make run` passes in QEMU."""
+    _need_tflm()
+    if not have("qemu-system-arm"):
+        pytest.skip("qemu-system-arm is not installed")
+    out = tmp_path / "b"
+    r = edgec_cli("build", shared_model("mlperf_tiny/ad01_int8.tflite"), "--backend", "tflm",
+                  "--firmware", "-o", out)
+    assert r.returncode == 0, r.stderr
+    inst = tflm.tflm_install()
+    flags = [f"TFLM_CMSIS_NN={int(inst.cmsis_nn)}", f"TFLM_RELEASE={int(inst.release)}"]
+    r = subprocess.run(["make", "-C", str(out), "firmware", *flags], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(["make", "-C", str(out), "run"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "EDGEC-RESULT PASS" in r.stdout
+    used = int(re.search(r"EDGEC-ARENA used=(\d+)", r.stdout).group(1))
+    rep = json.loads((out / "report.json").read_text())
+    assert used == rep["tflm"]["arena"]["computed"][
+        f"mcu_32bit_cmsis_nn_dsp" if inst.cmsis_nn else "mcu_32bit_reference"]["used"]

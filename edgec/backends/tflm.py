@@ -425,10 +425,19 @@ def compile_bundle(model, opts, tgt, prefix: str):
         b.add(name, text)
     ar = "arm-none-eabi-ar" if tgt.arch == "arm" else (
         "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar")
+    from .. import emulator
     ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
                arena_size=res.arena_size, arena_32=res.arena.arena_32,
                arena_64=res.arena.arena_64, weights_bytes=res.weights_bytes, ar=ar,
-               nm=ar[:-2] + "nm", cxx=cxx_compiler(tgt.cc), firmware=False)
+               nm=ar[:-2] + "nm", cxx=cxx_compiler(tgt.cc), firmware=False,
+               qemu_cmd=emulator.qemu_command_line(tgt))
+    if opts.firmware:
+        if g is None:
+            raise EdgecError("--firmware with --backend tflm needs a model edgec can import "
+                             "(its test vectors and expected outputs come from edgec's graph)")
+        from .. import firmware
+        firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
+        b.add("firmware/edgec_tflm_support.cc", _SUPPORT_CC)
     b.add("edgec.mk", render("tflm/edgec.mk.j2", **ctx))
     b.add("Makefile", render("tflm/Makefile.j2", **ctx))
     b.add("CMakeLists.txt", render("tflm/CMakeLists.txt.j2", **ctx))
