@@ -310,6 +310,12 @@ def _pipelines():
         "string_labels": lambda: (_skl(rf().fit(Xw, np.array(["barolo", "grignolino", "barbera"])[yw]), 13), Xw),
         "stacking_binary": lambda: (_skl(__import__("sklearn.ensemble", fromlist=["x"]).StackingClassifier(
             [("rf", rf()), ("gb", gb())], final_estimator=LogisticRegression(max_iter=1000)).fit(Xb, yb), 30), Xb),
+        "stacking_string_labels": lambda: (_skl(__import__("sklearn.ensemble", fromlist=["x"]).StackingClassifier(
+            [("rf", rf()), ("gb", gb())], final_estimator=LogisticRegression(max_iter=1000)).fit(
+                Xw, np.array(["barolo", "grignolino", "barbera"])[yw]), 13), Xw),
+        "voting_string_labels": lambda: (_skl(VotingClassifier(
+            [("rf", rf()), ("gb", gb())], voting="soft", flatten_transform=False).fit(
+                Xw, np.array(["barolo", "grignolino", "barbera"])[yw]), 13), Xw),
         "logistic_regression": lambda: (_skl(LogisticRegression(max_iter=2000).fit(Xb, yb), 30), Xb),
         "linear_regression": lambda: (_skl(LinearRegression().fit(Xw, yw), 13, regressor=True), Xw),
     }

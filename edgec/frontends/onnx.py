@@ -229,8 +229,20 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     g = Graph(gname[:MAX_NAME])
     ctx = OnnxContext(g, opsets, model_dir)
 
+    label_tables = _string_label_tables(graph)
     for tp in graph.initializer:
         _check_name(tp.name, "initializer")
+        if tp.name in label_tables:
+            # a table of class labels (strings cannot exist in C): the indices stand for
+            # the labels, and the table travels with the tensors computed from it
+            name = g.unique_name(tp.name)
+            table = label_tables[tp.name]
+            g.add_tensor(name, tuple(int(d) for d in tp.dims),
+                         "int64", data=np.arange(len(table), dtype=np.int64).reshape(
+                             tuple(int(d) for d in tp.dims)), origin=tp.name)
+            g.meta.setdefault("labels", {})[name] = table
+            ctx.names[tp.name] = name
+            continue
         arr = tensor_to_numpy(tp, model_dir)
         name = g.unique_name(tp.name)
         dt = _np_dtype_name(tp.data_type)
@@ -316,6 +328,10 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
             _check_name(o, "tensor")
         _import_node(ctx, n)
 
+    if g.meta.get("labels"):
+        from ..ops.ml import propagate_labels
+        propagate_labels(g)
+
     outs = []
     for vi in graph.output:
         if vi.name not in ctx.names:
@@ -327,6 +343,27 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     g.remove_dead()
     g.validate()
     return g
+
+
+def _string_label_tables(graph) -> dict[str, list[str]]:
+    """String initializers used only as the table of ai.onnx.ml ArrayFeatureExtractor
+    (how converters map a class index to its label): {name: labels}.  Any other string
+    tensor stays unsupported."""
+    from onnx import TensorProto
+    strings = {tp.name: tp for tp in graph.initializer if tp.data_type == TensorProto.STRING}
+    if not strings:
+        return {}
+    ok = {name: True for name in strings}
+    for n in graph.node:
+        for k, i in enumerate(n.input):
+            if i in ok and not (n.op_type == "ArrayFeatureExtractor" and k == 0
+                                and n.domain == "ai.onnx.ml"):
+                ok[i] = False
+    out = {}
+    for name, tp in strings.items():
+        if ok[name] and len(tp.dims) <= 1:
+            out[name] = [v.decode("utf-8", "replace") for v in tp.string_data]
+    return out
 
 
 def _import_node(ctx: OnnxContext, n, depth: int = 0) -> None:

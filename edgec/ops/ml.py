@@ -516,3 +516,22 @@ def _onnx_zipmap(ctx, node):
             f"{', '.join(str(v) for v in list(labels)[:10])}{' ...' if len(labels) > 10 else ''}")
     ctx.g.meta["transforms"] = list(ctx.g.meta.get("transforms", [])) + [note]
     ctx.g.meta.setdefault("zipmap", {})[node.output[0]] = src
+
+
+# ops whose first output holds the values of their first input (rearranged or selected):
+# a class-label index keeps its label table through them
+LABEL_KEEPING = ("Gather", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Copy", "Identity",
+                 "Transpose", "Expand")
+
+
+def propagate_labels(g) -> None:
+    """Carry string label tables (``g.meta['labels']``) from a table or a classifier's
+    label output to the tensors computed from it by selection and reshaping, so a
+    graph output that holds label indices has its table (header, report, verify)."""
+    labels = g.meta.get("labels") or {}
+    for n in g.nodes:
+        if n.op in LABEL_KEEPING and n.inputs and n.inputs[0] in labels and n.outputs:
+            labels.setdefault(n.outputs[0], labels[n.inputs[0]])
+        elif n.op == "Cast" and n.inputs[0] in labels and g.tensors[n.outputs[0]].dtype == "int64":
+            labels.setdefault(n.outputs[0], labels[n.inputs[0]])
+    g.meta["labels"] = labels
