@@ -236,9 +236,11 @@ def run_onnxruntime(model: Path | bytes, samples, input_names=None,
     if intermediates:
         existing = {o.name for o in m.graph.output} | {i.name for i in m.graph.input} | \
             {i.name for i in m.graph.initializer}
+        # only what a node of the model computes (an importer's helper tensors are not there)
+        produced = {o for n in m.graph.node for o in n.output if o}
         from . import dtypes as _dt
         for name, dt in intermediates.items():
-            if name in existing:
+            if name in existing or name not in produced:
                 continue
             elem = helper.np_dtype_to_tensor_dtype(np.dtype(_dt.np_dtype(dt)))
             m.graph.output.append(helper.make_tensor_value_info(name, elem, None))

@@ -211,8 +211,10 @@ def run_reference(kind: str, model: Path, g: Graph, samples, intermediates: bool
         names = [str(g.tensors[i].origin) for i in g.inputs]
         inter = None
         if intermediates:
-            inter = {str(t.origin): t.dtype for t in g.tensors.values()
-                     if t.origin is not None and not t.is_const and isinstance(t.origin, str)}
+            labels = g.meta.get("labels") or {}     # string labels in the model: not comparable
+            inter = {str(t.origin): t.dtype for name, t in g.tensors.items()
+                     if t.origin is not None and not t.is_const and isinstance(t.origin, str)
+                     and name not in labels}
         return reference.run_onnxruntime(model, samples, names, inter)
     raise EdgecError(f"no reference runtime for this model ({kind})")
 

@@ -549,3 +549,14 @@ def test_cli_tree_options(tmp_path, edgec_cli):
     assert r.returncode == 0, r.stdout + r.stderr
     r = edgec_cli("build", p, "--tree-calibration", SONAR, "-o", tmp_path / "c")
     assert r.returncode == 2 and "need --tree-features" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["stacking_binary", "stacking_string_labels"])
+def test_intermediate_tensors_compare_with_onnxruntime(name, tmp_path):
+    """verify --layers on a stacking pipeline: every tensor onnxruntime computes too
+    (string label tensors excepted) matches."""
+    m, X = _pipelines()[name]()
+    p, npz = _save(tmp_path, m, X[::9])
+    res = verify(p, n=len(X[::9]), inputs_file=str(npz), layers=True, rtol=1e-5)
+    _check(res)
+    assert len(res.layers) >= 5 and all(c.ok for c in res.layers)
