@@ -32,6 +32,7 @@ CONFIGS = [  # (label, backend, options)
     ("native", "native", {}),
     ("tvm (schedule local, default)", "tvm", {"tvm_schedule": "local"}),
     ("tvm (schedule none: TVM's TIR as is)", "tvm", {"tvm_schedule": "none"}),
+    ("tvm (schedule local, --tvm-codegen llvm)", "tvm", {"tvm_schedule": "local", "tvm_codegen": "llvm"}),
 ]
 BEGIN, END = "<!-- bench-tvm:begin -->", "<!-- bench-tvm:end -->"
 TARGET = "cortex-m4"
@@ -63,8 +64,9 @@ def table(results: dict) -> str:
 def notes(results: dict) -> str:
     any_r = next(r for res in results.values() for r in res.values() if not isinstance(r, str))
     return f"""Measured with `make bench-tvm` (`benchmarks/tvm_vs_native.py`: `edgec bench MODEL --target {TARGET} --runs 2
-[--backend tvm --tvm-schedule S]`), apache-tvm 0.27.0.post1 (kernels generated with target `c`),
-arm-none-eabi-gcc 12.2 `-Os`, QEMU 7.2 `{any_r['machine']}` with `-icount shift=0`: instructions per
+[--backend tvm --tvm-schedule S [--tvm-codegen llvm]]`), apache-tvm 0.27.0.post1 (kernels generated with
+target `c` and compiled by gcc, or with `--tvm-codegen llvm` by TVM's LLVM for thumbv7em cortex-m4 hard-float
+at TVM's opt level 3), arm-none-eabi-gcc 12.2 `-Os`, QEMU 7.2 `{any_r['machine']}` with `-icount shift=0`: instructions per
 inference from SysTick (1 tick = {any_r['tick_instructions']:g} instructions), second inference of a
 random input, identical over repeated runs; outputs checked against edgec's interpreter in the
 same run. Sizes from the linked ELF, as in the table above: *code* is all flash but weights and the
@@ -110,7 +112,7 @@ def main() -> int:
             if not r.repeatable:
                 sys.exit(f"{fname} ({label}): instruction counts differ between runs")
             j = r.to_json()
-            tag = backend + ("-" + options["tvm_schedule"] if options else "")
+            tag = "-".join([backend, *options.values()])
             (out / f"{Path(fname).stem}.{tag}.json").write_text(json.dumps(j, indent=2) + "\n")
             results.setdefault(fname, {})[label] = j
             print(f"  {j['instructions_per_inference']:,} instructions, flash code {j['flash']['code']:,} "

@@ -85,6 +85,10 @@ input_shape_opt = click.option(
 
 
 def tvm_schedule_opt(fn):
+    fn = click.option(
+        "--tvm-codegen", default=None, type=click.Choice(["c", "llvm"]),
+        help="With --backend tvm: kernels as C (default) or as an object file by TVM's LLVM for "
+             "the target CPU.")(fn)
     return click.option(
         "--tvm-schedule", default=None, type=click.Choice(["local", "inline", "none"]),
         help="With --backend tvm: how TVM's kernels are scheduled (default local: epilogues and "
@@ -92,13 +96,13 @@ def tvm_schedule_opt(fn):
              "as is).")(fn)
 
 
-def _backend_options(backend: str, tvm_schedule) -> dict:
-    if tvm_schedule is None:
-        return {}
-    if backend != "tvm":
+def _backend_options(backend: str, tvm_schedule, tvm_codegen=None) -> dict:
+    opts = {k: v for k, v in (("tvm_schedule", tvm_schedule), ("tvm_codegen", tvm_codegen))
+            if v is not None}
+    if opts and backend != "tvm":
         from .errors import EdgecError
-        raise EdgecError("--tvm-schedule needs --backend tvm")
-    return {"tvm_schedule": tvm_schedule}
+        raise EdgecError("--tvm-schedule / --tvm-codegen need --backend tvm")
+    return opts
 
 
 def quant_options(default_mode=None):
@@ -220,7 +224,7 @@ config_opt = click.option(
 @tree_options
 @handle_errors
 def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_inputs, test_samples,
-          tvm_schedule, input_shapes, quant_mode, calibration, calibration_method, percentile,
+          tvm_schedule, tvm_codegen, input_shapes, quant_mode, calibration, calibration_method, percentile,
           calibration_samples,
           keep_float, float_io, per_tensor, eval_data, config_path, trees_layout, tree_features,
           tree_calibration, quantized_input):
@@ -255,7 +259,7 @@ def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_
                    opt_level=pick(opt_level, "opt_level", "s"), lto=pick(lto, "lto", False),
                    firmware=firmware, test_inputs=test_inputs, test_samples=test_samples_v,
                    quantize=qcfg, eval_data=eval_data)
-    opts.extra.update(_backend_options(opts.backend, tvm_schedule))
+    opts.extra.update(_backend_options(opts.backend, tvm_schedule, tvm_codegen))
     opts.extra.update(_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input))
     bundle = compile_with(model, opts)
     out = out_dir or (str(cfg.output) if cfg is not None and cfg.output else None)
@@ -461,7 +465,7 @@ def _kb(n: int) -> str:
 @tree_options
 @handle_errors
 def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, backend, tvm_schedule,
-           as_json, input_shapes,
+           tvm_codegen, as_json, input_shapes,
            quant_mode, calibration, calibration_method, percentile, calibration_samples,
            keep_float, float_io, per_tensor, eval_data, trees_layout, tree_features, tree_calibration,
            quantized_input):
@@ -479,7 +483,7 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, ba
     res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
                     sanitize=sanitize, quantize=qcfg, backend=backend,
-                    options={**_backend_options(backend, tvm_schedule),
+                    options={**_backend_options(backend, tvm_schedule, tvm_codegen),
                              **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input)})
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
@@ -578,14 +582,14 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, bind, verbose, fai
 @tree_options
 @handle_errors
 def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_layers, backend,
-          tvm_schedule, as_json, input_shapes, trees_layout, tree_features, tree_calibration,
+          tvm_schedule, tvm_codegen, as_json, input_shapes, trees_layout, tree_features, tree_calibration,
           quantized_input):
     """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware."""
     from .bench import bench as do_bench
     r = do_bench(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
                  input_shapes=list(input_shapes) or None, backend=backend,
-                 options={**_backend_options(backend, tvm_schedule),
+                 options={**_backend_options(backend, tvm_schedule, tvm_codegen),
                           **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input)})
     if as_json:
         click.echo(json.dumps(r.to_json(), indent=2))

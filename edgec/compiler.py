@@ -113,7 +113,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
         res = native.generate(g, prefix, {"target": tgt, **opts.extra})
         model_c, model_h = res.model_c, res.model_h
         arena, lower_bound, layers, weights = res.arena_size, res.lower_bound, res.layers, res.weights_bytes
-        extra_files, backend_info = {}, None
+        extra_files, backend_info, objects = {}, None, []
     elif opts.backend == "tvm":
         from .backends import tvm as tvm_backend
         path = g.meta.get("path")
@@ -126,7 +126,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
         res = tvm_backend.generate(g, path, prefix, {"target": tgt, **opts.extra})
         model_c, model_h = res.model_c, res.model_h
         arena, lower_bound, layers, weights = res.arena_size, res.lower_bound, res.layers, res.weights_bytes
-        extra_files, backend_info = res.files, res.info
+        extra_files, backend_info, objects = res.files, res.info, res.objects
     else:
         raise EdgecError(f"the {opts.backend} backend is not available in this build of edgec")
 
@@ -135,7 +135,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
     b.add(f"{prefix}.h", model_h)
     for rel, text in sorted(extra_files.items()):
         b.add(rel, text)
-    ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
+    ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(), objects=objects,
                arena_size=arena, weights_bytes=weights, firmware=opts.firmware,
                ar="arm-none-eabi-ar" if tgt.arch == "arm" else (
                    "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar"),
@@ -189,6 +189,9 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
         b.report["accuracy"] = accuracy
     if backend_info is not None:
         b.report[opts.backend] = backend_info
+    if objects:
+        # prebuilt objects of the bundle that every build of it links (--tvm-codegen llvm)
+        b.report["link_objects"] = list(objects)
     return b, g
 
 

@@ -61,6 +61,7 @@ class HostProgram:
             ldflags += san
         objs = toolchain.compile_objects(target, [self.bundle_dir / f"{prefix}.c"], self.work / "obj",
                                          [self.bundle_dir], cflags, strict=True)
+        objs += [self.bundle_dir / o for o in report.get("link_objects", [])]
         objs += toolchain.compile_objects(target, [runner_c], self.work / "obj", [self.bundle_dir],
                                           cflags, strict=False)
         self.exe = toolchain.link(target, objs, self.work / "runner", ldflags)

@@ -239,6 +239,7 @@ def build(bundle_dir, report: dict, target: Target, out_dir, *, samples=None, ex
         objs = toolchain.compile_objects(target, [bundle_dir / f"{prefix}.c"],
                                          out / "obj" / "model", [bundle_dir], [*flags, *defs],
                                          strict=True)
+        objs += [bundle_dir / o for o in report.get("link_objects", [])]
     objs += toolchain.compile_objects(
         target, [out / "main.c", out / "startup.c", out / "test_vectors.c"], out / "obj" / "harness",
         [out, bundle_dir], [*flags, "-fno-tree-loop-distribute-patterns", *defs], strict=True)

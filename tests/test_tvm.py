@@ -47,18 +47,24 @@ def test_float_mlperf_host_matches_litert(rel):
     _verify(rel, n=3)
 
 
-@pytest.mark.parametrize("schedule", ["inline", "none"])
-def test_other_schedules_match_too(schedule):
-    res = _verify(MNIST, n=3, options={"tvm_schedule": schedule})
+@pytest.mark.parametrize("schedule,codegen", [("inline", "c"), ("none", "c"), ("local", "llvm")])
+def test_other_schedules_and_llvm_match_too(schedule, codegen):
+    """The other schedules, and the kernels as an object by TVM's LLVM (host triple)."""
+    res = _verify(MNIST, n=3, options={"tvm_schedule": schedule, "tvm_codegen": codegen})
     assert res.outputs[0].ok
 
 
-def _build(tmp_path, rel=MNIST, target="host", name="model", schedule="local"):
+def _build(tmp_path, rel=MNIST, target="host", name="model", schedule="local", codegen="c"):
     _need_tvm()
     from edgec.compiler import Options, compile_full
     bundle, g = compile_full(shared_model(rel), Options(target=target, backend="tvm", name=name,
-                                                        extra={"tvm_schedule": schedule}))
-    return bundle.write(tmp_path / f"{name}_{target}_{schedule}"), bundle
+                                                        extra={"tvm_schedule": schedule,
+                                                               "tvm_codegen": codegen}))
+    return bundle.write(tmp_path / f"{name}_{target}_{schedule}_{codegen}"), bundle
+
+
+def _objects(d, report):
+    return [str(d / o) for o in report.get("link_objects", [])]
 
 
 def _defined(libs) -> set:
@@ -79,27 +85,33 @@ def _libc_paths(cc="gcc", flags=()):
     return paths
 
 
-def test_bundle_needs_nothing_of_tvm(tmp_path):
-    """The bundle compiles from its own files (the TVM headers it ships) and the
-    linked model needs only its own symbols and libc/libm; two models live in one
-    program without clashing."""
-    a, rep = _build(tmp_path, name="mnist_a")
-    b, _ = _build(tmp_path, name="mnist_b")
+@pytest.mark.parametrize("codegen", ["c", "llvm"])
+def test_bundle_needs_nothing_of_tvm(tmp_path, codegen):
+    """The bundle compiles from its own files (the TVM headers it ships; with
+    --tvm-codegen llvm, the kernels' object) and the linked model needs only its
+    own symbols and libc/libm; two models live in one program without clashing."""
+    a, rep = _build(tmp_path, name="mnist_a", codegen=codegen)
+    b, rep_b = _build(tmp_path, name="mnist_b", codegen=codegen)
     assert rep.report["backend"] == "tvm"
     for rel in ("tvm/ffi/c_api.h", "tvm/runtime/c_backend_api.h", "dlpack/dlpack.h"):
         assert (a / rel).is_file(), rel
     objs = []
-    for d, name in ((a, "mnist_a"), (b, "mnist_b")):
-        obj = tmp_path / f"{name}.o"
+    for d, name, r in ((a, "mnist_a", rep), (b, "mnist_b", rep_b)):
+        obj = tmp_path / f"{name}_driver.o"
         subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", f"-I{d}", "-c",
                         str(d / f"{name}.c"), "-o", str(obj)], check=True)
-        objs.append(obj)
+        # the model as one relocatable object: driver (+ kernels' object)
+        whole = tmp_path / f"{name}.o"
+        subprocess.run(["ld", "-r", str(obj), *_objects(d, r.report), "-o", str(whole)], check=True)
+        objs.append(whole)
+    assert bool(rep.report.get("link_objects")) == (codegen == "llvm")
     undefined = set()
     for obj in objs:
         r = subprocess.run(["nm", "-u", str(obj)], capture_output=True, text=True, check=True)
         undefined |= {ln.split()[-1] for ln in r.stdout.splitlines() if ln.strip()}
     libc = _defined(_libc_paths())
     assert libc, "cannot list libc/libm symbols"
+    undefined -= {"_GLOBAL_OFFSET_TABLE_"}   # made by the linker (the LLVM object is PIC)
     assert undefined <= libc, f"not from libc/libm: {sorted(undefined - libc)}"
     assert not any(s.startswith(("TVM", "__tvm")) for s in undefined)
     # both models in one program: no duplicate symbols, both run
@@ -117,9 +129,10 @@ def test_bundle_needs_nothing_of_tvm(tmp_path):
 
 
 @pytest.mark.skipif(not have("arm-none-eabi-gcc"), reason="arm-none-eabi-gcc not installed")
-def test_cortex_m4_bundle_links_without_tvm(tmp_path):
+@pytest.mark.parametrize("codegen", ["c", "llvm"])
+def test_cortex_m4_bundle_links_without_tvm(tmp_path, codegen):
     """Cross-compiled for the Cortex-M4 and linked with newlib only: every symbol resolves."""
-    d, bundle = _build(tmp_path, target="cortex-m4")
+    d, bundle = _build(tmp_path, target="cortex-m4", codegen=codegen)
     from edgec import targets
     tgt = targets.load("cortex-m4")
     main_c = tmp_path / "main.c"
@@ -127,6 +140,7 @@ def test_cortex_m4_bundle_links_without_tvm(tmp_path):
                       "int main(void) { return model_invoke(x, y); }\n")
     r = subprocess.run(["arm-none-eabi-gcc", *tgt.cflags, "-std=c99", "-Wall", "-Wextra", "-Werror", "-Os",
                         "-ffunction-sections", "-fdata-sections", f"-I{d}", str(d / "model.c"), str(main_c),
+                        *_objects(d, bundle.report),
                         "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections", "-lm",
                         "-o", str(tmp_path / "fw.elf")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -221,19 +235,20 @@ def _qemu_ok():
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("rel,schedule", [
-    (MNIST, "none"), (MNIST, "local"),
-    pytest.param(FLOAT_TFLITE[0], "local", marks=pytest.mark.slow),
-    pytest.param(FLOAT_TFLITE[1], "local", marks=pytest.mark.slow),
-    pytest.param(FLOAT_TFLITE[1], "none", marks=pytest.mark.slow)])
-def test_cortex_m4_arena_high_water_in_qemu(tmp_path, rel, schedule):
+@pytest.mark.parametrize("rel,schedule,codegen", [
+    (MNIST, "none", "c"), (MNIST, "local", "c"), (MNIST, "none", "llvm"),
+    pytest.param(FLOAT_TFLITE[0], "local", "c", marks=pytest.mark.slow),
+    pytest.param(FLOAT_TFLITE[1], "local", "c", marks=pytest.mark.slow),
+    pytest.param(FLOAT_TFLITE[1], "none", "c", marks=pytest.mark.slow),
+    pytest.param(FLOAT_TFLITE[1], "local", "llvm", marks=pytest.mark.slow)])
+def test_cortex_m4_arena_high_water_in_qemu(tmp_path, rel, schedule, codegen):
     """In QEMU (Cortex-M4): the firmware provides the arena, fills it with a
     pattern, runs the model and finds the highest byte written. It is the
     reported arena size exactly."""
     _qemu_ok()
     from edgec import firmware, targets, toolchain
     from edgec.emulator import run_firmware
-    d, bundle = _build(tmp_path, rel, target="cortex-m4", schedule=schedule)
+    d, bundle = _build(tmp_path, rel, target="cortex-m4", schedule=schedule, codegen=codegen)
     tgt = targets.load("cortex-m4")
     # the harness's startup code, linker script and platform layer; our own main
     fw = tmp_path / "fw"
@@ -247,6 +262,7 @@ def test_cortex_m4_arena_high_water_in_qemu(tmp_path, rel, schedule):
     objs += toolchain.compile_objects(tgt, [fw / "hw_main.c", fw / "startup.c"], tmp_path / "o2",
                                       [fw, d], [*flags, "-fno-tree-loop-distribute-patterns"],
                                       strict=True)
+    objs += [Path(o) for o in _objects(d, rep)]
     elf = toolchain.link(tgt, objs, tmp_path / "hw.elf",
                          ["-T", str(fw / "link.ld"), "-nostartfiles", "-Wl,--gc-sections"])
     r = run_firmware(tgt, elf, cwd=tmp_path, timeout=300)
@@ -258,12 +274,16 @@ def test_cortex_m4_arena_high_water_in_qemu(tmp_path, rel, schedule):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("rel", [MNIST, pytest.param(FLOAT_TFLITE[0], marks=pytest.mark.slow),
-                                 pytest.param(FLOAT_TFLITE[1], marks=pytest.mark.slow)])
-def test_cortex_m4_qemu_matches_reference(rel):
-    """`edgec verify --backend tvm --target cortex-m4`: the firmware in QEMU."""
+@pytest.mark.parametrize("rel,codegen", [
+    (MNIST, "c"), (MNIST, "llvm"),
+    pytest.param(FLOAT_TFLITE[0], "c", marks=pytest.mark.slow),
+    pytest.param(FLOAT_TFLITE[1], "c", marks=pytest.mark.slow),
+    pytest.param(FLOAT_TFLITE[0], "llvm", marks=pytest.mark.slow),
+    pytest.param(FLOAT_TFLITE[1], "llvm", marks=pytest.mark.slow)])
+def test_cortex_m4_qemu_matches_reference(rel, codegen):
+    """`edgec verify --backend tvm --target cortex-m4 [--tvm-codegen llvm]`: the firmware in QEMU."""
     _qemu_ok()
-    res = _verify(rel, n=3, target="cortex-m4")
+    res = _verify(rel, n=3, target="cortex-m4", options={"tvm_codegen": codegen})
     assert res.extra["firmware"]["machine"] == "mps2-an386"
 
 

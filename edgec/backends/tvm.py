@@ -139,6 +139,7 @@ def lower(mod, tvm_target):
 
 
 SCHEDULES = ("local", "inline", "none")
+CODEGENS = ("c", "llvm")
 
 
 def schedule_kernels(mod, how: str = "local"):
@@ -478,33 +479,114 @@ def analyze(mod) -> Program:
 
 # --------------------------------------------------------------------------- kernels
 
-def build_kernels(mod, prog: Program, tvm_target) -> tuple[str, dict[str, str]]:
-    """C source of the called TIR kernels; returns (source, TIR name -> C symbol).
-    Each kernel's C symbol is ``edgec_l<N>_<name>`` after the first layer that
-    calls it (per-layer size attribution)."""
-    import tvm
+def kernel_module(mod, prog: Program, sym_prefix: str = ""):
+    """The called TIR kernels as an IRModule of their own, each with its C symbol
+    ``edgec_l<N>_[<sym_prefix>_]<name>`` after the first layer that calls it
+    (per-layer size attribution); returns (module, TIR name -> symbol)."""
     from tvm import tirx
     from tvm.ir import IRModule
     symbols: dict[str, str] = {}
     for i, c in enumerate(prog.calls):
         if c.func not in symbols:
             base = re.sub(r"[^a-z0-9_]", "_", c.func.lower())[:40].strip("_") or "kernel"
-            symbols[c.func] = f"edgec_l{i}_{base}"
+            symbols[c.func] = f"edgec_l{i}_{sym_prefix + '_' if sym_prefix else ''}{base}"
     prims = {}
     for gv, f in mod.functions.items():
         if gv.name_hint in symbols:
             if not isinstance(f, tirx.PrimFunc):
                 raise UnsupportedError([f"TVM non-TIR function {gv.name_hint}"])
             prims[gv] = f.with_attr("global_symbol", symbols[gv.name_hint])
+    return IRModule(prims), symbols
+
+
+def _tir_build(kmod, tvm_target):
+    import tvm
+    from tvm import tirx
     with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
-        lib = tirx.build(IRModule(prims), tvm_target)
-    src = lib.inspect_source()
+        return tirx.build(kmod, tvm_target)
+
+
+def build_kernels(mod, prog: Program, tvm_target, sym_prefix: str = "") -> tuple[str, dict[str, str]]:
+    """C source of the called TIR kernels; returns (source, TIR name -> C symbol)."""
+    kmod, symbols = kernel_module(mod, prog, sym_prefix)
+    src = _tir_build(kmod, tvm_target).inspect_source()
     # The packed entry of symbol S is __tvm_ffi_S: name it S (edgec_l<N>_...),
     # and keep every packed function private to the bundle's C file.
     for sym in symbols.values():
         src = re.sub(rf"\b__tvm_ffi_{sym}\b", sym, src)
     src = re.sub(r"^TVM_DLL (int32_t \w+\(void\* self)", r"static \1", src, flags=re.M)
     return src, symbols
+
+
+# Arm triples LLVM knows for the Cortex-M cores edgec targets (-mcpu=...)
+_ARM_TRIPLES = {"cortex-m0": "thumbv6m-none-eabi", "cortex-m0plus": "thumbv6m-none-eabi",
+                "cortex-m3": "thumbv7m-none-eabi", "cortex-m4": "thumbv7em-none-eabi",
+                "cortex-m7": "thumbv7em-none-eabi", "cortex-m33": "thumbv8m.main-none-eabi",
+                "cortex-m55": "thumbv8.1m.main-none-eabi"}
+# What a TVM LLVM object may leave to the platform: C library / compiler runtime
+# calls, and TVM's runtime function pointers (weak, set by the driver).
+OBJECT_POINTERS = {"__TVMBackendAllocWorkspace": "TVMBackendAllocWorkspace",
+                   "__TVMBackendFreeWorkspace": "TVMBackendFreeWorkspace"}
+
+
+def llvm_target(tgt):
+    """TVM's LLVM target for edgec's target: the host, or a Cortex-M core from -mcpu."""
+    from tvm.target import Target
+    if tgt.is_host:
+        return Target({"kind": "llvm"}), "host"
+    flags = dict(f[2:].split("=", 1) for f in tgt.cflags if f.startswith("-m") and "=" in f)
+    cpu = flags.get("cpu", "")
+    if tgt.arch != "arm" or cpu not in _ARM_TRIPLES:
+        raise EdgecError(f"--tvm-codegen llvm: no LLVM target for {tgt.name} (Cortex-M cores and the "
+                         "host only); use --tvm-codegen c")
+    d = {"kind": "llvm", "mtriple": _ARM_TRIPLES[cpu], "mcpu": cpu,
+         "mfloat-abi": "hard" if flags.get("float-abi") == "hard" else "soft"}
+    return Target(d), f"{d['mtriple']} -mcpu={cpu} -mfloat-abi={d['mfloat-abi']}"
+
+
+def build_object(mod, prog: Program, tvm_target, sym_prefix: str):
+    """The kernels as an object file by TVM's LLVM; returns (bytes, TIR name ->
+    packed entry symbol, the runtime function pointers it uses, its undefined symbols)."""
+    import tempfile
+    kmod, symbols = kernel_module(mod, prog, sym_prefix)
+    lib = _tir_build(kmod, tvm_target)
+    with tempfile.TemporaryDirectory(prefix="edgec-tvm-") as d:
+        path = Path(d) / "kernels.o"
+        lib.write_to_file(str(path))
+        data = path.read_bytes()
+    pointers, undefined = _check_object(data, set(symbols.values()))
+    return data, {k: f"__tvm_ffi_{v}" for k, v in symbols.items()}, pointers, undefined
+
+
+def _check_object(data: bytes, syms: set[str]) -> tuple[list[str], list[str]]:
+    """Refuse an object that needs TVM's runtime; returns the runtime pointers it
+    uses and its undefined symbols."""
+    import io
+    from elftools.elf.elffile import ELFFile
+    elf = ELFFile(io.BytesIO(data))
+    st = elf.get_section_by_name(".symtab")
+    pointers, bad, entries, undefined = [], [], set(), set()
+    for sym in st.iter_symbols():
+        name = sym.name
+        if not name:
+            continue
+        bind = sym["st_info"]["bind"]
+        if sym["st_shndx"] == "SHN_UNDEF":
+            undefined.add(name)
+            if "tvm" in name.lower():
+                bad.append(name)
+        elif bind == "STB_WEAK" and sym["st_info"]["type"] == "STT_OBJECT":
+            if name in OBJECT_POINTERS:
+                pointers.append(name)
+            elif "tvm" in name.lower():
+                bad.append(name)
+        elif bind == "STB_GLOBAL" and name.startswith("__tvm_ffi_"):
+            entries.add(name[len("__tvm_ffi_"):])
+    if bad:
+        raise UnsupportedError([f"TVM kernels need the TVM runtime ({', '.join(sorted(set(bad)))})"])
+    if not syms <= entries:
+        raise EdgecError(f"TVM's object lacks kernel entries: {sorted(syms - entries)[:3]}")
+    return sorted(pointers), sorted(undefined)
 
 
 _FUNC_RE = re.compile(r"^static int32_t (\w+)\(void\* self_handle, void\* args, int32_t num_args, "
@@ -642,6 +724,7 @@ class TvmResult:
     weights_bytes: int
     macs: int
     info: dict
+    objects: list[str] = field(default_factory=list)   # files of the bundle to link (LLVM codegen)
 
 
 def header_files() -> dict[str, str]:
@@ -693,7 +776,19 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
     mod, scheduled = schedule_kernels(mod, how)
     prog = analyze(mod)
     _check_io(g, prog)
-    src, symbols = build_kernels(mod, prog, tvm_target)
+    codegen = str(options.get("tvm_codegen", "c"))
+    if codegen not in CODEGENS:
+        raise EdgecError(f"unknown tvm codegen {codegen!r} (one of: {', '.join(CODEGENS)})")
+    # The C kernels are built in any case: the workspace is sized from their source.
+    src, symbols = build_kernels(mod, prog, tvm_target, prefix if codegen == "llvm" else "")
+    obj = None
+    entries = dict(symbols)
+    pointers: list[str] = []
+    undefined: list[str] = []
+    triple = ""
+    if codegen == "llvm":
+        ltarget, triple = llvm_target(options["target"])
+        obj, entries, pointers, undefined = build_object(mod, prog, ltarget, prefix)
 
     extra = runtime_calls(src) - set(PLATFORM_FUNCS)
     if extra:
@@ -803,7 +898,7 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
     macs_cache: dict[str, int] = {}
     step_of_call = [c.step for c in prog.calls]
     for i, c in enumerate(prog.calls):
-        sym = symbols[c.func]
+        sym = entries[c.func]
         args = [desc(k) for k in c.args]
         outs = []
         for n, k in enumerate(c.outputs):
@@ -823,7 +918,7 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
             "index": i,
             "op": c.func,
             "name": c.func,
-            "function": sym,
+            "function": symbols[c.func],
             # TVM's tensors have no counterpart in edgec's graph: nothing for --layers to compare
             "outputs": [],
             "output_shapes": [list(T[k].shape) for k in c.outputs],
@@ -833,9 +928,9 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
                       for k in c.outputs if root(k) in offsets],
             "macs": int(macs_cache[c.func]),
             "weights_bytes": wb,
-            "workspace_bytes": ws[sym].peak,
-            "workspace_blocks": ws[sym].blocks,
-            "stack_array_bytes": ws[sym].stack_arrays,
+            "workspace_bytes": ws[symbols[c.func]].peak,
+            "workspace_blocks": ws[symbols[c.func]].blocks,
+            "stack_array_bytes": ws[symbols[c.func]].stack_arrays,
             "arena_live_bytes": sum(b.size for b in buffers if b.first <= c.step <= b.last),
         })
     # outputs that are not written by a kernel in place: copy at the end
@@ -867,7 +962,12 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
         "tvm/model.c.j2", **common,
         tvm_version=TVM_VERSION,
         consts=pool.render(),
-        kernels=src.rstrip("\n") + "\n",
+        kernels=src.rstrip("\n") + "\n" if obj is None else "",
+        object_name=f"{prefix}_kernels.o" if obj is not None else "",
+        object_target=triple,
+        object_entries=sorted(set(entries.values())),
+        object_pointers=[(p, OBJECT_POINTERS[p]) for p in pointers],
+        ehabi_stub="__aeabi_unwind_cpp_pr0" in undefined,
         calls=call_ctx,
         copies=copies,
         const_descs=const_descs,
@@ -882,10 +982,15 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
         arena_used=arena_size > 0,
         uses_error=("TVMFFIErrorSetRaisedFromCStr" in runtime_calls(src)),
     )
-    files = {f"{rel}": text for rel, text in header_files().items()}
+    files: dict = {f"{rel}": text for rel, text in header_files().items()}
+    objects = []
+    if obj is not None:
+        files[f"{prefix}_kernels.o"] = obj
+        objects.append(f"{prefix}_kernels.o")
     info = {
         "tvm_version": TVM_VERSION,
-        "codegen": "c",
+        "codegen": codegen,
+        **({"llvm_target": triple} if triple else {}),
         "relax_passes": list(RELAX_PASSES),
         "schedule": how,
         "scheduled_kernels": len([c for c in symbols if c in scheduled]),
@@ -902,7 +1007,7 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
         "headers": [rel for _, rel in HEADERS],
     }
     return TvmResult(model_c, model_h, files, arena_size, plan.lower_bound + ws_peak, report_layers,
-                     weights_bytes, macs, info)
+                     weights_bytes, macs, info, objects)
 
 
 def _check_io(g: Graph, prog: Program) -> None:
