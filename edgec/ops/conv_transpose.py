@@ -1,0 +1,170 @@
+"""ConvTranspose (1-D, 2-D, 3-D, grouped, dilated, float), NCHW as ONNX.
+
+IR ``ConvTranspose``: inputs ``x [N, C, D1..]``, ``w [C, M/group, K1..]``
+(constant or computed), optional ``b [M]``; attributes ``strides``, ``dilations``,
+``pads`` (begin..., end...), ``output_padding`` and ``group``.  Output size per
+axis: ``stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - pad_begin
+- pad_end``.  The C gathers: every output element sums the input elements and
+kernel taps that land on it.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import EdgecError, UnsupportedError
+from . import OutSpec, Op, onnx_op, register
+from ._util import prod, strides
+
+
+def _geometry(g, n):
+    x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
+    nd = x.rank - 2
+    a = n.attrs
+    if nd < 1 or w.rank != x.rank:
+        raise EdgecError(f"ConvTranspose: input {list(x.shape)} and weights {list(w.shape)}")
+    N, C = x.shape[:2]
+    grp = int(a["group"])
+    if grp < 1 or C % grp or w.shape[0] != C:
+        raise EdgecError(f"ConvTranspose: {C} channels, weights {list(w.shape)}, group {grp}")
+    M = w.shape[1] * grp
+    ks = list(w.shape[2:])
+    st, dl, pd, op = a["strides"], a["dilations"], a["pads"], a["output_padding"]
+    if not (len(st) == len(dl) == len(op) == nd and len(pd) == 2 * nd):
+        raise EdgecError("ConvTranspose: attributes do not match the number of spatial axes")
+    if min(st + dl) < 1 or min(pd + op, default=0) < 0:
+        raise EdgecError("ConvTranspose: bad strides, dilations, pads or output_padding")
+    out = [st[i] * (x.shape[2 + i] - 1) + op[i] + (ks[i] - 1) * dl[i] + 1 - pd[i] - pd[nd + i]
+           for i in range(nd)]
+    if min(out) < 1:
+        raise EdgecError(f"ConvTranspose: output size {out}")
+    return N, C, M, grp, ks, out
+
+
+@register
+class ConvTranspose(Op):
+    name = "ConvTranspose"
+
+    def infer(self, g, n):
+        N, C, M, grp, ks, out = _geometry(g, n)
+        x = g.tensors[n.inputs[0]]
+        if x.dtype not in dtypes.FLOAT_TYPES:
+            raise UnsupportedError([f"ConvTranspose[{x.dtype}]"])
+        return [OutSpec((N, M, *out), x.dtype)]
+
+    def macs(self, g, n):
+        N, C, M, grp, ks, out = _geometry(g, n)
+        x = g.tensors[n.inputs[0]]
+        return N * prod(x.shape[1:]) * (M // grp) * prod(ks)
+
+    def reference(self, g, n, xs):
+        x, w = xs[0].astype(np.float64), xs[1].astype(np.float64)
+        N, C, M, grp, ks, out = _geometry(g, n)
+        a = n.attrs
+        nd = len(ks)
+        st, dl, pd = a["strides"], a["dilations"], a["pads"]
+        full = [st[i] * (x.shape[2 + i] - 1) + (ks[i] - 1) * dl[i] + 1 + a["output_padding"][i]
+                for i in range(nd)]
+        y = np.zeros((N, M, *full))
+        Cg, Mg = C // grp, M // grp
+        for gi in range(grp):
+            xg = x[:, gi * Cg:(gi + 1) * Cg]
+            wg = w[gi * Cg:(gi + 1) * Cg]  # [Cg, Mg, k...]
+            for kk in itertools.product(*[range(k) for k in ks]):
+                contrib = np.einsum("nc...,cm->nm...", xg, wg[(slice(None), slice(None)) + kk])
+                sl = tuple(slice(kk[i] * dl[i], kk[i] * dl[i] + st[i] * (x.shape[2 + i] - 1) + 1, st[i])
+                           for i in range(nd))
+                y[(slice(None), slice(gi * Mg, (gi + 1) * Mg)) + sl] += contrib
+        crop = tuple(slice(pd[i], pd[i] + out[i]) for i in range(nd))
+        y = y[(slice(None), slice(None)) + crop]
+        if len(xs) > 2 and xs[2] is not None:
+            y = y + xs[2].astype(np.float64).reshape((1, M) + (1,) * nd)
+        return [np.ascontiguousarray(y).astype(xs[0].dtype)]
+
+    def emit(self, k):
+        g, n = k.g, k.node
+        N, C, M, grp, ks, out = _geometry(g, n)
+        x = k.tin(0)
+        a = n.attrs
+        nd = len(ks)
+        st, dl, pd = a["strides"], a["dilations"], a["pads"]
+        ins = list(x.shape[2:])
+        ct = dtypes.c_type(x.dtype)
+        Cg, Mg = C // grp, M // grp
+        wsym = k.x(1)
+        ws = strides(k.tin(1).shape)
+        xs = strides(x.shape)
+        ys = strides([N, M] + out)
+        lines = ["  for (int b = 0; b < %d; ++b)" % N,
+                 "  for (int m = 0; m < %d; ++m) {" % M,
+                 f"    const int g0 = m / {Mg};",
+                 f"    const int ml = m % {Mg};"]
+        ind = "    "
+        for i in range(nd):
+            lines.append(f"{ind}for (int o{i} = 0; o{i} < {out[i]}; ++o{i}) {{")
+            ind += "  "
+        bias = f"{k.x(2)}[m]" if k.has_input(2) else "0"
+        lines.append(f"{ind}{ct} acc = {bias};")
+        lines.append(f"{ind}for (int c = g0 * {Cg}; c < (g0 + 1) * {Cg}; ++c) {{")
+        ind2 = ind + "  "
+        for i in range(nd):
+            lines.append(f"{ind2}for (int k{i} = 0; k{i} < {ks[i]}; ++k{i}) {{")
+            ind2 += "  "
+            lines.append(f"{ind2}const int t{i} = o{i} + {pd[i]} - k{i} * {dl[i]};")
+            lines.append(f"{ind2}const int i{i} = t{i} / {st[i]};")
+            lines.append(f"{ind2}if (t{i} < 0 || t{i} % {st[i]} != 0 || i{i} >= {ins[i]}) continue;")
+        xoff = " + ".join([f"b * {xs[0]}", f"c * {xs[1]}"] + [f"i{i} * {xs[2 + i]}" for i in range(nd)])
+        woff = " + ".join([f"c * {ws[0]}", f"ml * {ws[1]}"] + [f"k{i} * {ws[2 + i]}" for i in range(nd)])
+        lines.append(f"{ind2}acc += {k.x(0)}[{xoff}] * {wsym}[{woff}];")
+        for i in range(nd):
+            ind2 = ind2[:-2]
+            lines.append(f"{ind2}}}")
+        lines.append(f"{ind}}}")
+        yoff = " + ".join([f"b * {ys[0]}", f"m * {ys[1]}"] + [f"o{i} * {ys[2 + i]}" for i in range(nd)])
+        lines.append(f"{ind}y0[{yoff}] = acc;")
+        for i in range(nd):
+            ind = ind[:-2]
+            lines.append(f"{ind}}}")
+        lines.append("  }")
+        return "\n".join(lines) + "\n"
+
+
+@onnx_op("ConvTranspose")
+def _onnx_conv_transpose(ctx, node):
+    x, w, b = ctx.inp(node, 0), ctx.inp(node, 1), ctx.inp(node, 2)
+    xt, wt = ctx.t(x), ctx.t(w)
+    nd = xt.rank - 2
+    if nd < 1:
+        raise EdgecError(f"ConvTranspose of a {xt.rank}-D input")
+    ks = list(ctx.attr(node, "kernel_shape") or wt.shape[2:])
+    if ks != list(wt.shape[2:]):
+        raise EdgecError(f"ConvTranspose: kernel_shape {ks} and weights {list(wt.shape)} differ")
+    st = list(ctx.attr(node, "strides") or [1] * nd)
+    dl = list(ctx.attr(node, "dilations") or [1] * nd)
+    op = list(ctx.attr(node, "output_padding") or [0] * nd)
+    pads = list(ctx.attr(node, "pads") or [0] * (2 * nd))
+    auto = ctx.attr(node, "auto_pad", "NOTSET")
+    oshape = ctx.attr(node, "output_shape")
+    ins = list(xt.shape[2:])
+    if oshape is None and auto in ("SAME_UPPER", "SAME_LOWER"):
+        oshape = [ins[i] * st[i] for i in range(nd)]
+    if oshape is not None:
+        oshape = list(oshape)[-nd:]
+        pads = [0] * (2 * nd)
+        for i in range(nd):
+            total = st[i] * (ins[i] - 1) + op[i] + (ks[i] - 1) * dl[i] + 1 - oshape[i]
+            if total < 0:
+                # the output is larger than the full transposed convolution: pad at the end
+                op[i] -= total
+                total = 0
+            if auto == "SAME_UPPER":
+                pads[i], pads[nd + i] = total // 2, total - total // 2
+            else:
+                pads[i], pads[nd + i] = total - total // 2, total // 2
+    elif auto == "VALID":
+        pads = [0] * (2 * nd)
+    ctx.add("ConvTranspose", [x, w, b] if b else [x, w], [ctx.out(node)],
+            {"strides": st, "dilations": dl, "pads": pads, "output_padding": op,
+             "group": int(ctx.attr(node, "group", 1))}, node.name)
