@@ -12,7 +12,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
-from ._util import coalesce, loop_nest, norm_axis, prod, strides
+from ._util import loop_nest, norm_axis, prod, strides
 
 INDEX_TYPES = ("int32", "int64")
 

@@ -171,14 +171,24 @@ class AveragePool(Pool):
 
 # --- importers -----------------------------------------------------------------
 
+def _needs_nd(ctx, node) -> bool:
+    """What the 2-D kernel does not cover goes to :mod:`edgec.ops.pool_nd`."""
+    xt = ctx.t(ctx.inp(node, 0))
+    dil = list(ctx.attr(node, "dilations") or [])
+    return (xt.rank != 4 or (len(node.output) > 1 and bool(node.output[1]))
+            or (node.op_type == "AveragePool" and any(d != 1 for d in dil))
+            or xt.dtype not in ("float32", "float64", "int8")
+            or (xt.dtype == "int8" and xt.quant is None))
+
+
 def _onnx_pool(op):
     def imp(ctx, node):
+        if _needs_nd(ctx, node):
+            from .pool_nd import onnx_pool_nd
+            onnx_pool_nd(ctx, node, "max" if op == "MaxPool" else "avg")
+            return
         x = ctx.inp(node, 0)
         xt = ctx.t(x)
-        if xt.rank != 4:
-            raise UnsupportedError([f"{node.op_type} on a {xt.rank}-D input"])
-        if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
-            raise UnsupportedError(["MaxPool with indices output"])
         ks = list(ctx.attr(node, "kernel_shape"))
         if len(ks) != 2:
             raise UnsupportedError([f"{node.op_type} with {len(ks)}-D kernel"])
@@ -198,10 +208,6 @@ def _onnx_pool(op):
                      pads=[pads[0], pads[1], pads[2], pads[3]], ceil_mode=ceil_mode, act=None)
         if op == "AveragePool":
             attrs["count_include_pad"] = int(ctx.attr(node, "count_include_pad", 0))
-            if dil != [1, 1]:
-                raise UnsupportedError(["AveragePool with dilations"])
-        if op == "MaxPool" and ctx.attr(node, "storage_order", 0):
-            raise UnsupportedError(["MaxPool with storage_order"])
         ctx.add(op, [x], [ctx.out(node)], attrs, node.name)
     return imp
 
@@ -214,8 +220,16 @@ def _onnx_global(op):
     def imp(ctx, node):
         x = ctx.inp(node, 0)
         xt = ctx.t(x)
-        if xt.rank != 4:
-            raise UnsupportedError([f"Global{op} on a {xt.rank}-D input"])
+        if xt.rank != 4 or xt.dtype not in ("float32", "float64", "int8") or op == "LpPool":
+            nd = xt.rank - 2
+            if nd < 1:
+                raise EdgecError(f"Global{op} of a {xt.rank}-D input")
+            kind = {"MaxPool": "max", "AveragePool": "avg", "LpPool": "lp"}[op]
+            ctx.add("PoolNd", [x], [ctx.out(node)],
+                    dict(kind=kind, kernel=list(xt.shape[2:]), strides=[1] * nd, dilations=[1] * nd,
+                         pads=[0] * (2 * nd), ceil_mode=0, count_include_pad=0,
+                         p=float(ctx.attr(node, "p", 2)), storage_order=0), node.name)
+            return
         H, W = xt.shape[2], xt.shape[3]
         attrs = dict(layout="NCHW", kernel=[H, W], strides=[1, 1], pads=[0, 0, 0, 0],
                      ceil_mode=0, count_include_pad=0, act=None)
@@ -225,6 +239,13 @@ def _onnx_global(op):
 
 onnx_op("GlobalAveragePool")(_onnx_global("AveragePool"))
 onnx_op("GlobalMaxPool")(_onnx_global("MaxPool"))
+onnx_op("GlobalLpPool")(_onnx_global("LpPool"))
+
+
+@onnx_op("LpPool")
+def _onnx_lp_pool(ctx, node):
+    from .pool_nd import onnx_pool_nd
+    onnx_pool_nd(ctx, node, "lp")
 
 
 def _tfl_pool(op):
@@ -243,3 +264,9 @@ def _tfl_pool(op):
 
 tflite_op("AVERAGE_POOL_2D")(_tfl_pool("AveragePool"))
 tflite_op("MAX_POOL_2D")(_tfl_pool("MaxPool"))
+
+
+@onnx_op("MaxUnpool")
+def _onnx_max_unpool(ctx, node):
+    from .pool_nd import onnx_max_unpool
+    onnx_max_unpool(ctx, node)

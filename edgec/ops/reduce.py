@@ -169,7 +169,7 @@ class Reduce(Op):
                          "ReduceLogSum": f"log{f}(acc)", "ReduceLogSumExp": f"log{f}(acc) + mx"
                          }.get(kind, "acc")
             else:
-                signed = f"(double)(int64_t)acc" if dt in dtypes.SIGNED_INT_TYPES else "(double)acc"
+                signed = "(double)(int64_t)acc" if dt in dtypes.SIGNED_INT_TYPES else "(double)acc"
                 final = {"ReduceMean": f"({ct})({signed} / {count}.0)",
                          "ReduceL2": f"({ct})sqrt({signed})",
                          "ReduceLogSum": f"({ct})log({signed})",
