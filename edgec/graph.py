@@ -294,6 +294,8 @@ class Graph:
                 if i and not self.tensors[i].is_const and i not in prod:
                     raise EdgecError(f"node {n.name!r} reads {i!r} before it is computed")
             for o in n.outputs:
+                if not o:
+                    continue  # an optional output nobody asked for
                 if o in prod:
                     raise EdgecError(f"tensor {o!r} is written twice")
                 prod.add(o)
