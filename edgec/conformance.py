@@ -45,6 +45,15 @@ from . import dtypes
 from .errors import EdgecError, UnsupportedError
 
 SKIPS_FILE = Path(__file__).resolve().parent.parent / "tests" / "conformance_skips.txt"
+
+# Per-test tolerance overrides, each with its reason (onnxruntime keeps a list
+# like this for its run of the same tests).  Only for shipped outputs whose own
+# rounding noise exceeds the case's atol; the result records the override.
+TOLERANCE_OVERRIDES = {
+    name: (1e-3, 1e-6, "the shipped output carries numpy's float32 FFT rounding (1.9e-7 where "
+           "the exact value is 0); edgec's double-precision sum gives ~1e-15")
+    for name in ("test_dft_inverse", "test_dft_inverse_opset19")
+}
 TOTAL_ONNX_1_23 = 1884
 
 
@@ -290,8 +299,11 @@ def prepare(index: int, case, allow_bind: bool = True) -> Prepared | CaseResult:
             return CaseResult(name, "fail", f"compiled input {dt}{list(shape)} does not match "
                               f"the test data {x.dtype}{list(x.shape)}", ops)
     files = {k: v for k, v in bundle.files.items() if k.endswith((".c", ".h"))}
+    rtol, atol = float(case.rtol), float(case.atol)
+    if name in TOLERANCE_OVERRIDES:
+        rtol, atol, _ = TOLERANCE_OVERRIDES[name]
     return Prepared(index, name, prefix, ops, files, inputs, expected, specs,
-                    float(case.rtol), float(case.atol), sorted(bind))
+                    rtol, atol, sorted(bind))
 
 
 def _strip(msg: str, name: str) -> str:
@@ -316,7 +328,9 @@ def compare(p: Prepared, got: list[np.ndarray]) -> CaseResult:
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             detail = "; ".join(ln for ln in lines if ln.startswith(("Mismatched", "Max")))
             return CaseResult(p.name, "fail", f"output {j} differs: {detail}", p.ops, p.bound)
-    return CaseResult(p.name, "pass", "", p.ops, p.bound)
+    note = f"atol {p.atol:g} (override: {TOLERANCE_OVERRIDES[p.name][2]})" \
+        if p.name in TOLERANCE_OVERRIDES else ""
+    return CaseResult(p.name, "pass", note, p.ops, p.bound)
 
 
 # --- building and running a batch ------------------------------------------------

@@ -135,3 +135,44 @@ def _onnx_window(kind):
 onnx_op("HannWindow")(_onnx_window("hann"))
 onnx_op("HammingWindow")(_onnx_window("hamming"))
 onnx_op("BlackmanWindow")(_onnx_window("blackman"))
+
+
+@register
+class MelWeightMatrix(Generated):
+    """[dft_length // 2 + 1, num_mel_bins] triangular filters, as the ONNX
+    definition spaces them (num_mel_bins + 2 mel points, bins by integer division)."""
+    name = "MelWeightMatrix"
+
+    def reference(self, g, n, xs):
+        a = n.attrs
+        bins, dft, rate = int(a["num_mel_bins"]), int(a["dft_length"]), int(a["sample_rate"])
+        lo, hi = float(a["lower"]), float(a["upper"])
+
+        def mel(f):
+            return 2595 * np.log1p(f / 700) / np.log(10)
+        pts = np.arange(bins + 2)
+        m = pts * ((mel(hi) - mel(lo)) / (bins + 2)) + mel(lo)
+        hz = 700 * np.expm1(m / 2595 * np.log(10))
+        fb = (((dft + 1) * hz) // rate).astype(int)
+        out = np.zeros((dft // 2 + 1, bins))
+        for i in range(bins):
+            left, center, right = fb[i], fb[i + 1], fb[i + 2]
+            if center == left:
+                out[center, i] = 1
+            else:
+                for j in range(left, center + 1):
+                    out[j, i] = (j - left) / (center - left)
+            for j in range(center, right):
+                out[j, i] = (right - j) / (right - center)
+        return [out.astype(dtypes.np_dtype(a["dtype"]))]
+
+
+@onnx_op("MelWeightMatrix")
+def _onnx_mel(ctx, node):
+    v = [np.asarray(ctx.const_input(node, i, w)).reshape(-1)[0] for i, w in enumerate(
+        ("num_mel_bins", "dft_length", "sample_rate", "lower_edge_hertz", "upper_edge_hertz"))]
+    dt = _onnx_dtype(ctx.attr(node, "output_datatype", 1))
+    ctx.add("MelWeightMatrix", [], [ctx.out(node)],
+            {"shape": [int(v[1]) // 2 + 1, int(v[0])], "dtype": dt, "num_mel_bins": int(v[0]),
+             "dft_length": int(v[1]), "sample_rate": int(v[2]), "lower": float(v[3]),
+             "upper": float(v[4])}, node.name)
