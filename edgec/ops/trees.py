@@ -968,4 +968,12 @@ def _onnx_ter(ctx, node):
 
 @onnx_op("TreeEnsemble", domain="ai.onnx.ml")
 def _onnx_te(ctx, node):
-    _add(ctx, node, _import_v5(ctx, node))
+    ens = _import_v5(ctx, node)
+    if ctx.t(ctx.inp(node, 0)).dtype == "float64" and node.output[0]:
+        # opset 5 gives Y the input's type: compute as usual, then widen
+        y = ctx.out(node, 0)
+        tmp = ctx.tmp(y + "_f32")
+        n = ctx.add("TreeEnsemble", [ctx.inp(node, 0)], [tmp], {"ensemble": ens}, node.name)
+        ctx.add("Cast", [tmp], [y], {"to": "float64"}, node.name)
+        return n
+    _add(ctx, node, ens)
