@@ -610,3 +610,13 @@ def test_random_ensembles_on_cortex_m4(tmp_path):
                 continue     # onnxruntime's unwritten second score (see _same)
             assert c.ok, (done, c.line())
         done += 1
+
+
+def test_same_model_gives_a_byte_identical_bundle():
+    m, X = _pipelines()["stacking_string_labels"]()
+    files = []
+    for _ in range(2):
+        b, g = compile_full(from_model(m), Options(target="cortex-m4",
+                                                   extra={"tree_features": "int8"}))
+        files.append(dict(b.files))
+    assert files[0] == files[1]

@@ -686,6 +686,8 @@ class TreeEnsemble(Op):
         if ens.n_features > F:
             raise EdgecError(f"the trees read feature {ens.n_features - 1}, the input has {F}")
         if ens.kind == "classifier":
+            if ens.n_outputs < 2:
+                raise UnsupportedError(["TreeEnsembleClassifier with a single class"])
             return [OutSpec((N,), "int64"), OutSpec((N, ens.n_outputs), "float32")]
         return [OutSpec((N, ens.n_outputs), "float32")]
 
