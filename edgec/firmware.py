@@ -167,12 +167,18 @@ def expected_outputs(g, samples) -> list[list[np.ndarray]]:
 def test_samples_for(g, opts) -> list:
     """The test inputs of ``edgec build --firmware``: ``opts.test_inputs`` (a list
     of samples or a .npz path), else ``opts.test_samples`` random ones (seed 0)."""
-    from .verify import load_inputs, make_inputs
+    from .verify import encode_inputs, load_inputs, make_inputs
     ti = opts.test_inputs
+    enc = g.meta.get("input_encoding") or {}
     if isinstance(ti, (str, os.PathLike)):
+        if enc:   # --quantized-input trees: float features in the file, levels in the firmware
+            gf = g.copy()
+            for name in enc:
+                gf.tensors[name].dtype = "float32"
+            return encode_inputs(g, load_inputs(gf, str(ti)))
         return load_inputs(g, str(ti))
     if ti is not None:
-        return list(ti)
+        return encode_inputs(g, list(ti))
     return make_inputs(g, int(getattr(opts, "test_samples", DEFAULT_TEST_SAMPLES)), seed=0)
 
 

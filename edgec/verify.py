@@ -156,7 +156,7 @@ def load_inputs(g: Graph, path: str):
 def encode_inputs(g: Graph, samples):
     """Samples for the compiled graph ``g``: float features become integer levels for
     the inputs of ``--quantized-input`` tree models (``g.meta['input_encoding']``);
-    everything else passes through."""
+    integer samples (levels already) and everything else pass through."""
     enc = (g.meta.get("input_encoding") or {}) if g is not None else {}
     if not enc:
         return samples
@@ -166,8 +166,9 @@ def encode_inputs(g: Graph, samples):
         s2 = list(s)
         for i, name in enumerate(g.inputs):
             e = enc.get(name)
-            if e is not None:
-                s2[i] = encode_levels(np.asarray(s[i], np.float64), e["lo"], e["inv"], e["bits"])
+            x = np.asarray(s[i])
+            if e is not None and x.dtype.kind == "f":      # integer samples already are levels
+                s2[i] = encode_levels(x.astype(np.float64), e["lo"], e["inv"], e["bits"])
         out.append(s2)
     return out
 

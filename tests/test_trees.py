@@ -620,3 +620,22 @@ def test_same_model_gives_a_byte_identical_bundle():
                                                    extra={"tree_features": "int8"}))
         files.append(dict(b.files))
     assert files[0] == files[1]
+
+
+def test_firmware_test_vectors_of_integer_input_are_levels(tmp_path):
+    """build --firmware --test-inputs float.npz on a --quantized-input model embeds the
+    feature levels (the grid's encoding), not the floats cast to bytes."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from edgec.ops.trees import encode_levels
+    Xw, yw = _data("wine")
+    m = _skl(RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(Xw, yw), 13)
+    p, npz = _save(tmp_path, m, Xw[:3])
+    b, g = compile_full(p, Options(target="cortex-m4", firmware=True, test_inputs=str(npz),
+                                   extra={"tree_features": "int8", "tree_quantized_input": True}))
+    enc = g.meta["input_encoding"][g.inputs[0]]
+    levels = encode_levels(Xw[0], enc["lo"], enc["inv"], 8)
+    text = b.files["firmware/test_vectors.c"]
+    first = text.split("fw_test_in0")[1].split("{", 1)[1]
+    got = [int(v) for v in first.replace("\n", " ").split(",")[:13]]
+    assert got == levels.tolist()
