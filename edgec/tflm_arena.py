@@ -372,7 +372,7 @@ EXACT_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D
              "SOFTMAX", "RESHAPE", "ADD", "SUB", "MUL", "QUANTIZE", "DEQUANTIZE", "LOGISTIC",
              "HARD_SWISH", "SQUEEZE", "EXPAND_DIMS", "LOG_SOFTMAX", "DIV", "EXP",
              "MAXIMUM", "MINIMUM", "TANH", "RELU", "RELU6", "CONCATENATION", "MEAN", "SUM",
-             "REDUCE_MAX", "REDUCE_MIN"}
+             "REDUCE_MAX", "REDUCE_MIN", "TRANSPOSE", "PAD", "PADV2"}
 # a generous OpData for operators outside the tables (bytes)
 _UNKNOWN_OPDATA = 128
 
@@ -561,6 +561,8 @@ def op_alloc(model: ModelInfo, op: OpInfo, prof: Profile) -> OpAlloc:
         ev += _temps(op, ("in", 0), ("in", 1), ("out", 0))
     elif name in ("MAXIMUM", "MINIMUM"):
         pass  # no Prepare
+    elif name in ("TRANSPOSE", "PAD", "PADV2"):
+        ev += _temps(op, ("in", 0), ("in", 1), ("in", 2), ("out", 0))
     elif name == "TANH":
         ev += _temps(op, ("in", 0), ("in", 0), ("out", 0))
     elif name == "RELU6":

@@ -132,6 +132,24 @@ def _mean_model():
     return b.finish([x], [y])
 
 
+def _pad_model():
+    b = ModelBuilder()
+    x = b.tensor([1, 4, 4, 2], "int8", scale=0.05, zero_point=0)
+    p = b.tensor([4, 2], "int32", data=[0, 0, 1, 1, 1, 1, 0, 0])
+    y = b.tensor([1, 6, 6, 2], "int8", scale=0.05, zero_point=0)
+    b.op("PAD", [x, p], [y])
+    return b.finish([x], [y])
+
+
+def _transpose_model():
+    b = ModelBuilder()
+    x = b.tensor([1, 4, 3, 2], "int8", scale=0.05, zero_point=0)
+    p = b.tensor([4], "int32", data=[0, 2, 1, 3])
+    y = b.tensor([1, 3, 4, 2], "int8", scale=0.05, zero_point=0)
+    b.op("TRANSPOSE", [x, p], [y])
+    return b.finish([x], [y])
+
+
 def _concat_model():
     b = ModelBuilder()
     x1 = b.tensor([1, 4, 3], "int8", scale=0.05, zero_point=0)
@@ -154,6 +172,8 @@ SMALL_MODELS = {
     "maximum": lambda: _binary("MAXIMUM"),
     "mean": _mean_model,
     "concatenation": _concat_model,
+    "pad": _pad_model,
+    "transpose": _transpose_model,
 }
 
 

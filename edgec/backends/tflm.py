@@ -193,7 +193,7 @@ def arena_figures(info: tflm_arena.ModelInfo, features=(), arch: str = "arm",
                         "changes between releases; 64-bit: the computed minimum for the "
                         "tflite-micro Python interpreter"),
         "exact": exact,
-        "notes": notes + [n for r in profiles.values() for n in r.notes],
+        "notes": list(dict.fromkeys(notes + [n for r in profiles.values() for n in r.notes])),
     }
     fig = ArenaFigures(a32, a64, details)
     if check and flat is not None:
