@@ -282,7 +282,7 @@ def _pipelines():
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MinMaxScaler, Normalizer, StandardScaler
+    from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, StandardScaler
     Xw, yw = _data("wine")
     Xb, yb = _data("breast_cancer")
     rf = lambda n=3: RandomForestClassifier(n_estimators=n, max_depth=3, random_state=0)  # noqa: E731
@@ -307,6 +307,7 @@ def _pipelines():
             RandomForestRegressor(n_estimators=2, max_depth=3, random_state=0)).fit(Xw, yw), 13,
             regressor=True), Xw),
         "imputer": lambda: (_skl(make_pipeline(SimpleImputer(), rf(2)).fit(Xw, yw), 13), Xw),
+        "binarizer": lambda: (_skl(make_pipeline(Binarizer(threshold=2.0), rf(2)).fit(Xw, yw), 13), Xw),
         "string_labels": lambda: (_skl(rf().fit(Xw, np.array(["barolo", "grignolino", "barbera"])[yw]), 13), Xw),
         "stacking_binary": lambda: (_skl(__import__("sklearn.ensemble", fromlist=["x"]).StackingClassifier(
             [("rf", rf()), ("gb", gb())], final_estimator=LogisticRegression(max_iter=1000)).fit(Xb, yb), 30), Xb),

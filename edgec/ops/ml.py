@@ -1,5 +1,5 @@
 """The ``ai.onnx.ml`` operators converters put around models in real pipelines:
-Scaler, Normalizer, Imputer, LinearClassifier, LinearRegressor (stacking
+Scaler, Normalizer, Imputer, Binarizer, LinearClassifier, LinearRegressor (stacking
 meta-learners), ArrayFeatureExtractor (as Gather) and ZipMap (removed).
 
 Semantics follow onnxruntime (the reference edgec verifies against):
@@ -264,6 +264,39 @@ def _onnx_imputer(ctx, node):
             raise EdgecError("Imputer on integers without imputed_value_int64s")
         vals, rep = [int(v) for v in il], int(ctx.attr(node, "replaced_value_int64", 0))
     ctx.add("Imputer", [x], [ctx.out(node)], {"values": vals, "replaced": rep}, node.name)
+
+
+# --- Binarizer ------------------------------------------------------------------------------
+
+@register
+class Binarizer(Op):
+    name = "Binarizer"
+
+    def infer(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        if x.dtype not in CTYPE:
+            raise UnsupportedError([f"Binarizer[{x.dtype}]"])
+        return [OutSpec(x.shape, x.dtype)]
+
+    def reference(self, g, n, xs):
+        x = xs[0]
+        t = np.float32(n.attrs["threshold"])
+        with np.errstate(invalid="ignore"):
+            hit = (x.astype(np.float64) > float(t)) if x.dtype.kind != "f" else x > t.astype(x.dtype)
+        return [np.where(hit, 1, 0).astype(x.dtype)]
+
+    def emit(self, k):
+        x = k.tin(0)
+        t = c_float(k.node.attrs["threshold"])
+        return f"  for (int i = 0; i < {x.size}; ++i) y0[i] = x0[i] > {t} ? 1 : 0;\n"
+
+
+@onnx_op("Binarizer", domain="ai.onnx.ml")
+def _onnx_binarizer(ctx, node):
+    """``x > threshold ? 1 : 0`` in the input type (threshold 0 when absent, as the
+    standard says; a NaN gives 0 where onnxruntime refuses it)."""
+    ctx.add("Binarizer", [ctx.inp(node, 0)], [ctx.out(node)],
+            {"threshold": float(ctx.attr(node, "threshold", 0.0))}, node.name)
 
 
 # --- linear models -------------------------------------------------------------------------------
