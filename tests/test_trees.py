@@ -8,7 +8,6 @@ probabilities within 1e-5.  Random ensembles cover every attribute variant
 thresholds, int64/double inputs, string labels, TreeEnsemble opset 5); the
 sonar forest is measured against emlearn's published flash figures; a
 500-tree forest must compile in seconds."""
-import os
 import subprocess
 import sys
 import tempfile
@@ -403,7 +402,6 @@ def test_integer_features_refuse_categorical_splits():
 
 
 def test_malformed_trees_are_refused():
-    from onnx import helper
     A = dict(treeids=[0, 0, 0], nodeids=[0, 1, 2], featureids=[0, 0, 0],
              modes=["BRANCH_LEQ", "BRANCH_LEQ", "LEAF"], values=[0.0, 1.0, 0.0],
              true=[1, 0, 0], false=[2, 2, 0], missing=[0, 0, 0], wt=[0], wn=[2], wi=[0], wv=[1.0])
@@ -415,7 +413,6 @@ def test_malformed_trees_are_refused():
     A3 = dict(A, true=[1, 7, 0])
     with pytest.raises(EdgecError, match="does not exist"):
         from_model(make_model(A3, "regressor", 1, 1))
-    del helper
 
 
 # --- size against emlearn, compile cost ------------------------------------------------------

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cgen import c_double, c_float, c_int
+from ..cgen import c_double, c_float
 from ..errors import EdgecError
-from .trees import EQ, GT, GTE, LEQ, LT, NEQ, C_CMP, Ensemble
+from .trees import C_CMP, Ensemble
 
 LOOP_CODE_BYTES = 160        # estimated Thumb-2 bytes of the data layout's traversal loop
 CODE_NODE_BYTES = {"float": 16, "int": 8}   # estimated bytes per internal node as code
