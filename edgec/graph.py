@@ -147,7 +147,7 @@ class Graph:
             if tuple(data.shape) != shape:
                 raise EdgecError(f"constant {name!r}: data of shape {list(data.shape)} "
                                  f"does not match declared shape {list(shape)}")
-            data = np.ascontiguousarray(data)
+            data = np.asarray(data, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
             data.setflags(write=False)
         t = Tensor(name, shape, dtype, data, quant, origin)
         self.tensors[name] = t

@@ -140,11 +140,11 @@ class Writer:
         self._names.add(name)
         buf = 0
         if data is not None:
-            arr = np.ascontiguousarray(np.asarray(data).astype(_np_type(dtype)))
+            arr = np.asarray(data).astype(_np_type(dtype))  # (not ascontiguousarray: keeps 0-d)
             if tuple(arr.shape) != tuple(shape):
                 raise EdgecError(f"tensor {name!r}: data shape {list(arr.shape)} differs from "
                                  f"{list(shape)}")
-            self.buffers.append(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+            self.buffers.append(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes(order="C"))
             buf = len(self.buffers) - 1
         self.tensors.append({"name": name, "shape": [int(d) for d in shape],
                              "type": TENSOR_TYPES[dtype], "buffer": buf, "quant": quant})

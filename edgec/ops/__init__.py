@@ -159,7 +159,7 @@ def try_fold(g: Graph, n: Node) -> bool:
         return False
     for t, y in zip(outs, ys):
         y = np.asarray(y).astype(dtypes.np_dtype(t.dtype), copy=False).reshape(t.shape)
-        y = np.ascontiguousarray(y)
+        y = np.asarray(y, order="C")
         y.setflags(write=False)
         t.data = y
     g.nodes.remove(n)
