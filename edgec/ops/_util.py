@@ -86,7 +86,9 @@ def act_range_quant(act, scale: float, zero_point: int, dtype: str = "int8") -> 
     lo, hi = act
 
     def q(v):
-        return zero_point + int(qmath.tfl_round(v / scale))
+        # float32 division as TFLite does (f / scale in float): in double, 6 / 0.23529412f
+        # is 25.4999..., in float 25.5, which rounds to a different clamp bound
+        return zero_point + int(qmath.tfl_round(float(np.float32(v) / np.float32(scale))))
 
     a = qmin if lo == -INF else max(qmin, q(lo))
     b = qmax if hi == INF else min(qmax, q(hi))
