@@ -3,6 +3,7 @@
 #               run it in QEMU and print its flash/RAM
 #   make test   install what is missing (Debian packages, Python packages), run the test suite
 #   make bench  regenerate the benchmark table (benchmarks/README.md, README.md)
+#   make fuzz   the long differential fuzzing run (FUZZ_GRAPHS per kind, see docs/TRUST.md)
 PY ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
@@ -15,6 +16,9 @@ APT_PKGS := gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qem
 EXTRAS ?= dev,ml,tvm,tf
 PYTEST_ARGS ?=
 DEMO_MODEL := firmware_examples/kws/model/kws_ref_model.tflite
+FUZZ_SEED ?= 1
+FUZZ_GRAPHS ?= 3000
+FUZZ_ARGS ?=
 
 .PHONY: all deps deps-python deps-apt demo test test-fast test-slow fuzz bench bench-tvm clean
 
@@ -64,6 +68,11 @@ test-fast: deps
 
 test-slow: deps
 	$(PYTHON) -m pytest -q -n 2 -m slow $(PYTEST_ARGS)
+
+fuzz: deps
+	mkdir -p build
+	nice $(PYTHON) -m edgec.fuzz --graphs $(FUZZ_GRAPHS) --seed $(FUZZ_SEED) --cross \
+	  --save tests/fuzz_regressions --json build/fuzz-report.json $(FUZZ_ARGS)
 
 clean:
 	rm -rf build .pytest_cache
