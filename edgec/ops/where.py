@@ -86,12 +86,36 @@ def _onnx_tile(ctx, node):
     if len(reps) != len(s) or min(reps, default=1) < 0:
         raise EdgecError(f"Tile: repeats {reps} do not fit an input of rank {len(s)}")
     out = ctx.out(node)
-    # [d0, d1] -> [1, d0, 1, d1] -> expand [r0, d0, r1, d1] -> [r0*d0, r1*d1]
-    inter = [v for d in s for v in (1, d)]
-    big = [v for d, r in zip(s, reps) for v in (r, d)]
-    a = ctx.tmp(out + "_split")
-    ctx.add("Reshape", [x], [a], {"shape": inter})
-    b = ctx.tmp(out + "_tiled")
-    ctx.add("Expand", [a], [b], {"shape": big}, node.name)
-    ctx.add("Reshape", [b], [out], {"shape": [d * r for d, r in zip(s, reps)]})
-
+    # [d0, d1] -> [1, d0, 1, d1] -> expand [r0, d0, r1, d1] -> [r0*d0, r1*d1]; axes that repeat
+    # once stay merged with their neighbours, and at most two repeated axes are done per
+    # Expand, so the intermediate rank stays within the IR's 8 (a rank-5 tile needs 3 steps)
+    rep_axes = [i for i, r in enumerate(reps) if r != 1]
+    cur, cur_shape = x, list(s)
+    if not rep_axes:
+        ctx.add("Reshape", [x], [out], {"shape": s}, node.name)
+        return
+    for step in range(0, len(rep_axes), 2):
+        todo = set(rep_axes[step:step + 2])
+        inter, big = [], []
+        plain = False  # the last entry holds axes that are not repeated in this step
+        for i, d in enumerate(cur_shape):
+            if i in todo:
+                inter += [1, d]
+                big += [reps[i], d]
+                plain = False
+            elif plain:
+                inter[-1] *= d
+                big[-1] *= d
+            else:
+                inter.append(d)
+                big.append(d)
+                plain = True
+        new_shape = [d * reps[i] if i in todo else d for i, d in enumerate(cur_shape)]
+        last = step + 2 >= len(rep_axes)
+        a = ctx.tmp(out + "_split")
+        ctx.add("Reshape", [cur], [a], {"shape": inter})
+        b = ctx.tmp(out + "_tiled")
+        ctx.add("Expand", [a], [b], {"shape": big}, node.name)
+        nxt = out if last else ctx.tmp(out + "_part")
+        ctx.add("Reshape", [b], [nxt], {"shape": new_shape})
+        cur, cur_shape = nxt, new_shape
