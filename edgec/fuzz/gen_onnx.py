@@ -51,7 +51,8 @@ class V:
 
 # operators younger than the oldest opset the generator picks
 MIN_OPSET = {"Mish": 18, "HardSwish": 14, "Celu": 12, "LessOrEqual": 12, "GreaterOrEqual": 12,
-             "Gelu": 20}
+             "Gelu": 20, "Trilu": 14, "CumProd": 26, "ScatterElements": 11, "ScatterND": 11,
+             "Range": 11, "CumSum": 11}
 
 
 class Reject(Exception):
@@ -765,6 +766,332 @@ def gen_softmax(g: OnnxGen):
     g.node(op, [x.name], g.new(x.shape, lo, hi, op == "Hardmax"), **attrs)
 
 
+# --- operators that landed later: reductions, slicing, gathers, Where ... ----------------
+
+_REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+           "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
+
+
+def gen_reduce(g: OnnxGen):
+    names = [k for k in _REDUCE if g.has(k)]
+    op = names[g.r(0, len(names) - 1)]
+    pred = {"ReduceLogSum": lambda v: v.lo >= 0.05, "ReduceLogSumExp": lambda v: v.amax < 20,
+            "ReduceProd": lambda v: v.amax <= 1.5}.get(op, lambda v: True)
+    x = g.pick(lambda v: v.rank >= 1 and pred(v))
+    r = x.rank
+    axes = sorted(int(a) for a in g.rng.choice(r, g.r(1, r), replace=False))
+    if op == "ReduceProd" and int(np.prod([x.shape[a] for a in axes])) > 8:
+        raise Reject
+    keep = g.r(0, 1)
+    shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep else \
+        tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    n = int(np.prod([x.shape[a] for a in axes]))
+    lo, hi = {"ReduceSum": lambda: (x.lo * n, x.hi * n), "ReduceMean": lambda: (x.lo, x.hi),
+              "ReduceMax": lambda: (x.lo, x.hi), "ReduceMin": lambda: (x.lo, x.hi),
+              "ReduceProd": lambda: (-x.amax ** n - 1, x.amax ** n + 1),
+              "ReduceL1": lambda: (0, x.amax * n), "ReduceL2": lambda: (0, x.amax * math.sqrt(n)),
+              "ReduceSumSquare": lambda: (0, x.amax ** 2 * n),
+              "ReduceLogSum": lambda: (math.log(max(x.lo, 1e-3)), math.log(x.hi * n) + 1),
+              "ReduceLogSumExp": lambda: (x.lo - 1, x.hi + math.log(n) + 1)}[op]()
+    exact = op in ("ReduceMax", "ReduceMin") and x.exact
+    all_axes = len(axes) == r
+    spec = [a - r if g.rng.random() < 0.3 else a for a in axes]
+    attrs = {"keepdims": keep} if keep == 0 or g.rng.random() < 0.3 else {}
+    axes_input = g.opset >= 18 or (op == "ReduceSum" and g.opset >= 13)
+    y = g.new(shape, lo, hi, exact)
+    if all_axes and g.rng.random() < 0.3:
+        g.node(op, [x.name], y, **attrs)          # no axes: all of them
+    elif axes_input:
+        g.node(op, [x.name, g.ints(spec)], y, **attrs)
+    else:
+        g.node(op, [x.name], y, axes=spec, **attrs)
+
+
+def gen_argmax(g: OnnxGen):
+    op = ["ArgMax", "ArgMin"][g.r(0, 1)]
+    x = g.pick(lambda v: v.exact and v.rank >= 1)
+    axis = g.r(-x.rank, x.rank - 1)
+    a = axis + x.rank if axis < 0 else axis
+    keep = g.r(0, 1)
+    shape = tuple(1 if i == a else d for i, d in enumerate(x.shape)) if keep else \
+        tuple(d for i, d in enumerate(x.shape) if i != a)
+    attrs = {"axis": axis, "keepdims": keep}
+    if g.opset >= 12 and g.rng.random() < 0.5:
+        attrs["select_last_index"] = g.r(0, 1)
+    i = g.new(shape, 0, x.shape[a] - 1, True, "int64")
+    g.node(op, [x.name], i, **attrs)
+    if g.rng.random() < 0.5:
+        g.node("Cast", [i.name], g.new(shape, 0, x.shape[a] - 1, True), to=1)
+
+
+def _slice_len(d, s, e, st):
+    s = s + d if s < 0 else s
+    e = e + d if e < 0 else e
+    if st > 0:
+        s, e = min(max(s, 0), d), min(max(e, 0), d)
+        return max(0, -(-(e - s) // st))
+    s, e = min(max(s, 0), d - 1), min(max(e, -1), d - 1)
+    return max(0, -(-(s - e) // -st))
+
+
+def gen_slice(g: OnnxGen):
+    x = g.pick(lambda v: v.rank >= 1)
+    r = x.rank
+    axes = [int(a) for a in g.rng.choice(r, g.r(1, r), replace=False)]
+    starts, ends, steps = [], [], []
+    shape = list(x.shape)
+    big = 2 ** 63 - 1
+    for a in axes:
+        d = x.shape[a]
+        step = int(g.rng.choice([1, 1, 1, 2, 3, -1, -2]))
+        for _ in range(20):
+            s0 = g.r(-d - 2, d + 2)
+            e0 = int(g.rng.choice([g.r(-d - 2, d + 2), big, -big - 1]))
+            n = _slice_len(d, s0, e0, step)
+            if n >= 1:
+                break
+        else:
+            raise Reject
+        starts.append(s0)
+        ends.append(e0)
+        steps.append(step)
+        shape[a] = n
+    spec_axes = [a - r if g.rng.random() < 0.3 else a for a in axes]
+    ins = [x.name, g.ints(starts), g.ints(ends)]
+    if g.rng.random() < 0.8 or any(s != 1 for s in steps) or sorted(axes) != list(range(len(axes))):
+        ins.append(g.ints(spec_axes))
+        if any(s != 1 for s in steps) or g.rng.random() < 0.3:
+            ins.append(g.ints(steps))
+    else:
+        # without axes: starts/ends apply to the first len(starts) axes in order
+        order = sorted(range(len(axes)), key=lambda k: axes[k])
+        ins = [x.name, g.ints([starts[k] for k in order]), g.ints([ends[k] for k in order])]
+    g.node("Slice", ins, g.new(tuple(shape), x.lo, x.hi, x.exact))
+
+
+def gen_split(g: OnnxGen):
+    x = g.pick(lambda v: v.rank >= 1 and max(v.shape) >= 2)
+    axes = [i for i, d in enumerate(x.shape) if d >= 2]
+    a = axes[g.r(0, len(axes) - 1)]
+    d = x.shape[a]
+    k = g.r(2, min(4, d))
+    cuts = sorted(int(c) for c in g.rng.choice(np.arange(1, d), k - 1, replace=False))
+    parts = [b - a_ for a_, b in zip([0] + cuts, cuts + [d])]
+    outs = []
+    for p in parts:
+        s = list(x.shape)
+        s[a] = p
+        outs.append(g.new(tuple(s), x.lo, x.hi, x.exact))
+    axis = a - x.rank if g.rng.random() < 0.3 else a
+    if g.opset >= 18 and g.rng.random() < 0.3:
+        chunk = -(-d // k)
+        parts2 = [min(chunk, d - i * chunk) for i in range(k)]
+        if min(parts2) < 1:
+            raise Reject
+        outs = []
+        for p in parts2:
+            s = list(x.shape)
+            s[a] = p
+            outs.append(g.new(tuple(s), x.lo, x.hi, x.exact))
+        g.node("Split", [x.name], outs, axis=axis, num_outputs=k)
+    elif g.opset >= 13:
+        g.node("Split", [x.name, g.ints(parts)], outs, axis=axis)
+    else:
+        g.node("Split", [x.name], outs, axis=axis, split=parts)
+
+
+def gen_gather(g: OnnxGen):
+    which = [w for w in ("Gather", "GatherElements", "GatherND") if g.has(w)]
+    op = which[g.r(0, len(which) - 1)]
+    x = g.pick(lambda v: v.rank >= 1)
+    r = x.rank
+    if op == "Gather":
+        a = g.r(0, r - 1)
+        ishape = tuple(g.r(1, 4) for _ in range(g.r(0, 2)))
+        idx = g.rng.integers(-x.shape[a], x.shape[a], ishape).astype(np.int64)
+        shape = x.shape[:a] + ishape + x.shape[a + 1:]
+        g.node("Gather", [x.name, g.const(idx, "idx").name], g.new(shape, x.lo, x.hi, x.exact),
+               axis=a - r if g.rng.random() < 0.3 else a)
+    elif op == "GatherElements":
+        a = g.r(0, r - 1)
+        ishape = tuple(g.r(1, d) if i != a else g.r(1, 5) for i, d in enumerate(x.shape))
+        idx = g.rng.integers(-x.shape[a], x.shape[a], ishape).astype(np.int64)
+        g.node("GatherElements", [x.name, g.const(idx, "idx").name],
+               g.new(ishape, x.lo, x.hi, x.exact), axis=a - r if g.rng.random() < 0.3 else a)
+    else:
+        b = g.r(0, r - 1) if g.opset >= 12 and g.rng.random() < 0.3 else 0
+        k = g.r(1, r - b)
+        lead = list(x.shape[:b]) + [g.r(1, 3) for _ in range(g.r(0, 1))]
+        ishape = tuple(lead) + (k,)
+        idx = np.stack([g.rng.integers(-x.shape[b + j], x.shape[b + j], ishape[:-1])
+                        for j in range(k)], axis=-1).astype(np.int64)
+        shape = tuple(lead) + x.shape[b + k:]
+        if not shape or int(np.prod(shape)) == 0:
+            raise Reject
+        attrs = {"batch_dims": b} if b else {}
+        g.node("GatherND", [x.name, g.const(idx, "idx").name], g.new(shape, x.lo, x.hi, x.exact),
+               **attrs)
+
+
+def gen_scatter(g: OnnxGen):
+    op = [w for w in ("ScatterElements", "ScatterND") if g.has(w)]
+    op = op[g.r(0, len(op) - 1)]
+    x = g.pick(lambda v: v.rank >= 1)
+    r = x.rank
+    red = "none"
+    if g.opset >= 16 and g.rng.random() < 0.4:
+        red = str(g.rng.choice(["add", "mul"] + (["max", "min"] if g.opset >= 18 else [])))
+    if op == "ScatterElements":
+        a = g.r(0, r - 1)
+        ishape = tuple(g.r(1, d) for d in x.shape)
+        # distinct positions along the axis for every line (duplicates are undefined without
+        # a reduction)
+        lines = int(np.prod([d for i, d in enumerate(ishape) if i != a]))
+        pos = np.stack([g.rng.permutation(x.shape[a])[:ishape[a]] for _ in range(lines)])
+        pos = np.moveaxis(pos.reshape([d for i, d in enumerate(ishape) if i != a] + [ishape[a]]),
+                          -1, a).astype(np.int64)
+        if g.rng.random() < 0.3:
+            pos = pos - x.shape[a]
+        upd = g.fconst(ishape, -1, 1, "u") if g.rng.random() < 0.6 else None
+        if upd is None:
+            cands = [v for v in g.pool if v.dtype == "float32" and v.shape == ishape]
+            if not cands:
+                raise Reject
+            upd = cands[g.r(0, len(cands) - 1)]
+        attrs = {"axis": a}
+        if red != "none":
+            attrs["reduction"] = red
+        lo, hi = min(x.lo, upd.lo), max(x.hi, upd.hi)
+        if red in ("add", "mul"):
+            lo, hi = -(x.amax + 1) * (upd.amax + 1), (x.amax + 1) * (upd.amax + 1)
+        g.node("ScatterElements", [x.name, g.const(pos, "idx").name, upd.name],
+               g.new(x.shape, lo, hi, x.exact and upd.exact and red in ("none", "max", "min")), **attrs)
+    else:
+        k = g.r(1, r)
+        n = g.r(1, min(4, int(np.prod(x.shape[:k]))))
+        flat = g.rng.choice(int(np.prod(x.shape[:k])), n, replace=False)
+        idx = np.stack(np.unravel_index(flat, x.shape[:k]), axis=-1).astype(np.int64)
+        ushape = (n,) + x.shape[k:]
+        upd = g.fconst(ushape, -1, 1, "u")
+        attrs = {"reduction": red} if red != "none" else {}
+        lo, hi = min(x.lo, upd.lo), max(x.hi, upd.hi)
+        if red in ("add", "mul"):
+            lo, hi = -(x.amax + 1) * 2, (x.amax + 1) * 2
+        g.node("ScatterND", [x.name, g.const(idx, "idx").name, upd.name],
+               g.new(x.shape, lo, hi, x.exact and red in ("none", "max", "min")), **attrs)
+
+
+def gen_where(g: OnnxGen):
+    x = g.pick()
+    c = [v for v in g.pool if v.dtype == "bool"]
+    cond = None
+    g.rng.shuffle(c)
+    for v in c:
+        try:
+            np.broadcast_shapes(v.shape, x.shape)
+            cond = v
+            break
+        except ValueError:
+            continue
+    if cond is None:
+        e = g.pick(lambda v: v.exact)
+        try:
+            np.broadcast_shapes(e.shape, x.shape)
+        except ValueError:
+            e = x if x.exact else None
+        if e is None:
+            raise Reject
+        cond = g.new(e.shape, 0, 1, True, "bool")
+        g.node("Greater", [e.name, g.const(np.array(0.0, np.float32)).name], cond)
+    y = _operand(g, x)
+    try:
+        shape = np.broadcast_shapes(cond.shape, x.shape, y.shape)
+    except ValueError:
+        raise Reject from None
+    g.node("Where", [cond.name, x.name, y.name], g.new(shape, min(x.lo, y.lo), max(x.hi, y.hi),
+                                                        x.exact and y.exact))
+
+
+def gen_expand(g: OnnxGen):
+    x = g.pick(lambda v: v.size <= 64)
+    if g.rng.random() < 0.5 or not g.has("Tile"):
+        target = [d if d != 1 or g.rng.random() < 0.5 else g.r(2, 3) for d in x.shape]
+        target = [g.r(1, 3) for _ in range(g.r(0, 1))] + target
+        spec = [1 if (i >= len(target) - x.rank and d == x.shape[i - (len(target) - x.rank)]
+                      and g.rng.random() < 0.3) else d for i, d in enumerate(target)]
+        shape = np.broadcast_shapes(x.shape, tuple(spec))
+        g.node("Expand", [x.name, g.ints(spec)], g.new(shape, x.lo, x.hi, x.exact))
+    else:
+        reps = [g.r(1, 3) for _ in x.shape]
+        shape = tuple(d * k for d, k in zip(x.shape, reps))
+        g.node("Tile", [x.name, g.ints(reps)], g.new(shape, x.lo, x.hi, x.exact))
+
+
+def gen_cumsum(g: OnnxGen):
+    ops_ = [o for o in ("CumSum", "CumProd") if g.has(o)]
+    op = ops_[g.r(0, len(ops_) - 1)]
+    x = g.pick(lambda v: v.rank >= 1 and (op == "CumSum" or v.amax <= 1.5))
+    a = g.r(-x.rank, x.rank - 1)
+    d = x.shape[a]
+    if op == "CumProd" and d > 8:
+        raise Reject
+    attrs = {}
+    if g.rng.random() < 0.3:
+        attrs["exclusive"] = 1
+    if g.rng.random() < 0.3:
+        attrs["reverse"] = 1
+    axis = g.const(np.array(a, np.int64 if g.rng.random() < 0.5 else np.int32), "axis")
+    lo, hi = (x.lo * d, x.hi * d) if op == "CumSum" else (-(x.amax ** d) - 1, x.amax ** d + 1)
+    g.node(op, [x.name, axis.name], g.new(x.shape, min(lo, 0), max(hi, 0)), **attrs)
+
+
+def gen_trilu(g: OnnxGen):
+    x = g.pick(lambda v: v.rank >= 2)
+    ins = [x.name]
+    if g.rng.random() < 0.6:
+        ins.append(g.const(np.array(g.r(-3, 3), np.int64), "k").name)
+    attrs = {"upper": g.r(0, 1)} if g.rng.random() < 0.7 else {}
+    g.node("Trilu", ins, g.new(x.shape, min(x.lo, 0), max(x.hi, 0), x.exact), **attrs)
+
+
+def gen_shape_ops(g: OnnxGen):
+    """Shape arithmetic that edgec folds at compile time: Reshape(y, Shape(x)),
+    ConstantOfShape(Shape(x)) and Range added to values."""
+    x = g.pick()
+    which = g.r(0, 2)
+    if which == 0 and g.has("Shape"):
+        cands = [v for v in g.pool if v.dtype == "float32" and v.size == x.size and v is not x]
+        if not cands:
+            raise Reject
+        y = cands[g.r(0, len(cands) - 1)]
+        s = g.new((x.rank,), 0, 0, True, "int64")
+        g.node("Shape", [x.name], s)
+        g.pool.remove(s)
+        g.node("Reshape", [y.name, s.name], g.new(x.shape, y.lo, y.hi, y.exact))
+    elif which == 1 and g.has("ConstantOfShape") and g.has("Shape"):
+        s = g.new((x.rank,), 0, 0, True, "int64")
+        g.node("Shape", [x.name], s)
+        g.pool.remove(s)
+        v = float(np.float32(g.rng.uniform(-1, 1)))
+        c = g.new(x.shape, v, v, True)
+        from onnx import helper, TensorProto
+        g.node("ConstantOfShape", [s.name], c, value=helper.make_tensor("v", TensorProto.FLOAT, [1], [v]))
+        g.pool.remove(c)
+        g.node("Add", [x.name, c.name], g.new(x.shape, x.lo + v, x.hi + v, False))
+    elif which == 2 and g.has("Range") and x.rank >= 1:
+        n = x.shape[-1]
+        start, delta = float(g.rng.choice([0.0, -1.0, 0.5])), float(g.rng.choice([0.25, -0.5, 1.0]))
+        rv = g.new((n,), min(start, start + delta * n), max(start, start + delta * n), True)
+        sc = g.const(np.array(start, np.float32))
+        lc = g.const(np.array(start + delta * n - delta / 2, np.float32))
+        dc = g.const(np.array(delta, np.float32))
+        g.node("Range", [sc.name, lc.name, dc.name], rv)
+        g.pool.remove(rv)
+        g.node("Mul", [x.name, rv.name], g.new(x.shape, -x.amax * rv.amax, x.amax * rv.amax, False))
+    else:
+        raise Reject
+
+
 # (function, weight, ONNX ops it needs)
 GENERATORS = [
     (gen_unary, 10, ()),
@@ -783,6 +1110,17 @@ GENERATORS = [
     (gen_gemm, 4, ("Gemm",)),
     (gen_matmul, 4, ("MatMul",)),
     (gen_softmax, 4, ("Softmax", "LogSoftmax", "Hardmax")),
+    (gen_reduce, 5, ("ReduceSum", "ReduceMean", "ReduceMax")),
+    (gen_argmax, 2, ("ArgMax", "ArgMin", "Cast")),
+    (gen_slice, 4, ("Slice",)),
+    (gen_split, 2, ("Split",)),
+    (gen_gather, 3, ("Gather", "GatherElements", "GatherND")),
+    (gen_scatter, 2, ("ScatterElements", "ScatterND")),
+    (gen_where, 2, ("Where", "Greater")),
+    (gen_expand, 2, ("Expand", "Tile")),
+    (gen_cumsum, 2, ("CumSum",)),
+    (gen_trilu, 1, ("Trilu",)),
+    (gen_shape_ops, 2, ("Shape", "Reshape", "Add", "Mul")),
 ]
 
 
