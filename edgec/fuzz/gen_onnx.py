@@ -258,11 +258,47 @@ UNARY = {
 }
 
 
+# how to bring any value into an operator's domain: ("pos", t): Abs(x) + t + u;
+# ("abs", b): Tanh(x) * 0.9 b
+INTO_DOMAIN = {"Log": ("pos", 0.05), "Sqrt": ("pos", 0.0), "Reciprocal": ("pos", 0.2),
+               "Acosh": ("pos", 1.05), "Asin": ("abs", 0.95), "Acos": ("abs", 0.95),
+               "Atanh": ("abs", 0.9), "Tan": ("abs", 1.2), "Sinh": ("abs", 6), "Cosh": ("abs", 6),
+               "Exp": ("abs", 8), "Softplus": ("abs", 15), "Sin": ("abs", 50), "Cos": ("abs", 50),
+               "Pow": ("pos", 0.1)}
+
+
+def into_domain(g: OnnxGen, op: str, dom) -> V:
+    """A value in ``op``'s domain: an existing one, or one transformed into it."""
+    try:
+        return g.pick(dom)
+    except Reject:
+        if op not in INTO_DOMAIN:
+            raise
+    kind, b = INTO_DOMAIN[op]
+    x = g.pick()
+    if kind == "pos":
+        a = g.new(x.shape, 0 if x.lo < 0 < x.hi else min(abs(x.lo), abs(x.hi)), x.amax, x.exact)
+        g.node("Abs", [x.name], a)
+        c = g.const(np.array(b + g.rng.uniform(0.05, 1.0), np.float32))
+        y = g.new(x.shape, a.lo + c.lo, a.hi + c.hi, False)
+        g.node("Add", [a.name, c.name], y)
+    else:
+        t = g.new(x.shape, math.tanh(x.lo), math.tanh(x.hi))
+        g.node("Tanh", [x.name], t)
+        c = g.const(np.array(0.9 * b, np.float32))
+        y = g.new(x.shape, t.lo * c.lo, t.hi * c.hi)
+        y.lo, y.hi = min(y.lo, y.hi), max(y.lo, y.hi)
+        g.node("Mul", [t.name, c.name], y)
+    if not dom(y):
+        raise Reject
+    return y
+
+
 def gen_unary(g: OnnxGen):
     names = [n for n in UNARY if g.has(n)]
     op = names[g.r(0, len(names) - 1)]
     dom, itv, exact, attrs = UNARY[op]
-    x = g.pick(dom)
+    x = into_domain(g, op, dom)
     lo, hi = itv(x.lo, x.hi)
     y = g.new(x.shape, min(lo, hi), max(lo, hi), exact and x.exact)
     g.node(op, [x.name], y, **(attrs(g) if attrs else {}))
@@ -320,8 +356,7 @@ def gen_binary(g: OnnxGen):
         m = 1 / min(abs(b.lo), abs(b.hi)) if b.lo * b.hi > 0 else 4
         lo, hi = -x.amax * m, x.amax * m
     elif op == "Pow":
-        if x.lo < 0.1 or x.hi > 10:
-            raise Reject
+        x = into_domain(g, "Pow", lambda v: v.lo >= 0.1 and v.hi <= 10)
         if g.rng.random() < 0.6:
             b = g.const(np.array(g.rng.choice([-1.0, 0.5, 2.0, 3.0, 1.5]), np.float32))
         else:
