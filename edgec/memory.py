@@ -53,16 +53,37 @@ def lower_bound(buffers: list[Buffer]) -> int:
     return best
 
 
-def _place(order: list[Buffer], alignment: int, fit: str = "first") -> tuple[dict, int]:
+def conflicts(buffers: list[Buffer]) -> dict[int, list[Buffer]]:
+    """For every buffer (by ``id``), the buffers whose lifetimes intersect its own.
+
+    A sweep over start times: O(n log n + pairs), so a long chain of layers (few
+    buffers alive at once) costs linear time, not quadratic."""
+    import heapq
+    conf: dict[int, list[Buffer]] = {id(b): [] for b in buffers}
+    active: list[tuple[int, int, Buffer]] = []  # heap of (last, tiebreak, buffer)
+    for k, b in enumerate(sorted(buffers, key=lambda b: b.first)):
+        while active and active[0][0] < b.first:
+            heapq.heappop(active)
+        for _, _, other in active:
+            conf[id(b)].append(other)
+            conf[id(other)].append(b)
+        heapq.heappush(active, (b.last, k, b))
+    return conf
+
+
+def _place(order: list[Buffer], alignment: int, fit: str = "first",
+           conf: dict[int, list[Buffer]] | None = None) -> tuple[dict, int]:
     """Place buffers in the given order.  ``first``: lowest offset that fits;
     ``best``: the smallest gap between live neighbours that fits (ends of the
     gap tried too), else the top."""
-    placed: list[tuple[int, int, Buffer]] = []  # (offset, end, buffer)
+    if conf is None:
+        conf = conflicts(order)
+    placed: dict[int, tuple[int, int]] = {}  # id(buffer) -> (offset, end)
     offsets = {}
     top = 0
     for b in order:
         size = align_up(max(b.size, 1), alignment)
-        busy = sorted((o, e) for o, e, p in placed if p.overlaps(b))
+        busy = sorted(placed[id(p)] for p in conf[id(b)] if id(p) in placed)
         gaps = []  # (start, end) free intervals below the highest busy end
         cur = 0
         for o, e in busy:
@@ -89,9 +110,14 @@ def _place(order: list[Buffer], alignment: int, fit: str = "first") -> tuple[dic
         if choice is None:
             choice = cur
         offsets[b.key] = choice
-        placed.append((choice, choice + b.size, b))
+        placed[id(b)] = (choice, choice + b.size)
         top = max(top, choice + b.size)
     return offsets, align_up(top, alignment) if top else 0
+
+
+# Above this many pairs of simultaneously live buffers, plan() tries one placement
+# order instead of fifteen (hostile or giant graphs: bounded compile time).
+MAX_PAIRS_FOR_SEARCH = 200_000
 
 
 _ORDERS = {
@@ -112,9 +138,14 @@ def plan(buffers: list[Buffer], alignment: int = 16, search: int = 200) -> Plan:
     # Stable input order makes the result deterministic.
     base = sorted(buffers, key=lambda b: (b.first, b.last, str(b.key)))
     floor = align_up(lb, alignment)
+    conf = conflicts(base)
+    pairs = sum(len(v) for v in conf.values()) // 2
+    few = pairs > MAX_PAIRS_FOR_SEARCH
     for name, key in _ORDERS.items():
         for fit in ("first", "best", "best-end"):
-            offsets, size = _place(sorted(base, key=key), alignment, fit)
+            if few and (name, fit) != ("size", "first"):
+                continue
+            offsets, size = _place(sorted(base, key=key), alignment, fit, conf)
             if best is None or size < best.size:
                 best = Plan(offsets, size, lb, f"{name}/{fit}")
     if best is not None and best.size > floor and len(base) <= 400:
@@ -125,7 +156,7 @@ def plan(buffers: list[Buffer], alignment: int = 16, search: int = 200) -> Plan:
             order = list(base)
             rng.shuffle(order)
             for fit in ("first", "best-end"):
-                offsets, size = _place(order, alignment, fit)
+                offsets, size = _place(order, alignment, fit, conf)
                 if size < best.size:
                     best = Plan(offsets, size, lb, f"random{i}/{fit}")
             if best.size <= floor:
@@ -137,9 +168,10 @@ def plan(buffers: list[Buffer], alignment: int = 16, search: int = 200) -> Plan:
 
 def check_plan(buffers: list[Buffer], offsets: dict) -> None:
     """Raise if two buffers that are live at the same time overlap in memory."""
-    for i, a in enumerate(buffers):
-        for b in buffers[i + 1:]:
-            if a.overlaps(b) and a.size and b.size:
+    conf = conflicts(buffers)
+    for a in buffers:
+        for b in conf[id(a)]:
+            if a.size and b.size:
                 oa, ob = offsets[a.key], offsets[b.key]
                 if oa < ob + b.size and ob < oa + a.size:
                     raise AssertionError(f"buffers {a.key} and {b.key} overlap")

@@ -8,6 +8,7 @@ outputs written straight into the caller's buffers.
 """
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -328,13 +329,21 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     step_of = {id(n): s for s, n in enumerate(g.nodes)}
     layer_steps = [step_of[id(L.node)] for L in layers]
     last_of = {b.key: b.last for b in buffers}
+    # live bytes per step from a difference array (linear, not layers x buffers)
+    delta = [0] * (len(g.nodes) + 1)
+    for b in buffers:
+        delta[b.first] += b.size
+        delta[b.last + 1] -= b.size
+    live, acc = [], 0
+    for d in delta:
+        acc += d
+        live.append(acc)
     for rl, L in zip(report_layers, layers):
         s = step_of[id(L.node)]
-        rl["arena_live_bytes"] = sum(b.size for b in buffers if b.first <= s <= b.last)
+        rl["arena_live_bytes"] = live[s]
         for a, o in zip(rl["arena"], [o for o in L.node.outputs
                                       if o and loc[root[o]].kind == "arena"]):
-            a["last_layer"] = max(i for i, st in enumerate(layer_steps)
-                                  if st <= last_of[root[o]])
+            a["last_layer"] = bisect.bisect_right(layer_steps, last_of[root[o]]) - 1
 
     ins = [g.tensors[i] for i in g.inputs]
     outs = [g.tensors[o] for o in g.outputs]

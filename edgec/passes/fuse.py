@@ -16,22 +16,45 @@ def _single_consumer(g: Graph, name: str, cons) -> Node | None:
     return users[0]
 
 
-def _bypass(g: Graph, node: Node, producer: Node) -> None:
-    """Make ``producer`` write ``node``'s output and drop ``node``."""
+def _bypass(g: Graph, node: Node, producer: Node, removed: set | None = None,
+            prod: dict | None = None, cons: dict | None = None) -> None:
+    """Make ``producer`` write ``node``'s output and drop ``node``.
+
+    With ``removed`` the node is only marked (the caller filters ``g.nodes`` once at
+    the end) and the ``prod``/``cons`` maps are updated in place: a pass stays linear
+    in the number of nodes instead of rescanning the graph after every fusion."""
     out = node.outputs[0]
     old = producer.outputs[0]
     producer.outputs[0] = out
     g.tensors[out].origin = g.tensors[out].origin if g.tensors[out].origin is not None \
         else g.tensors[old].origin
-    g.nodes.remove(node)
+    if removed is None:
+        g.nodes.remove(node)
+        return
+    removed.add(id(node))
+    prod.pop(old, None)
+    prod[out] = producer
+    cons.pop(old, None)  # its only consumer was ``node``
+    for i in node.inputs:
+        if i and i != old and i in cons:
+            cons[i] = [m for m in cons[i] if m is not node]
+    for i in producer.inputs:
+        if i and not any(m is producer for m in cons.setdefault(i, [])):
+            cons[i].append(producer)
+
+
+def _drop(g: Graph, removed: set) -> None:
+    if removed:
+        g.nodes = [n for n in g.nodes if id(n) not in removed]
 
 
 def fuse_activation(g: Graph) -> bool:
     changed = False
     cons = g.consumers()
     prod = g.producers()
+    removed: set = set()
     for n in list(g.nodes):
-        if n.op not in ("Relu", "Clip") or n not in g.nodes:
+        if n.op not in ("Relu", "Clip") or id(n) in removed:
             continue
         x = n.inputs[0]
         t = g.tensors[x]
@@ -50,10 +73,9 @@ def fuse_activation(g: Graph) -> bool:
             lo, hi = n.attrs.get("min"), n.attrs.get("max")
             act = [float("-inf") if lo is None else float(lo), float("inf") if hi is None else float(hi)]
         p.attrs["act"] = act
-        _bypass(g, n, p)
+        _bypass(g, n, p, removed, prod, cons)
         changed = True
-        cons = g.consumers()
-        prod = g.producers()
+    _drop(g, removed)
     return changed
 
 
@@ -62,8 +84,9 @@ def fuse_bias_add(g: Graph) -> bool:
     changed = False
     cons = g.consumers()
     prod = g.producers()
+    removed: set = set()
     for n in list(g.nodes):
-        if n.op != "Add" or n not in g.nodes:
+        if n.op != "Add" or id(n) in removed:
             continue
         a, b = n.inputs
         if g.tensors[a].is_const:
@@ -96,10 +119,9 @@ def fuse_bias_add(g: Graph) -> bool:
             vec = old + vec
             p.inputs = p.inputs[:2]
         p.inputs = p.inputs[:2] + [g.add_const(vec, p.inputs[1] + "_bias")]
-        _bypass(g, n, p)
+        _bypass(g, n, p, removed, prod, cons)
         changed = True
-        cons = g.consumers()
-        prod = g.producers()
+    _drop(g, removed)
     return changed
 
 
@@ -108,8 +130,9 @@ def fold_batchnorm(g: Graph) -> bool:
     changed = False
     cons = g.consumers()
     prod = g.producers()
+    removed: set = set()
     for n in list(g.nodes):
-        if n.op != "BatchNormalization" or n not in g.nodes:
+        if n.op != "BatchNormalization" or id(n) in removed:
             continue
         x = n.inputs[0]
         if x not in prod or prod[x].op != "Conv" or prod[x].attrs.get("act") is not None:
@@ -131,8 +154,7 @@ def fold_batchnorm(g: Graph) -> bool:
         b = (b0 - mean) * k + bias
         p.inputs = [p.inputs[0], g.add_const(w.astype(np.float32), p.inputs[1] + "_bn"),
                     g.add_const(b.astype(np.float32), p.inputs[1] + "_bnbias")]
-        _bypass(g, n, p)
+        _bypass(g, n, p, removed, prod, cons)
         changed = True
-        cons = g.consumers()
-        prod = g.producers()
+    _drop(g, removed)
     return changed
