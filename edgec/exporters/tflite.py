@@ -174,6 +174,18 @@ class Writer:
         self.operators.append({"opcode": self.opcodes.index(key), "inputs": list(inputs),
                                "outputs": list(outputs), "options": options})
 
+    def custom_op(self, name: str, inputs: list[int], outputs: list[int], options: dict | None = None,
+                  version: int = 1) -> None:
+        """Append a custom operator (``CUSTOM`` with ``custom_code`` ``name``) whose
+        options are a flexbuffer map, as Larq Compute Engine's operators are."""
+        from flatbuffers import flexbuffers
+        key = ("CUSTOM:" + name, version)
+        if key not in self.opcodes:
+            self.opcodes.append(key)
+        raw = bytes(flexbuffers.Dumps(dict(sorted(options.items())))) if options else b""
+        self.operators.append({"opcode": self.opcodes.index(key), "inputs": list(inputs),
+                               "outputs": list(outputs), "options": None, "custom": raw})
+
     # -- helpers for exporters ---------------------------------------------------
     def t(self, name: str):
         return self.g.tensors[name]
@@ -257,6 +269,9 @@ class Writer:
                 cls, fields = o["options"]
                 opt_off = table(cls, fields)
                 opt_type = getattr(BuiltinOptions, cls)
+            custom = None
+            if o.get("custom"):
+                custom = b.CreateNumpyVector(np.frombuffer(o["custom"], np.uint8))
             tflite.OperatorStart(b)
             tflite.OperatorAddOpcodeIndex(b, o["opcode"])
             tflite.OperatorAddInputs(b, ins)
@@ -264,6 +279,9 @@ class Writer:
             if opt_off is not None:
                 tflite.OperatorAddBuiltinOptionsType(b, opt_type)
                 tflite.OperatorAddBuiltinOptions(b, opt_off)
+            if custom is not None:
+                tflite.OperatorAddCustomOptions(b, custom)
+                tflite.OperatorAddCustomOptionsFormat(b, 0)  # FLEXBUFFERS
             op_offs.append(tflite.OperatorEnd(b))
 
         def vec_of(offsets, start):
@@ -287,10 +305,17 @@ class Writer:
 
         code_offs = []
         for code, version in self.opcodes:
-            c = self._codes[code]
+            cname = None
+            if code.startswith("CUSTOM:"):
+                cname = b.CreateString(code[len("CUSTOM:"):])
+                c = self._codes["CUSTOM"]
+            else:
+                c = self._codes[code]
             tflite.OperatorCodeStart(b)
             tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(c, 127))
             tflite.OperatorCodeAddBuiltinCode(b, c)
+            if cname is not None:
+                tflite.OperatorCodeAddCustomCode(b, cname)
             tflite.OperatorCodeAddVersion(b, version)
             code_offs.append(tflite.OperatorCodeEnd(b))
         cvec = vec_of(code_offs, tflite.ModelStartOperatorCodesVector)
@@ -587,3 +612,71 @@ def _clip(w: Writer, n: Node) -> None:
     if code is None:
         raise _Unsupported(f"clip to [{lo}, {hi}] (TFLite has RELU, RELU6, RELU_N1_TO_1)")
     w.op(code, [w.tensor(n.inputs[0])], [w.tensor(n.outputs[0])])
+
+
+# --- Larq Compute Engine custom operators (binary layers) ----------------------------
+
+@exporter("BitPack")
+def _lce_quantize(w: Writer, n: Node) -> None:
+    x = w.t(n.inputs[0])
+    if int(n.attrs.get("axis", -1)) % max(x.rank, 1) != x.rank - 1:
+        raise _Unsupported("packing along an axis other than the last (LCE packs channels last)")
+    t = n.attrs.get("threshold")
+    default = 0 if x.dtype == "float32" else int(x.quant.zero_point[0]) if x.quant is not None else 0
+    if t is not None and any(float(v) != float(default) for v in np.asarray(t).reshape(-1)):
+        raise _Unsupported("a threshold other than 0 (LceQuantize binarizes at zero)")
+    w.custom_op("LceQuantize", [w.tensor(n.inputs[0])], [w.tensor(n.outputs[0])])
+
+
+@exporter("BitUnpack")
+def _lce_dequantize(w: Writer, n: Node) -> None:
+    if int(n.attrs.get("axis", -1)) % w.t(n.inputs[0]).rank != w.t(n.inputs[0]).rank - 1:
+        raise _Unsupported("unpacking along an axis other than the last")
+    w.custom_op("LceDequantize", [w.tensor(n.inputs[0])], [w.tensor(n.outputs[0])])
+
+
+_LCE_DOT_ACT = {None: 0, (0, None): 1, (-1, 1): 2, (0, 6): 3}
+
+
+@exporter("BinaryConv")
+def _lce_bconv2d(w: Writer, n: Node) -> None:
+    from ..ops import bnn
+    _nhwc(w, n)
+    g = w.g
+    N, H, W, C, O, KH, KW, OH, OW = bnn.conv_geometry(g, n)
+    a = n.attrs
+    if g.tensors[n.inputs[0]].dtype != "int32":
+        raise _Unsupported("binary weights with float inputs (LCE binarizes the input too)")
+    sh, sw = a["strides"]
+    dh, dw = a["dilations"]
+    padding = w.same_or_valid(H, W, KH, KW, sh, sw, dh, dw, a["pads"])
+    if padding is None:
+        raise _Unsupported(f"explicit padding {a['pads']} (LCE knows SAME and VALID)")
+    if a.get("act") is not None:
+        raise _Unsupported("a clamp after the multiplier (LCE clamps the dot product)")
+    K = KH * KW * C
+    dc = a.get("dot_clamp")
+    key = None if dc is None else (int(dc[0]) if int(dc[0]) > -K else None,
+                                   int(dc[1]) if int(dc[1]) < K else None)
+    if key == (None, None):
+        key = None
+    if key not in _LCE_DOT_ACT:
+        raise _Unsupported(f"dot product clamp {dc}")
+    opts = {"channels_in": C, "dilation_height_factor": dh, "dilation_width_factor": dw,
+            "fused_activation_function": _LCE_DOT_ACT[key], "pad_values": int(a.get("pad_value", 0)),
+            "padding": padding, "stride_height": sh, "stride_width": sw}
+    kind = bnn.out_kind(g, n)
+    x, wt = w.tensor(n.inputs[0]), w.tensor(n.inputs[1])
+    y = w.tensor(n.outputs[0])
+    if kind == "bits":
+        T = bnn.thresholds(g, n, O)
+        # bit = dot < T  <=>  popcount > floor((K - T) / 2)
+        thr = np.floor_divide(K - T, 2).clip(-(1 << 31), (1 << 31) - 1).astype(np.int32)
+        ti = w.const(n.outputs[0] + "_thresholds", thr, "int32")
+        w.custom_op("LceBconv2d", [x, wt, -1, -1, ti], [y], opts)
+        return
+    m = g.tensors[n.inputs[2]].data if n.input(2) else np.ones(O, np.float32)
+    b = g.tensors[n.inputs[3]].data if n.input(3) else np.zeros(O, np.float32)
+    mi = w.const(n.outputs[0] + "_multiplier", np.broadcast_to(m, (O,)).astype(np.float32), "float32")
+    bi = w.const(n.outputs[0] + "_bias", np.broadcast_to(b, (O,)).astype(np.float32), "float32")
+    w.custom_op("LceBconv2d", [x, wt, mi, bi, -1], [y], opts)

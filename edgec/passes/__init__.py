@@ -5,13 +5,13 @@ graph's semantics (bit for bit for integer graphs) and records itself in
 from __future__ import annotations
 
 from ..graph import Graph
-from . import fuse, trees
+from . import binarize, fuse, trees
 
 
 def optimize(g: Graph, options: dict | None = None) -> Graph:
     g = g.copy()
     g.meta.setdefault("passes", [])
-    for p in (fuse.fold_batchnorm, fuse.fuse_bias_add, fuse.fuse_activation):
+    for p in (fuse.fold_batchnorm, fuse.fuse_bias_add, fuse.fuse_activation, binarize.lower_binary):
         if p(g):
             g.meta["passes"].append(p.__name__)
     options = options or {}
