@@ -19,6 +19,7 @@ from .. import cgen, dtypes, memory, ops
 from ..errors import EdgecError, UnsupportedError
 from ..graph import Graph, Node
 from ..templating import render
+from . import sparse
 
 ALIGN = 16
 
@@ -279,7 +280,7 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
             continue
         li = len(layers)
         k = KernelContext(g, n, li, pool, options)
-        body = op.emit(k)
+        body = sparse.emit(k) or op.emit(k)
         helpers |= k.helpers
         fname = _func_name(li, n.op)
         params = []
