@@ -84,8 +84,13 @@ def q_inputs(gq: Graph, sample) -> list:
     return out
 
 
-def evaluate(g_float: Graph, g_q: Graph, dataset, layers: bool = True) -> dict:
-    """Run both graphs over ``dataset`` (:class:`edgec.calibration.Dataset`)."""
+def evaluate(g_float: Graph, g_q: Graph, dataset, layers: bool = True,
+             labels: tuple[str, str] | None = None) -> dict:
+    """Run both graphs over ``dataset`` (:class:`edgec.calibration.Dataset`).
+
+    ``g_float`` is the reference (float; an int8 reference's outputs are
+    dequantized), ``g_q`` the transformed model; ``labels`` name the two in the
+    printed table (default "float" / "quantized"; the JSON keys stay the same)."""
     samples = dataset.samples
     outs_f = [[] for _ in g_float.outputs]
     outs_q = [[] for _ in g_q.outputs]
@@ -96,15 +101,17 @@ def evaluate(g_float: Graph, g_q: Graph, dataset, layers: bool = True) -> dict:
                   and g_float.tensors[o].dtype == "float32"]
     layer_acc = {o: _Acc() for o in shared}
     for s in samples:
-        ef = interp.run(g_float, s, keep_all=layers)
+        ef = interp.run(g_float, q_inputs(g_float, s), keep_all=layers)
         eq = interp.run(g_q, q_inputs(g_q, s), keep_all=layers)
         for j, o in enumerate(g_float.outputs):
-            outs_f[j].append(np.asarray(ef[o], np.float64))
+            outs_f[j].append(dequantize_array(np.asarray(ef[o]), g_float.tensors[o].quant))
         for j, o in enumerate(g_q.outputs):
             outs_q[j].append(dequantize_array(np.asarray(eq[o]), g_q.tensors[o].quant))
         for o in shared:
             layer_acc[o].add(ef[o], dequantize_array(np.asarray(eq[o]), g_q.tensors[o].quant))
     res: dict = {"samples": len(samples), "source": dataset.source, "outputs": []}
+    if labels is not None:
+        res["labels"] = list(labels)
     for j in range(len(g_float.outputs)):
         f = np.stack(outs_f[j])
         qv = np.stack(outs_q[j]).reshape(f.shape)
@@ -155,10 +162,11 @@ def evaluate(g_float: Graph, g_q: Graph, dataset, layers: bool = True) -> dict:
 
 def format_table(res: dict, max_layers: int = 60) -> str:
     """Plain-text tables for the CLI."""
-    lines = [f"accuracy on {res['samples']} samples from {res['source']} (float model vs quantized model):"]
+    a, b = res.get("labels") or ("float", "quantized")
+    lines = [f"accuracy on {res['samples']} samples from {res['source']} ({a} model vs {b} model):"]
     if "top1" in res:
         t = res["top1"]
-        lines.append(f"  top-1 accuracy: float {100 * t['float']:.2f}%   quantized {100 * t['quantized']:.2f}%"
+        lines.append(f"  top-1 accuracy: {a} {100 * t['float']:.2f}%   {b} {100 * t['quantized']:.2f}%"
                      f"   ({t['delta_points']:+.2f} points)")
     lines.append(f"  {'output':<8} {'SQNR dB':>9} {'max |err|':>11} {'mean |err|':>11} {'argmax agree':>13}")
     for o in res["outputs"]:

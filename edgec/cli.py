@@ -199,6 +199,50 @@ def _quant_config(quant_mode, calibration, calibration_method, percentile, calib
     return cfg
 
 
+def compress_options(fn):
+    """Options of compression beyond int8, shared by build, verify and explore."""
+    opts = [
+        click.option("--low-rank", "low_rank", multiple=True, metavar="SPEC",
+                     help="Low-rank factorization (SVD) of FullyConnected / 1x1 Conv weights into two thinner "
+                          "layers: 0.9 (energy kept per layer), rank:R, or LAYER=R / LAYER=0.8 (repeatable)."),
+        click.option("--prune", "prune", multiple=True, metavar="SPEC",
+                     help="Magnitude pruning of Conv / FullyConnected weights: 0.5 (every layer 50% zeros), "
+                          "global:0.5 (one threshold over all layers), or LAYER=0.7 (repeatable)."),
+        click.option("--binarize", "binarize", multiple=True, metavar="LAYERS",
+                     help="Binarize these layers of a float model (1-bit weights, XNOR/popcount): names, "
+                          "'hidden' (all but the first and last) or 'all'; comma-separated or repeated. "
+                          "Without retraining this loses accuracy: measure it with --eval."),
+        click.option("--binarize-mode", default="xnor", show_default=True, type=click.Choice(["xnor", "weights"]),
+                     help="xnor: inputs and weights binary (input centers and scales from --calibration); "
+                          "weights: binary weights, float inputs."),
+        click.option("--sparse", "sparse", default=None, type=click.Choice(["auto", "off", "always"]),
+                     help="Sparse storage of weights with zeros: auto (per layer, when it saves flash; the "
+                          "default), off, always.  [default: auto]"),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def _compress_config(low_rank, prune, binarize, binarize_mode, calibration):
+    from .compress import CompressConfig
+    from .passes.binarize import BinarizeConfig
+    from .passes.lowrank import LowRankConfig
+    from .passes.prune import PruneConfig
+    cfg = CompressConfig(
+        low_rank=LowRankConfig.parse(low_rank) if low_rank else None,
+        prune=PruneConfig.parse(prune) if prune else None,
+        binarize=BinarizeConfig(layers=tuple(x.strip() for b in binarize for x in b.split(",") if x.strip()),
+                                mode=binarize_mode, calibration=calibration) if binarize else None)
+    if cfg.binarize is not None:
+        cfg.binarize.check()
+    return cfg if cfg.any() else None
+
+
+def _sparse_options(sparse) -> dict:
+    return {} if sparse is None else {"sparse": sparse}
+
+
 config_opt = click.option(
     "--config", "config_path", default=None, type=click.Path(),
     help="Project config file (default: ./edgec.toml, or [tool.edgec] in ./pyproject.toml).")
@@ -220,6 +264,7 @@ config_opt = click.option(
 @tvm_schedule_opt
 @input_shape_opt
 @quant_options()
+@compress_options
 @config_opt
 @tree_options
 @handle_errors
@@ -227,7 +272,7 @@ def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_
           tvm_schedule, tvm_codegen, input_shapes, quant_mode, calibration, calibration_method, percentile,
           calibration_samples,
           keep_float, float_io, per_tensor, eval_data, config_path, trees_layout, tree_features,
-          tree_calibration, quantized_input):
+          tree_calibration, quantized_input, low_rank, prune, binarize, binarize_mode, sparse):
     """Compile MODEL into a C bundle for TARGET.
 
     Without MODEL, the model and options come from edgec.toml (or [tool.edgec] in
@@ -248,24 +293,33 @@ def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_
     test_samples_v = pick(test_samples, "test_samples", 2)
     if (test_inputs or test_samples is not None) and not firmware:
         raise click.UsageError("--test-inputs / --test-samples need --firmware")
-    qcfg = _quant_config(quant_mode, calibration, calibration_method, percentile,
+    ccfg = _compress_config(low_rank, prune, binarize, binarize_mode, calibration)
+    qcfg = _quant_config(quant_mode, None if (quant_mode is None and binarize) else calibration,
+                         calibration_method, percentile,
                          calibration_samples, keep_float, float_io, per_tensor, eval_data)
-    if eval_data and (qcfg is None or qcfg.mode != "int8"):
+    if eval_data and ccfg is None and (qcfg is None or qcfg.mode != "int8"):
         from .errors import EdgecError
-        raise EdgecError("--eval compares the float model with its int8 version: it needs --quantize int8")
+        raise EdgecError("--eval compares the float model with its int8 or compressed version: it needs "
+                         "--quantize int8, --prune, --low-rank or --binarize")
     shapes = list(input_shapes) or (cfg.input_shapes if cfg else []) or None
     opts = Options(target=pick(target, "target", "cortex-m4"), backend=pick(backend, "backend", "native"),
                    name=pick(name, "name", "model"), input_shapes=shapes,
                    opt_level=pick(opt_level, "opt_level", "s"), lto=pick(lto, "lto", False),
                    firmware=firmware, test_inputs=test_inputs, test_samples=test_samples_v,
-                   quantize=qcfg, eval_data=eval_data)
+                   quantize=qcfg, eval_data=eval_data, compress=ccfg)
     opts.extra.update(_backend_options(opts.backend, tvm_schedule, tvm_codegen))
     opts.extra.update(_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input))
+    opts.extra.update(_sparse_options(sparse))
     bundle = compile_with(model, opts)
     out = out_dir or (str(cfg.output) if cfg is not None and cfg.output else None)
     path = bundle.write(out or f"{bundle.name}_bundle")
     _print_build(bundle.report, path)
-    _print_quant(bundle.report.get("quantization"), bundle.report.get("accuracy"))
+    _print_compression(bundle.report)
+    _print_quant(bundle.report.get("quantization"),
+                 None if bundle.report.get("compression") else bundle.report.get("accuracy"))
+    if bundle.report.get("compression") and bundle.report.get("accuracy"):
+        from .accuracy import format_table
+        click.echo(format_table(bundle.report["accuracy"]))
 
 
 def _config(path):
@@ -284,6 +338,36 @@ def _export(g, out) -> None:
         return
     from .exporters import tflite as tfl_export
     tfl_export.save(g, out)
+
+
+def _print_compression(r: dict) -> None:
+    c = r.get("compression")
+    sp = r.get("sparse")
+    if not c and not (sp and sp["layers"]):
+        return
+    con = _console()
+    if c:
+        lr = c.get("low_rank")
+        if lr:
+            con.print(f"low-rank: {len(lr['layers'])} layers factorized "
+                      + ", ".join(f"{L['name']} {L['shape'][0]}x{L['shape'][1]} -> rank {L['rank']} "
+                                  f"({100 * L['energy_kept']:.1f}% energy)" for L in lr["layers"][:8]))
+        pr = c.get("prune")
+        if pr:
+            con.print(f"pruned: {pr['zeros']:,} of {pr['weights']:,} weights zero "
+                      f"({100 * pr['sparsity']:.1f}%) in {len(pr['layers'])} layers")
+        bz = c.get("binarize")
+        if bz:
+            con.print(f"binarized ({bz['mode']}): {', '.join(L['name'] for L in bz['layers']) or 'no layers'}"
+                      + (f"; skipped {', '.join(L['name'] + ' (' + L['reason'] + ')' for L in bz['skipped'])}"
+                         if bz.get("skipped") else ""))
+        b, a = c["parameters_before"], c["parameters_after"]
+        con.print(f"parameters: {b['weights']:,} -> {a['weights']:,} weights "
+                  f"({100 * c['weights_cut']:.1f}% fewer), {b['weight_bits'] // 8:,} -> "
+                  f"{a['weight_bits'] // 8:,} bytes as stored in the graph")
+    if sp and sp["layers"]:
+        con.print(f"sparse storage: {sp['layers']} layers, weights of layers with zeros "
+                  f"{sp['dense_bytes']:,} B dense -> {sp['stored_bytes']:,} B stored")
 
 
 def _print_quant(info, acc) -> None:
@@ -463,28 +547,33 @@ def _kb(n: int) -> str:
 @input_shape_opt
 @quant_options()
 @tree_options
+@compress_options
 @handle_errors
 def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, backend, tvm_schedule,
            tvm_codegen, as_json, input_shapes,
            quant_mode, calibration, calibration_method, percentile, calibration_samples,
            keep_float, float_io, per_tensor, eval_data, trees_layout, tree_features, tree_calibration,
-           quantized_input):
+           quantized_input, low_rank, prune, binarize, binarize_mode, sparse):
     """Run the compiled MODEL and compare it with the reference runtime.
 
-    With --quantize: quantize the float MODEL with edgec, then compare the compiled
-    quantized model bit for bit with edgec's quantized-graph reference.  With
-    --backend tflm: the TensorFlow Lite Micro bundle instead of edgec's own C."""
+    With --quantize, --prune, --low-rank or --binarize: transform the MODEL with edgec,
+    then compare the compiled model with edgec's reference interpreter running the
+    transformed graph (bit for bit for int8 and binary layers).  With --backend tflm:
+    the TensorFlow Lite Micro bundle instead of edgec's own C."""
     from .verify import verify as do_verify
-    qcfg = _quant_config(quant_mode, calibration, calibration_method, percentile,
+    ccfg = _compress_config(low_rank, prune, binarize, binarize_mode, calibration)
+    qcfg = _quant_config(quant_mode, None if (quant_mode is None and binarize) else calibration,
+                         calibration_method, percentile,
                          calibration_samples, keep_float, float_io, per_tensor, eval_data)
     if eval_data:
         from .errors import EdgecError
-        raise EdgecError("--eval belongs to build and quantize, not verify")
+        raise EdgecError("--eval belongs to build, quantize and explore, not verify")
     res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
-                    sanitize=sanitize, quantize=qcfg, backend=backend,
+                    sanitize=sanitize, quantize=qcfg, backend=backend, compress=ccfg,
                     options={**_backend_options(backend, tvm_schedule, tvm_codegen),
-                             **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input)})
+                             **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input),
+                             **_sparse_options(sparse)})
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:

@@ -39,6 +39,9 @@ class Options:
     # an accuracy evaluation on this data (path or calibration.Dataset)
     quantize: object | None = None
     eval_data: object | None = None
+    # compression beyond int8 (edgec.compress.CompressConfig: low-rank, prune, binarize),
+    # applied to the lowered float graph before quantization
+    compress: object | None = None
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -89,6 +92,9 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
     opts.check()
     tgt = targets.load(opts.target)
     prefix = cgen.c_identifier(opts.name)
+    if opts.backend != "native" and opts.compress is not None and opts.compress.any():
+        raise EdgecError(f"--prune, --low-rank and --binarize need --backend native "
+                         f"(the {opts.backend} backend compiles the model file as it is)")
     if opts.backend == "tflm":
         from .backends import tflm
         return tflm.compile_bundle(model, opts, tgt, prefix)
@@ -100,13 +106,21 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
         source = {"source": Path(model).name, "format": g.meta.get("format"),
                   "sha256": file_digest(Path(model))}
     g = lower(g, opts)
+    g_ref = g
+    comp_info = None
+    compressing = opts.compress is not None and opts.compress.any()
+    if compressing:
+        g, comp_info = compress_graph(g, opts.compress, opts.quantize)
     quant_info = accuracy = None
     if opts.quantize is not None:
-        g, quant_info, accuracy = quantize_graph(g, opts.quantize, opts.eval_data)
+        g, quant_info, accuracy = quantize_graph(g, opts.quantize,
+                                                 None if compressing else opts.eval_data)
         g = lower(g, opts)
-    elif opts.eval_data is not None:
-        raise EdgecError("--eval compares the float model with its quantized version: "
-                         "it needs --quantize int8")
+    elif opts.eval_data is not None and not compressing:
+        raise EdgecError("--eval compares the float model with its quantized or compressed version: "
+                         "it needs --quantize int8, --prune, --low-rank or --binarize")
+    if compressing and opts.eval_data is not None:
+        accuracy = evaluate_transformed(g_ref, g, opts.eval_data)
 
     if opts.backend == "native":
         from .backends import native
@@ -164,6 +178,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
             if opts.input_shapes and not isinstance(opts.input_shapes, dict)
             else {k: list(v) for k, v in sorted((opts.input_shapes or {}).items())},
             **({"quantize": opts.quantize.to_json()} if opts.quantize is not None else {}),
+            **(opts.compress.to_json() if compressing else {}),
             **({"eval": _source_name(opts.eval_data)} if opts.eval_data is not None else {}),
             **{k: v for k, v in sorted(opts.extra.items()) if _jsonable(v)},
         },
@@ -183,6 +198,24 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
             "ram_bytes": arena + io_bytes,
         },
     }
+    sparse_layers = [L for L in layers if L.get("weights_format", {}).get("format", "dense") != "dense"]
+    if any("weights_format" in L for L in layers):
+        wf = [L["weights_format"] for L in layers if "weights_format" in L]
+        b.report["sparse"] = {
+            "mode": opts.extra.get("sparse", "auto"),
+            "layers": len(sparse_layers),
+            "dense_bytes": sum(f["dense_bytes"] for f in wf),
+            "stored_bytes": sum(f["dense_bytes"] if f["format"] == "dense" else f[f["format"] + "_bytes"]
+                                for f in wf),
+        }
+        if sparse_layers:
+            sp = b.report["sparse"]
+            b.report["transformations"].append(
+                f"sparse_storage ({len(sparse_layers)} layers store only their non-zero weights: "
+                f"{', '.join(str(L['index']) + ':' + L['weights_format']['format'] for L in sparse_layers[:12])}"
+                f"; {sp['dense_bytes']:,} -> {sp['stored_bytes']:,} weight bytes in layers with zeros)")
+    if comp_info is not None:
+        b.report["compression"] = comp_info
     if quant_info is not None:
         b.report["quantization"] = quant_info
     if accuracy is not None:
@@ -210,6 +243,27 @@ def quantize_graph(g: Graph, cfg, eval_data=None):
             if isinstance(eval_data, (str, Path)) else calibration.get_dataset(g, eval_data, "eval")
         acc = accm.evaluate(g, res.graph, ds)
     return res.graph, res.info, acc
+
+
+def compress_graph(g: Graph, cfg, quant_cfg=None):
+    """Low-rank / prune / binarize a lowered graph (edgec.compress); binarization
+    without its own calibration data uses the quantization's."""
+    from . import compress
+    if cfg.binarize is not None and cfg.binarize.calibration is None and quant_cfg is not None \
+            and getattr(quant_cfg, "calibration", None) is not None:
+        cfg.binarize.calibration = quant_cfg.calibration
+    return compress.apply(g, cfg)
+
+
+def evaluate_transformed(g_ref: Graph, g: Graph, eval_data) -> dict:
+    """Accuracy of the transformed model ``g`` against the model as loaded."""
+    from . import accuracy as accm, calibration
+    ds = calibration.read_dataset(g_ref, eval_data, "eval", with_targets=True) \
+        if isinstance(eval_data, (str, Path)) else calibration.get_dataset(g_ref, eval_data, "eval")
+    res = accm.evaluate(g_ref, g, ds, labels=("original", "compressed"))
+    res["compared"] = ("the model as loaded (lowered) against the compiled graph "
+                       "(after low-rank, pruning, binarization and quantization, as given)")
+    return res
 
 
 def _source_name(v) -> str:

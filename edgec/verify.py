@@ -237,12 +237,16 @@ def run_edgec_reference(g: Graph, samples, intermediates: bool):
 def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file: str | None = None,
            layers: bool = False, rtol: float = 1e-4, input_shapes=None, sanitize: bool = False,
            work_dir: str | None = None, options: dict | None = None,
-           compare_litert: bool = True, quantize=None, backend: str = "native") -> VerifyResult:
+           compare_litert: bool = True, quantize=None, backend: str = "native",
+           compress=None) -> VerifyResult:
     """``quantize`` (a QuantConfig): quantize the float model with edgec first and
     check the compiled int8 model bit for bit against edgec's quantized-graph reference.
-    ``backend="tflm"``: see :func:`verify_tflm`."""
+    ``compress`` (an edgec.compress.CompressConfig): likewise with the low-rank /
+    pruned / binarized graph as the reference.  ``backend="tflm"``: see :func:`verify_tflm`."""
     model = Path(model)
     if backend == "tflm":
+        if compress is not None and compress.any():
+            raise EdgecError("--prune, --low-rank and --binarize need --backend native")
         if layers:
             raise EdgecError("--layers compares edgec's own layers; with --backend tflm only "
                              "the outputs are compared")
@@ -255,10 +259,14 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
     samples = None
-    if quantize is not None:
-        from .compiler import lower, quantize_graph
+    if quantize is not None or (compress is not None and compress.any()):
+        from .compiler import compress_graph, lower, quantize_graph
         gf = lower(g0)
-        g0, _, _ = quantize_graph(gf, quantize)
+        g0 = gf
+        if compress is not None and compress.any():
+            g0, _ = compress_graph(gf, compress, quantize)
+        if quantize is not None:
+            g0, _, _ = quantize_graph(g0, quantize)
         kind = "edgec"
         if inputs_file:  # float inputs of the float model, quantized like the int8 model's inputs
             from .accuracy import q_inputs
@@ -276,7 +284,7 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
         res = VerifyResult(str(model), target, {"tflm": "TFLite Micro interpreter",
                                                 "litert": "ai-edge-litert (BUILTIN_REF)",
                                                 "onnxruntime": "onnxruntime",
-                                                "edgec": "edgec quantized-graph reference (edgec.interp)"
+                                                "edgec": "edgec transformed-graph reference (edgec.interp)"
                                                 }.get(kind, kind),
                            len(samples))
         if kind == "edgec":

@@ -60,3 +60,43 @@ def write_npz(out_dir: Path, seed: int = 0, n_cal: int = 300):
     np.savez(cal, x=xtr[:n_cal])
     np.savez(test, x=xte, y=yte)
     return cal, test
+
+
+def train_mlp_onnx(out_dir: Path, hidden=(128, 64), seed: int = 0) -> Path:
+    """A float MLP (scikit-learn's MLPClassifier, ReLU) on the digits, written as ONNX
+    (Gemm + Relu layers, logits out) by hand: ``digits_mlp.onnx``, input [1, 64]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from sklearn.neural_network import MLPClassifier
+    xtr, ytr, _, _ = split(seed)
+    clf = MLPClassifier(hidden_layer_sizes=hidden, max_iter=400, random_state=seed, tol=1e-5)
+    clf.fit(xtr.reshape(len(xtr), -1), ytr)
+    inits, nodes, prev = [], [], "x"
+    for i, (w, b) in enumerate(zip(clf.coefs_, clf.intercepts_)):
+        inits.append(numpy_helper.from_array(np.asarray(w.T, np.float32), f"w{i}"))
+        inits.append(numpy_helper.from_array(np.asarray(b, np.float32), f"b{i}"))
+        last = i == len(clf.coefs_) - 1
+        out = "logits" if last else f"z{i}"
+        nodes.append(helper.make_node("Gemm", [prev, f"w{i}", f"b{i}"], [out], name=f"fc{i}", transB=1))
+        if not last:
+            nodes.append(helper.make_node("Relu", [out], [f"h{i}"], name=f"relu{i}"))
+            prev = f"h{i}"
+    graph = helper.make_graph(nodes, "digits_mlp",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = Path(out_dir) / "digits_mlp.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def write_flat_npz(out_dir: Path, seed: int = 0, n_cal: int = 300):
+    """calibration / test data of the MLP: images flattened to [N, 64]."""
+    xtr, ytr, xte, yte = split(seed)
+    cal = Path(out_dir) / "mlp_calibration.npz"
+    test = Path(out_dir) / "mlp_test.npz"
+    np.savez(cal, x=xtr[:n_cal].reshape(-1, 64))
+    np.savez(test, x=xte.reshape(-1, 64), y=yte)
+    return cal, test
