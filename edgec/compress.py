@@ -45,9 +45,10 @@ class CompressConfig:
 
 
 def parameters(g: Graph) -> dict:
-    """Weights of the model's layers: elements and the bits they take as stored in the
-    graph (binary weights 1 bit, int8 8, float 32; biases and other constants apart)."""
-    weights = bits = other = 0
+    """Weights of the model's layers: elements, non-zero ones, and the bits they take as
+    stored in the graph (binary weights 1 bit, int8 8, float 32; before sparse storage;
+    biases and other constants counted apart in ``constants``)."""
+    weights = bits = other = nonzero = 0
     for n in g.nodes:
         if n.op in ("Conv", "FullyConnected", "BinaryConv", "BinaryFullyConnected", "MatMul"):
             for i in n.inputs[1:2]:
@@ -59,13 +60,17 @@ def parameters(g: Graph) -> dict:
                     cnt = t.size // t.shape[-1] * C
                     weights += cnt
                     bits += cnt
+                    nonzero += cnt
                 else:
                     weights += t.size
                     bits += t.size * 8 * t.data.dtype.itemsize
+                    zero = int(t.quant.zero_point[0]) if t.quant is not None and t.dtype != "float32" else 0
+                    nonzero += int(np.count_nonzero(t.data != zero))
     for name, t in g.tensors.items():
         if t.is_const:
             other += t.size
-    return {"weights": int(weights), "weight_bits": int(bits), "constants": int(other)}
+    return {"weights": int(weights), "nonzero_weights": int(nonzero), "weight_bits": int(bits),
+            "constants": int(other)}
 
 
 def apply(g: Graph, cfg: CompressConfig) -> tuple[Graph, dict]:
