@@ -382,3 +382,77 @@ def test_lce_options_are_checked(tmp_path):
     p.write_bytes(w.finish())
     with pytest.raises(EdgecError, match="channels_in"):
         load(p)
+
+
+# --- a binarized CNN in ONNX (NCHW, zero padding, batch norm, flatten) ------------------------
+
+def _bcnn_onnx(path, rng):
+    """x [1, 3, 10, 10] -> Sign -> Conv 3x3 pad 1 (+/-1) -> Mul/Add -> Sign -> Conv 3x3 stride 2
+    pad 1 (+/-alpha per channel) -> BatchNormalization -> Sign -> Flatten -> Gemm (+/-1) -> Add."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    inits = []
+
+    def c(name, a):
+        inits.append(numpy_helper.from_array(np.asarray(a, np.float32), name))
+        return name
+
+    pm = lambda *s: np.where(rng.random(s) < 0.5, -1.0, 1.0)  # noqa: E731
+    nodes = [
+        helper.make_node("Sign", ["x"], ["s0"]),
+        helper.make_node("Conv", ["s0", c("w1", pm(16, 3, 3, 3))], ["z1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["z1", c("k1", rng.uniform(0.05, 0.2, (1, 16, 1, 1)))], ["u1"]),
+        helper.make_node("Add", ["u1", c("c1", rng.normal(0, 0.5, (1, 16, 1, 1)))], ["v1"]),
+        helper.make_node("Sign", ["v1"], ["s1"]),
+        helper.make_node("Conv", ["s1", c("w2", pm(40, 16, 3, 3) * rng.uniform(0.5, 2, (40, 1, 1, 1)))],
+                         ["z2"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("BatchNormalization", ["z2", c("g", rng.uniform(0.5, 1.5, 40)),
+                                                c("bt", rng.normal(0, 1, 40)), c("mu", rng.normal(0, 3, 40)),
+                                                c("var", rng.uniform(1, 9, 40))], ["b2"]),
+        helper.make_node("Sign", ["b2"], ["s2"]),
+        helper.make_node("Flatten", ["s2"], ["f"]),
+        helper.make_node("Gemm", ["f", c("w3", pm(10, 40 * 25))], ["z3"], transB=1),
+        helper.make_node("Add", ["z3", c("c3", rng.normal(0, 1, 10))], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "bcnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 10, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_binarized_cnn_onnx_matches_onnxruntime(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(11)
+    path = _bcnn_onnx(tmp_path / "bcnn.onnx", rng)
+    g = lower(load(path))
+    ops = [n.op for n in g.nodes]
+    assert ops.count("BinaryConv") == 2 and ops.count("BinaryFullyConnected") == 1 and "Sign" not in ops
+    convs = [n for n in g.nodes if n.op == "BinaryConv"]
+    # the first writes packed bits (its Sign folded into thresholds); the second feeds a Flatten,
+    # whose packing runs along the flattened axis, not the channels: float out, then BitPack
+    assert [g.tensors[n.outputs[0]].dtype for n in convs] == ["int32", "float32"]
+    assert convs[0].attrs["layout"] == "NCHW" and convs[0].attrs["pad_value"] == 0
+    sess = ort.InferenceSession(str(path))
+    samples = [[rng.normal(size=(1, 3, 10, 10)).astype(np.float32)] for _ in range(8)]
+    outs, _, _ = _host_run(g, samples, tmp_path)
+    _assert_bit_exact(g, samples, outs)
+    for s, o in zip(samples, outs):
+        ref = sess.run(None, {"x": s[0]})[0]
+        assert np.abs(o[0] - ref).max() <= 1e-4 * np.abs(ref).max()
+    # binary weights of the three layers: 1 bit each (words of 32 along the input channels)
+    wb = [g.tensors[n.inputs[1]].nbytes for n in g.nodes if n.op.startswith("Binary")]
+    assert wb == [16 * 9 * 4, 40 * 9 * 4, 10 * 4 * 32]
+
+
+@pytest.mark.qemu
+def test_binarized_cnn_bit_exact_in_qemu(tmp_path):
+    if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
+        pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
+    from edgec import firmware
+    rng = np.random.default_rng(12)
+    g = lower(load(_bcnn_onnx(tmp_path / "bcnn.onnx", rng)))
+    samples = [[rng.normal(size=(1, 3, 10, 10)).astype(np.float32)] for _ in range(6)]
+    outs, _, _, gl, info = firmware.run_on_target(g, Options(target="cortex-m4"), samples, tmp_path / "q", False)
+    _assert_bit_exact(gl, samples, outs)
