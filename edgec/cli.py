@@ -669,17 +669,24 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, bind, verbose, fai
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @input_shape_opt
 @tree_options
+@compress_options
+@click.option("--calibration", default=None, metavar="DATA",
+              help="With --binarize (xnor mode): data measuring each binarized layer's input.")
 @handle_errors
 def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_layers, backend,
           tvm_schedule, tvm_codegen, as_json, input_shapes, trees_layout, tree_features, tree_calibration,
-          quantized_input):
-    """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware."""
+          quantized_input, low_rank, prune, binarize, binarize_mode, sparse, calibration):
+    """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware.
+
+    With --prune, --low-rank or --binarize: of the transformed model."""
     from .bench import bench as do_bench
     r = do_bench(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
                  input_shapes=list(input_shapes) or None, backend=backend,
+                 compress=_compress_config(low_rank, prune, binarize, binarize_mode, calibration),
                  options={**_backend_options(backend, tvm_schedule, tvm_codegen),
-                          **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input)})
+                          **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input),
+                          **_sparse_options(sparse)})
     if as_json:
         click.echo(json.dumps(r.to_json(), indent=2))
     else:
