@@ -105,7 +105,6 @@ def test_binary_conv_bit_exact_on_host(layout, pad_value, out, stride, tmp_path)
     outs, _, _ = _host_run(g, samples, tmp_path)
     _assert_bit_exact(g, samples, outs)
     # the reference's dot products equal an independent +/-1 convolution
-    n = [n for n in g.nodes if n.op == "BinaryConv"][0]
     x = samples[0][0] if layout == "NHWC" else np.transpose(samples[0][0], (0, 2, 3, 1))
     xs = np.where(x < 0, -1, 1)
     ws = bnn.signs(g.tensors["w"].data, 40)
@@ -120,7 +119,6 @@ def test_binary_conv_bit_exact_on_host(layout, pad_value, out, stride, tmp_path)
         m, b = g.tensors["m"].data, g.tensors["b"].data
         exp = np.clip(dot.astype(np.float32) * m + b, np.float32(-2), np.float32(5))
         assert np.array_equal(y, exp)
-    del n
 
 
 def test_binary_weight_layers_float_input_bit_exact(tmp_path):
@@ -210,7 +208,7 @@ def test_bnn_digits_imports_as_binary_layers_and_is_bit_exact_on_host(bnn_model,
 def test_bnn_digits_bit_exact_in_qemu_and_one_bit_per_weight(bnn_model, tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
-    from edgec import firmware, report, targets
+    from edgec import firmware, report
     m, x = bnn_model["m"], bnn_model["x"]
     g = lower(load(bnn_model["path"]))
     samples = [[xi.reshape(1, 64)] for xi in x[:120]]
@@ -220,7 +218,6 @@ def test_bnn_digits_bit_exact_in_qemu_and_one_bit_per_weight(bnn_model, tmp_path
     got = np.stack([o[0].reshape(-1) for o in outs])
     assert np.array_equal(got, bnn_digits.reference(m, x[:120]))
     # size report of the linked firmware: the binary layers' weights are 1 bit each
-    bdir = tmp_path / "run" / "bundle"
     rep = report.size_report(tmp_path / "run" / "firmware" / "firmware.elf", bundle.report)
     sizes = {s["name"]: s["size"] for s in rep["symbols"]}
     wsyms = sorted(s for s in sizes if s.endswith("_wbits"))
@@ -231,7 +228,6 @@ def test_bnn_digits_bit_exact_in_qemu_and_one_bit_per_weight(bnn_model, tmp_path
     for L in bundle.report["layers"]:
         if L["op"] == "BinaryFullyConnected":
             assert layers[L["index"]]["weights_bytes"] == L["weights_bytes"]
-    del bdir, targets
 
 
 # --- --binarize on a float model -----------------------------------------------------------
@@ -339,7 +335,6 @@ def _lce_numpy(x, g):
 
 def test_lce_flatbuffer_import_bit_exact_with_lce_definitions(tmp_path):
     from edgec.exporters import tflite as tfl_out
-    from edgec.frontends import tflite as tfl_in
     rng = np.random.default_rng(7)
     g = _lce_graph(rng)
     data = tfl_out.to_bytes(g)

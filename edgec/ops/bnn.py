@@ -45,7 +45,6 @@ import numpy as np
 from .. import qmath
 from ..cgen import c_float
 from ..errors import EdgecError, Reason, UnsupportedError
-from ..graph import QuantParams
 from . import OutSpec, Op, register, tflite_op
 from ._util import norm_axis, prod
 from .conv import conv_nhwc, out_size
@@ -587,5 +586,3 @@ def _lce_bconv2d(ctx, op):
         attrs["quant"] = yt.quant
     ctx.add("BinaryConv", [x, w, mult, bias], [out], attrs)
 
-
-__all__ = ["pack", "unpack", "signs", "words", "QuantParams"]

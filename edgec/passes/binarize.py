@@ -79,7 +79,6 @@ def _bitpack(g: Graph, x: str, axis: int, threshold, cache: dict, created: list)
     key = (x, axis, None if threshold is None else np.asarray(threshold, np.float32).tobytes())
     if key in cache:
         return cache[key]
-    t = g.tensors[x]
     out = g.unique_name(x + "_bits")
     attrs: dict[str, Any] = {"axis": axis}
     if threshold is not None:
@@ -87,7 +86,6 @@ def _bitpack(g: Graph, x: str, axis: int, threshold, cache: dict, created: list)
     n = _new_node(g, "BitPack", [x], [out], attrs, f"bitpack_{x}")
     created.append(n)
     cache[key] = out
-    del t
     return out
 
 
