@@ -555,6 +555,148 @@ def _onnx_if(ctx: OnnxContext, node) -> None:
         ctx.add("Reshape", [src], [ctx.out(node, j)], {"shape": list(t.shape)}, node.name)
 
 
+MAX_UNROLL = 256
+
+
+def _inline_body(ctx: OnnxContext, body, inputs: list[str], tag: str) -> list[str]:
+    """Import one copy of a loop body whose graph inputs are bound to the IR
+    tensors ``inputs``; returns the IR names of its outputs."""
+    ctx.fn_count = getattr(ctx, "fn_count", 0) + 1
+    sub = rename_subgraph(body, {}, f"{tag[:40]}__i{ctx.fn_count}__")
+    if len(sub.input) != len(inputs):
+        raise EdgecError(f"the loop body has {len(sub.input)} inputs, {len(inputs)} given")
+    for vi, name in zip(sub.input, inputs):
+        ctx.names[vi.name] = name
+    for t in sub.initializer:
+        arr = tensor_to_numpy(t, ctx.model_dir)
+        name = ctx.g.unique_name(t.name)
+        ctx.g.add_tensor(name, arr.shape, _np_dtype_name(t.data_type), data=arr, origin=t.name)
+        ctx.names[t.name] = name
+    for bn in sub.node:
+        _import_node(ctx, bn, 1)
+    outs = []
+    for vo in sub.output:
+        if vo.name not in ctx.names:
+            raise EdgecError(f"loop body output {vo.name[:80]!r} is never computed")
+        outs.append(ctx.names[vo.name])
+    return outs
+
+
+def _stack(ctx: OnnxContext, parts: list[str], axis: int, out: str, name: str) -> None:
+    """Stack equally shaped tensors along a new axis (Reshape + Concat)."""
+    if not parts:
+        raise UnsupportedError(["a loop with no iterations"])
+    shape = list(ctx.t(parts[0]).shape)
+    axis = axis + len(shape) + 1 if axis < 0 else axis
+    if not 0 <= axis <= len(shape):
+        raise EdgecError(f"scan output axis {axis} out of range")
+    new = shape[:axis] + [1] + shape[axis:]
+    ups = []
+    for p in parts:
+        u = ctx.tmp(p + "_up")
+        ctx.add("Reshape", [p], [u], {"shape": new}, name)
+        ups.append(u)
+    if len(ups) == 1:
+        ctx.add("Reshape", [ups[0]], [out], {"shape": new}, name)
+    else:
+        ctx.add("Concat", ups, [out], {"axis": axis}, name)
+
+
+@ops.onnx_op("Scan")
+def _onnx_scan(ctx: OnnxContext, node) -> None:
+    """Scan, unrolled: the static length of the scanned axis is the trip count."""
+    if ctx.opset < 9:
+        raise UnsupportedError(["Scan (opset 8, with sequence_lens)"])
+    body = ctx.attr_graph(node, "body")
+    nscan = int(ctx.attr(node, "num_scan_inputs"))
+    ins = [ctx.inp(node, i) for i in range(len(node.input))]
+    nstate = len(ins) - nscan
+    scans = ins[nstate:]
+    in_axes = list(ctx.attr(node, "scan_input_axes") or [0] * nscan)
+    in_dirs = list(ctx.attr(node, "scan_input_directions") or [0] * nscan)
+    nout = len(node.output) - nstate
+    out_axes = list(ctx.attr(node, "scan_output_axes") or [0] * nout)
+    out_dirs = list(ctx.attr(node, "scan_output_directions") or [0] * nout)
+    lens = set()
+    axes = []
+    for x, a in zip(scans, in_axes):
+        r = ctx.t(x).rank
+        a = a + r if a < 0 else a
+        axes.append(a)
+        lens.add(ctx.t(x).shape[a])
+    if len(lens) != 1:
+        raise EdgecError(f"Scan inputs of different lengths {sorted(lens)}")
+    T = lens.pop()
+    if T > MAX_UNROLL:
+        raise UnsupportedError([f"Scan over {T} steps (edgec unrolls at most {MAX_UNROLL})"])
+    from ..ops.slice import add_slice
+    state = ins[:nstate]
+    collected = [[] for _ in range(nout)]
+    for t in range(T):
+        step = []
+        for x, a, d in zip(scans, axes, in_dirs):
+            shape = list(ctx.t(x).shape)
+            pos = T - 1 - t if d else t
+            st, sp, sz = [0] * len(shape), [1] * len(shape), list(shape)
+            st[a], sz[a] = pos, 1
+            sl = ctx.tmp(f"{x}_t{t}")
+            add_slice(ctx, x, sl, st, sp, sz, node.name)
+            sq = ctx.tmp(f"{x}_s{t}")
+            ctx.add("Reshape", [sl], [sq], {"shape": shape[:a] + shape[a + 1:]}, node.name)
+            step.append(sq)
+        outs = _inline_body(ctx, body, state + step, node.name or "Scan")
+        state = outs[:nstate]
+        for j in range(nout):
+            collected[j].append(outs[nstate + j])
+    for j in range(nstate):
+        if node.output[j]:
+            ctx.add("Reshape", [state[j]], [ctx.out(node, j)], {"shape": list(ctx.t(state[j]).shape)},
+                    node.name)
+    for j in range(nout):
+        if node.output[nstate + j]:
+            parts = collected[j][::-1] if out_dirs[j] else collected[j]
+            _stack(ctx, parts, out_axes[j], ctx.out(node, nstate + j), node.name)
+
+
+@ops.onnx_op("Loop")
+def _onnx_loop(ctx: OnnxContext, node) -> None:
+    """Loop, unrolled: the trip count and every iteration's condition must be
+    known at compile time."""
+    body = ctx.attr_graph(node, "body")
+    M = ctx.const_input(node, 0, "trip count") if ctx.inp(node, 0) else None
+    cond = ctx.const_input(node, 1, "condition") if ctx.inp(node, 1) else None
+    M = None if M is None else int(np.asarray(M).reshape(-1)[0])
+    go = True if cond is None else bool(np.asarray(cond).reshape(-1)[0])
+    if M is None and cond is None:
+        raise UnsupportedError(["Loop without a trip count or condition"])
+    state = [ctx.inp(node, i) for i in range(2, len(node.input))]
+    nstate = len(state)
+    nout = len(node.output) - nstate
+    collected = [[] for _ in range(nout)]
+    it = 0
+    while go and (M is None or it < M):
+        if it >= MAX_UNROLL:
+            raise UnsupportedError([f"Loop of more than {MAX_UNROLL} iterations"])
+        i_t = ctx.g.add_const(np.array(it, np.int64), "loop_iter")
+        c_t = ctx.g.add_const(np.array(go), "loop_cond")
+        outs = _inline_body(ctx, body, [i_t, c_t] + state, node.name or "Loop")
+        c = ctx.g.const(outs[0])
+        if c is None:
+            raise UnsupportedError(["Loop with a condition computed at run time"])
+        go = bool(np.asarray(c).reshape(-1)[0])
+        state = outs[1:1 + nstate]
+        for j in range(nout):
+            collected[j].append(outs[1 + nstate + j])
+        it += 1
+    for j in range(nstate):
+        if node.output[j]:
+            ctx.add("Reshape", [state[j]], [ctx.out(node, j)], {"shape": list(ctx.t(state[j]).shape)},
+                    node.name)
+    for j in range(nout):
+        if node.output[nstate + j]:
+            _stack(ctx, collected[j], 0, ctx.out(node, nstate + j), node.name)
+
+
 def _fmt_dims(tt) -> str:
     return "[" + ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
                            for d in tt.shape.dim) + "]"
