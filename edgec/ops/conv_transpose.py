@@ -168,3 +168,84 @@ def _onnx_conv_transpose(ctx, node):
     ctx.add("ConvTranspose", [x, w, b] if b else [x, w], [ctx.out(node)],
             {"strides": st, "dilations": dl, "pads": pads, "output_padding": op,
              "group": int(ctx.attr(node, "group", 1))}, node.name)
+
+
+@register
+class Col2Im(Op):
+    """Sum sliding blocks back into an image: input ``[N, C * prod(block), L]``,
+    output ``[N, C, *image]``; attributes ``image``, ``block``, ``strides``,
+    ``dilations``, ``pads`` (begin..., end...)."""
+    name = "Col2Im"
+
+    def _geometry(self, g, n):
+        x = g.tensors[n.inputs[0]]
+        a = n.attrs
+        img, blk = list(a["image"]), list(a["block"])
+        nd = len(img)
+        st, dl, pd = a["strides"], a["dilations"], a["pads"]
+        K = prod(blk)
+        if x.rank != 3 or len(blk) != nd or x.shape[1] % K or len(pd) != 2 * nd:
+            raise EdgecError(f"Col2Im: input {list(x.shape)}, image {img}, block {blk}")
+        nb = [(img[i] + pd[i] + pd[nd + i] - dl[i] * (blk[i] - 1) - 1) // st[i] + 1 for i in range(nd)]
+        if min(nb) < 1 or prod(nb) != x.shape[2]:
+            raise EdgecError(f"Col2Im: {x.shape[2]} blocks, the geometry gives {nb}")
+        return x, img, blk, nb, x.shape[1] // K
+
+    def infer(self, g, n):
+        x, img, blk, nb, C = self._geometry(g, n)
+        if x.dtype not in dtypes.FLOAT_TYPES:
+            raise UnsupportedError([f"Col2Im[{x.dtype}]"])
+        return [OutSpec((x.shape[0], C, *img), x.dtype)]
+
+    def reference(self, g, n, xs):
+        x, img, blk, nb, C = self._geometry(g, n)
+        a = n.attrs
+        nd = len(img)
+        v = xs[0].astype(np.float64)
+        y = np.zeros((v.shape[0], C, *img))
+        for c in range(C):
+            for kk in itertools.product(*[range(b) for b in blk]):
+                row = c * prod(blk) + int(np.ravel_multi_index(kk, blk)) if blk else c
+                for bb in itertools.product(*[range(b) for b in nb]):
+                    pos = [bb[i] * a["strides"][i] - a["pads"][i] + kk[i] * a["dilations"][i]
+                           for i in range(nd)]
+                    if all(0 <= p < d for p, d in zip(pos, img)):
+                        col = int(np.ravel_multi_index(bb, nb))
+                        y[(slice(None), c) + tuple(pos)] += v[:, row, col]
+        return [y.astype(xs[0].dtype)]
+
+    def emit(self, k):
+        x, img, blk, nb, C = self._geometry(k.g, k.node)
+        a = k.node.attrs
+        nd = len(img)
+        K, Lb = prod(blk), prod(nb)
+        ct = dtypes.c_type(x.dtype)
+        ks, bs, ys = strides(blk), strides(nb), strides(img)
+        lines = [f"  memset(y0, 0, {k.tout().nbytes}u);",
+                 f"  for (int b = 0; b < {x.shape[0]}; ++b)",
+                 f"  for (int r = 0; r < {C * K}; ++r)",
+                 f"  for (int l = 0; l < {Lb}; ++l) {{",
+                 f"    const int c = r / {K};",
+                 "    int off = 0;",
+                 "    int ok = 1;"]
+        for i in range(nd):
+            lines.append(f"    {{ const int kk = (r % {K}) / {ks[i]} % {blk[i]};")
+            lines.append(f"      const int bb = l / {bs[i]} % {nb[i]};")
+            lines.append(f"      const int p = bb * {a['strides'][i]} - {a['pads'][i]} + kk * {a['dilations'][i]};")
+            lines.append(f"      if (p < 0 || p >= {img[i]}) ok = 0; else off += p * {ys[i]}; }}")
+        lines.append(f"    if (ok) y0[(b * {C} + c) * {prod(img)} + off] += "
+                     f"({ct}){k.x(0)}[(b * {C * K} + r) * {Lb} + l];")
+        lines.append("  }")
+        return "\n".join(lines) + "\n"
+
+
+@onnx_op("Col2Im")
+def _onnx_col2im(ctx, node):
+    img = [int(v) for v in np.asarray(ctx.const_input(node, 1, "image_shape")).reshape(-1)]
+    blk = [int(v) for v in np.asarray(ctx.const_input(node, 2, "block_shape")).reshape(-1)]
+    nd = len(img)
+    ctx.add("Col2Im", [ctx.inp(node, 0)], [ctx.out(node)],
+            {"image": img, "block": blk,
+             "strides": list(ctx.attr(node, "strides") or [1] * nd),
+             "dilations": list(ctx.attr(node, "dilations") or [1] * nd),
+             "pads": list(ctx.attr(node, "pads") or [0] * (2 * nd))}, node.name)

@@ -365,3 +365,65 @@ def _onnx_reverse_sequence(ctx, node):
     idx = np.where(tt < L, L - 1 - tt, tt).astype(np.int64)
     ctx.add("GatherElements", [x, ctx.g.add_const(idx, "reverse_idx")], [ctx.out(node)],
             {"axis": t}, node.name)
+
+
+@register
+class TensorScatter(Op):
+    """Write ``update`` into a copy of the cache along ``axis`` at
+    ``write_indices[batch] + s`` (``circular``: modulo the cache length;
+    ``linear``: positions past the end are dropped)."""
+    name = "TensorScatter"
+
+    def _dims(self, g, n):
+        c, u = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
+        a = norm_axis(n.attrs.get("axis", -2), c.rank, "TensorScatter")
+        if a == 0 or u.rank != c.rank or u.dtype != c.dtype or any(
+                cu != uu for i, (cu, uu) in enumerate(zip(c.shape, u.shape)) if i != a) \
+                or u.shape[a] > c.shape[a]:
+            raise EdgecError(f"TensorScatter: update {list(u.shape)} does not fit {list(c.shape)}")
+        return c, u, a
+
+    def infer(self, g, n):
+        c, u, a = self._dims(g, n)
+        if n.input(2):
+            _check_indices(g, n, 2)
+        return [OutSpec(c.shape, c.dtype, c.quant)]
+
+    def reference(self, g, n, xs):
+        c, u, a = self._dims(g, n)
+        cache, upd = xs[0], xs[1]
+        y = np.array(cache)
+        B, M, S = cache.shape[0], cache.shape[a], upd.shape[a]
+        wi = xs[2].reshape(-1).astype(np.int64) if len(xs) > 2 and xs[2] is not None else np.zeros(B, np.int64)
+        for pre in np.ndindex(*cache.shape[:a]):
+            for s in range(S):
+                t = int(wi[pre[0]]) + s
+                if n.attrs.get("mode", "linear") == "circular":
+                    t %= M
+                if 0 <= t < M:
+                    y[pre + (t,)] = upd[pre + (s,)]
+        return [y]
+
+    def emit(self, k):
+        c, u, a = self._dims(k.g, k.node)
+        pre = prod(c.shape[1:a])
+        M, S, inner = c.shape[a], u.shape[a], prod(c.shape[a + 1:])
+        circ = k.node.attrs.get("mode", "linear") == "circular"
+        wi = f"(int64_t){k.x(2)}[b]" if k.has_input(2) else "0"
+        fix = f"t = ((t % {M}) + {M}) % {M};" if circ else f"if (t < 0 || t >= {M}) continue;"
+        return (f"  memcpy(y0, {k.x(0)}, {c.nbytes}u);\n"
+                f"  for (int b = 0; b < {c.shape[0]}; ++b)\n"
+                f"  for (int p = 0; p < {pre}; ++p)\n"
+                f"  for (int s = 0; s < {S}; ++s) {{\n"
+                f"    int64_t t = {wi} + s;\n    {fix}\n"
+                f"    memcpy(y0 + ((b * {pre} + p) * {M} + t) * {inner}, "
+                f"{k.x(1)} + ((b * {pre} + p) * {S} + s) * {inner}, {inner * dtypes.itemsize(c.dtype)}u);\n"
+                f"  }}\n")
+
+
+@onnx_op("TensorScatter")
+def _onnx_tensor_scatter(ctx, node):
+    ins = [ctx.inp(node, i) for i in range(3)]
+    ctx.add("TensorScatter", [i for i in ins[:2]] + ([ins[2]] if ins[2] else []), [ctx.out(node)],
+            {"mode": ctx.attr(node, "mode", "linear"), "axis": int(ctx.attr(node, "axis", -2))},
+            node.name)
