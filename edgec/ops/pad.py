@@ -1,4 +1,4 @@
-"""Pad with a constant (and, for float tensors, reflect/edge modes).
+"""Pad with a constant, or by reflecting, repeating the edge or wrapping around.
 int8 constant padding pads with the output zero point unless a value is given."""
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class Pad(Op):
         b, e = self._pads(g, n)
         if min(b + e) < 0:
             return "Pad with negative pads (cropping)"
-        if n.attrs.get("mode", "constant") not in ("constant", "reflect", "edge"):
+        if n.attrs.get("mode", "constant") not in ("constant", "reflect", "edge", "wrap"):
             return f"Pad mode {n.attrs.get('mode')}"
         return None
 
@@ -56,7 +56,7 @@ class Pad(Op):
             width = [(max(a, 0), max(c, 0)) for a, c in width]
         if mode == "constant":
             return [np.pad(x, width, constant_values=np.array(self._value(g, n)).astype(x.dtype))]
-        return [np.pad(x, width, mode={"reflect": "reflect", "edge": "edge"}[mode])]
+        return [np.pad(x, width, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])]
 
     def emit(self, k):
         g, n = k.g, k.node
@@ -81,6 +81,8 @@ class Pad(Op):
             lines.append(f"    {{ int c = rem / {sy[d]}; rem -= c * {sy[d]}; c -= {b[d]};\n")
             if mode == "edge":
                 lines.append(f"      c = c < 0 ? 0 : (c >= {x.shape[d]} ? {x.shape[d] - 1} : c);\n")
+            elif mode == "wrap":
+                lines.append(f"      c = ((c % {x.shape[d]}) + {x.shape[d]}) % {x.shape[d]};\n")
             else:
                 lines.append(f"      if ({x.shape[d]} > 1) {{ while (c < 0 || c >= {x.shape[d]}) "
                              f"c = c < 0 ? -c : {2 * x.shape[d] - 2} - c; }} else c = 0;\n")
