@@ -245,8 +245,13 @@ def _onnx_conv(ctx, node):
     w = ctx.inp(node, 1)
     b = ctx.inp(node, 2)
     xt, wt = ctx.t(x), ctx.t(w)
-    if xt.rank not in (3, 4):
-        raise UnsupportedError([f"Conv{xt.rank - 2}D"])
+    if xt.rank not in (3, 4) or not wt.is_const or (b and not ctx.t(b).is_const) \
+            or xt.dtype != "float32":
+        # 3-D, computed weights, float64: the N-D direct convolution
+        from .conv_nd import onnx_attrs
+        ctx.add("ConvNd", [x, w, b] if b else [x, w], [ctx.out(node)],
+                onnx_attrs(ctx, node, xt, wt), node.name)
+        return
     one_d = xt.rank == 3
     ks = ctx.attr(node, "kernel_shape") or list(wt.shape[2:])
     nd = len(ks)
