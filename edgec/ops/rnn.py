@@ -275,7 +275,7 @@ class Recurrent(Op):
                 else:
                     L.append(f"            const {ct} fg = {f0[0](cl(f'(xw[{2 * H} + j] + hr[{2 * H} + j] + {P(2 * H)} * c[j])'))};")
                 L.append(f"            const {ct} cg = {f0[1](cl(f'(xw[{3 * H} + j] + hr[{3 * H} + j])'))};")
-                L.append(f"            c[j] = fg * c[j] + ig * cg;")
+                L.append("            c[j] = fg * c[j] + ig * cg;")
                 L.append(f"            {{ const {ct} og = {f0[0](cl(f'(xw[{H} + j] + hr[{H} + j] + {P(H)} * c[j])'))};")
                 L.append(f"              h[j] = og * {f0[2]('c[j]')}; }}")
                 L.append("          }")
