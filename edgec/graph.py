@@ -149,6 +149,10 @@ class Graph:
                                  f"does not match declared shape {list(shape)}")
             data = np.asarray(data, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
             data.setflags(write=False)
+        if quant is not None and quant.axis is not None:
+            if not 0 <= quant.axis < len(shape) or quant.scale.size != shape[quant.axis]:
+                raise EdgecError(f"tensor {name[:80]!r} {list(shape)}: {quant.scale.size} quantization "
+                                 f"scales along axis {quant.axis}")
         t = Tensor(name, shape, dtype, data, quant, origin)
         self.tensors[name] = t
         return t

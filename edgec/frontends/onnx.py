@@ -218,6 +218,10 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     for o in model.opset_import:
         dom = "" if o.domain in ("", "ai.onnx") else o.domain
         opsets[dom] = int(o.version)
+    from onnx import defs
+    if opsets.get("", 0) > defs.onnx_opset_version():
+        raise UnsupportedError([f"opset {opsets['']} (the newest edgec knows is "
+                                f"{defs.onnx_opset_version()})"])
     if model.functions:
         try:
             from onnx import inliner
@@ -272,6 +276,10 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
         if name not in {vi.name for vi in real_inputs}:
             raise EdgecError(f"--input-shape names {name[:80]!r}, which is not a model input "
                              f"(inputs: {', '.join(vi.name[:40] for vi in real_inputs)})")
+    if len({vi.name for vi in real_inputs}) != len(real_inputs):
+        dup = next(vi.name for k, vi in enumerate(real_inputs)
+                   if vi.name in {v.name for v in real_inputs[:k]})
+        raise EdgecError(f"duplicate graph input {dup[:80]!r}")
     for vi in real_inputs:
         _check_name(vi.name, "input")
         tt = vi.type.tensor_type
@@ -381,6 +389,13 @@ def _import_node(ctx: OnnxContext, n, depth: int = 0) -> None:
         if "node " not in str(e):
             raise EdgecError(f"node {label!r} ({n.op_type}): {e}") from None
         raise
+    except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, OverflowError) as e:
+        # an importer indexing attributes or inputs the node does not have in the
+        # expected form: a malformed model (bugs in valid models surface in the tests)
+        label = (n.name or n.op_type)[:80]
+        msg = str(e).splitlines()[0][:120] if str(e) else ""
+        raise EdgecError(f"node {label!r} ({n.op_type}): malformed attributes or inputs "
+                         f"({type(e).__name__}: {msg})") from None
 
 
 def _schema_function(ctx: OnnxContext, n):

@@ -138,6 +138,11 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
                 scale.shape, np.int64)
             if np.all(scale > 0) and np.all(np.isfinite(scale)):
                 quant = QuantParams(scale, zp, int(q.QuantizedDimension()) if scale.size > 1 else None)
+            elif dt in ("int8", "uint8", "int16") and raw is None:
+                # an activation's scale is what every kernel divides by: a NaN, zero or
+                # negative one is a broken model, not something to ignore
+                raise EdgecError(f"tensor {tname!r}: quantization scale {scale.tolist()[:4]} is not "
+                                 "positive and finite")
         if dt is None:
             if raw is None and ttype in _TYPE_NAMES:
                 dt = None

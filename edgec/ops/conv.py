@@ -258,6 +258,11 @@ def _onnx_conv(ctx, node):
     strides = list(ctx.attr(node, "strides") or [1] * nd)
     dil = list(ctx.attr(node, "dilations") or [1] * nd)
     pads = list(ctx.attr(node, "pads") or [0] * (2 * nd))
+    if wt.rank != xt.rank or list(ks) != list(wt.shape[2:]):
+        raise EdgecError(f"Conv: kernel_shape {list(ks)} does not match weights {list(wt.shape)}")
+    if len(strides) != nd or len(dil) != nd or len(pads) != 2 * nd:
+        raise EdgecError(f"Conv: {len(strides)} strides, {len(dil)} dilations and {len(pads)} pads "
+                         f"for a {nd}-D kernel")
     auto_pad = ctx.attr(node, "auto_pad", "NOTSET")
     spatial = list(xt.shape[2:])
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):

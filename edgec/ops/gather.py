@@ -29,10 +29,17 @@ def _c_fix(var: str, d: int) -> str:
             f"if ({var} < 0) {var} = 0;\nif ({var} > {d - 1}) {var} = {d - 1};")
 
 
-def _check_indices(g, n, i):
+def _check_indices(g, n, i, d: int | None = None):
+    """The indices tensor; constant indices must lie in [-d, d) (ONNX: an error
+    otherwise; only indices computed at run time are clamped in C)."""
     t = g.tensors[n.inputs[i]]
     if t.dtype not in INDEX_TYPES:
         raise EdgecError(f"{n.op}: indices of type {t.dtype}")
+    if d is not None and t.is_const and t.data.size:
+        lo, hi = int(t.data.min()), int(t.data.max())
+        if lo < -d or hi >= d:
+            raise EdgecError(f"{n.op}: constant index {lo if lo < -d else hi} out of range for a "
+                             f"dimension of {d}")
     return t
 
 
@@ -51,8 +58,8 @@ class Gather(Op):
 
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]
-        idx = _check_indices(g, n, 1)
-        a, *_ = self._dims(g, n)
+        a, _, d, _ = self._dims(g, n)
+        idx = _check_indices(g, n, 1, d)
         return [OutSpec(tuple(x.shape[:a]) + tuple(idx.shape) + tuple(x.shape[a + 1:]), x.dtype,
                         x.quant if not (x.quant and x.quant.per_axis) else None)]
 
@@ -84,8 +91,8 @@ class GatherElements(Op):
 
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]
-        idx = _check_indices(g, n, 1)
-        norm_axis(n.attrs.get("axis", 0), x.rank, n.op)
+        a = norm_axis(n.attrs.get("axis", 0), x.rank, n.op)
+        idx = _check_indices(g, n, 1, x.shape[a] if x.rank else None)
         if idx.rank != x.rank:
             raise EdgecError(f"GatherElements: indices of rank {idx.rank} for data of rank {x.rank}")
         return [OutSpec(idx.shape, x.dtype, x.quant)]
