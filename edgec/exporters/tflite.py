@@ -111,7 +111,12 @@ class Writer:
     def __init__(self, g: Graph):
         self.g = g
         self.tensors: list[dict] = []
-        self.buffers: list[bytes] = [b""]          # buffer 0: the empty sentinel
+        # buffer 0 is the empty sentinel; an entry may also be ("external", offset, size):
+        # the schema's form for data outside the flatbuffer (large models; tests of bad files)
+        self.buffers: list = [b""]
+        # the subgraph's input/output tensor indices (default: the graph's inputs/outputs)
+        self.subgraph_inputs: list[int] | None = None
+        self.subgraph_outputs: list[int] | None = None
         self.opcodes: list[tuple[str, int]] = []   # (builtin name, version)
         self.operators: list[dict] = []
         self._index: dict[str, int] = {}
@@ -209,7 +214,7 @@ class Writer:
     def finish(self, description: str = "edgec") -> bytes:
         import flatbuffers
         import tflite
-        b = flatbuffers.Builder(1024 + sum(len(x) for x in self.buffers))
+        b = flatbuffers.Builder(1024 + sum(len(x) for x in self.buffers if isinstance(x, bytes)))
 
         def ivec(values, dtype=np.int32):
             return b.CreateNumpyVector(np.asarray(list(values), dtype=dtype))
@@ -225,7 +230,12 @@ class Writer:
         # buffers
         buf_offs = []
         for data in self.buffers:
-            if data:
+            if isinstance(data, tuple):
+                _, offset, size = data
+                tflite.BufferStart(b)
+                tflite.BufferAddOffset(b, int(offset))
+                tflite.BufferAddSize(b, int(size))
+            elif data:
                 b.StartVector(1, len(data), 16)
                 b.head = b.head - len(data)
                 b.Bytes[b.head:b.head + len(data)] = data
@@ -290,8 +300,10 @@ class Writer:
                 b.PrependUOffsetTRelative(off)
             return b.EndVector()
 
-        g_ins = ivec(self.tensor(i) for i in self.g.inputs)
-        g_outs = ivec(self.tensor(o) for o in self.g.outputs)
+        g_ins = ivec(self.subgraph_inputs if self.subgraph_inputs is not None
+                     else [self.tensor(i) for i in self.g.inputs])
+        g_outs = ivec(self.subgraph_outputs if self.subgraph_outputs is not None
+                      else [self.tensor(o) for o in self.g.outputs])
         tvec = vec_of(t_offs, tflite.SubGraphStartTensorsVector)
         ovec = vec_of(op_offs, tflite.SubGraphStartOperatorsVector)
         sname = b.CreateString(self.g.name.encode("utf-8", "replace")[:256])
@@ -309,8 +321,10 @@ class Writer:
             if code.startswith("CUSTOM:"):
                 cname = b.CreateString(code[len("CUSTOM:"):])
                 c = self._codes["CUSTOM"]
-            else:
+            elif code in self._codes:
                 c = self._codes[code]
+            else:  # "BUILTIN_<n>": a raw code (tests write unknown ones on purpose)
+                c = int(code.rpartition("_")[2])
             tflite.OperatorCodeStart(b)
             tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(c, 127))
             tflite.OperatorCodeAddBuiltinCode(b, c)
