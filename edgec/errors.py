@@ -27,7 +27,7 @@ class UnsupportedError(EdgecError):
     """The model uses operators (or operator variants) edgec cannot compile."""
 
     def __init__(self, items: list[str], where: str | None = None, needs_const=()):
-        self.items = sorted(set(items))
+        self.items = sorted({i if isinstance(i, str) else repr(i) for i in items})
         # Graph inputs (source names) that a value edgec needs as a constant (a
         # shape, axes or weights) is computed from: binding them to values
         # (frontends.onnx.from_model(bind=...)) makes the model compile.

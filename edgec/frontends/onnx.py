@@ -191,7 +191,28 @@ def _read_model(path: Path):
     if model.ir_version <= 0 or not model.HasField("graph") or (
             not model.graph.node and not model.graph.output):
         raise EdgecError("not an ONNX model (no graph)", str(path))
+    bad = _non_utf8_name(model)
+    if bad:
+        raise EdgecError(f"the model has a {bad} that is not valid UTF-8", str(path))
     return model
+
+
+def _non_utf8_name(model) -> str:
+    """protobuf hands proto2 string fields that are not UTF-8 back as bytes: find one."""
+    g = model.graph
+    for what, items in (("graph name", [g.name]),
+                        ("initializer name", [t.name for t in g.initializer]),
+                        ("input name", [v.name for v in g.input]),
+                        ("output name", [v.name for v in g.output]),
+                        ("value_info name", [v.name for v in g.value_info]),
+                        ("opset domain", [o.domain for o in model.opset_import])):
+        if any(isinstance(x, bytes) for x in items):
+            return what
+    for n in g.node:
+        if any(isinstance(x, bytes) for x in (n.op_type, n.domain, n.name, *n.input, *n.output,
+                                               *[a.name for a in n.attribute])):
+            return f"node field (node {n.name!r})"
+    return ""
 
 
 def load(path: Path, input_shapes: dict | None = None, **_options) -> Graph:
