@@ -21,8 +21,9 @@ def ref():
 
 @pytest.mark.parametrize("path", REGRESSIONS, ids=lambda p: p.name)
 def test_regression(path, ref, tmp_path):
-    """Each shrunk model the fuzzer once failed on now matches the reference."""
-    o = check_file(path, ref, tmp_path)
+    """Each shrunk model the fuzzer once failed on now matches the reference (built
+    with AddressSanitizer and UBSan)."""
+    o = check_file(path, ref, tmp_path, sanitize=True)
     assert o.status == "ok", f"{o.status}: {o.detail}"
 
 

@@ -272,6 +272,10 @@ int main(int argc, char** argv)
 }
 """
 
+# Beyond the -Wall -Wextra every bundle gets: what the generated C is also clean under
+# (checked on every fuzz case; see docs/TRUST.md)
+EXTRA_WARNINGS = ["-Wconversion", "-Wsign-conversion", "-Wdouble-promotion", "-Wshadow",
+                  "-Wcast-qual", "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wpedantic"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
 CROSS = ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16",
          "-Os"]
@@ -299,7 +303,7 @@ def run_batch(items: list[Prepared], work: Path, sanitize: bool = False, cross: 
             (work / fname).write_text(text)
     # one compiler call for the whole batch; on failure, file by file to pin the culprit
     srcs = [f"{p.prefix}.c" for p in items]
-    flags = [*STRICT, "-O1", *san]
+    flags = [*STRICT, *EXTRA_WARNINGS, "-O1", *san]
     r = subprocess.run(["gcc", *flags, "-c", *srcs], cwd=work, capture_output=True, text=True)
     ok = list(items)
     if r.returncode != 0:
@@ -314,7 +318,7 @@ def run_batch(items: list[Prepared], work: Path, sanitize: bool = False, cross: 
     if cross and ok and shutil.which(CROSS[0]):
         arm = work / "arm"
         arm.mkdir(exist_ok=True)
-        cflags = [*CROSS, *STRICT, "-I..", "-c"]
+        cflags = [*CROSS, *STRICT, *EXTRA_WARNINGS, "-I..", "-c"]
         r = subprocess.run([*cflags, *[f"../{p.prefix}.c" for p in ok]], cwd=arm, capture_output=True,
                            text=True)
         if r.returncode != 0:
