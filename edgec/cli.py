@@ -76,6 +76,19 @@ def _console():
 def main(debug):
     """edgec: compile ML models (ONNX, TFLite, Keras) into small, static C for microcontrollers."""
     _DEBUG["on"] = debug
+    _terminate_cleanly()
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM unwinds like Ctrl-C (temporary bundle directories are removed) and exits 143."""
+    import signal
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (embedded use): leave the default
+        pass
 
 
 input_shape_opt = click.option(
