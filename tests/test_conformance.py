@@ -41,8 +41,9 @@ def _check(rep, min_pass: int):
 
 
 def test_conformance_quick(tmp_path):
+    """The quick slice, built with AddressSanitizer and UBSan (any report fails the case)."""
     names = quick_names()
-    rep = conformance.run([f"^{n}$" for n in names], jobs=1, work_dir=str(tmp_path))
+    rep = conformance.run([f"^{n}$" for n in names], jobs=1, work_dir=str(tmp_path), sanitize=True)
     assert len(rep.results) == len(names)
     _check(rep, 190)
 
