@@ -619,6 +619,9 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, ba
               help="Parallel workers (default: up to 2).")
 @click.option("--opt-level", default="1", show_default=True, help="gcc -O level of the compiled cases.")
 @click.option("--sanitize", is_flag=True, help="Build the cases with AddressSanitizer and UBSan.")
+@click.option("--also-target", "cross", multiple=True, metavar="TARGET",
+              help="Also compile every case with this target's compiler and flags, warnings as "
+                   "errors (e.g. cortex-m4; repeatable).")
 @click.option("--bind/--no-bind", default=True, show_default=True,
               help="Bind graph inputs that edgec needs as compile-time constants (shapes, axes, "
                    "weights) to the test's values; --no-bind skips those tests instead.")
@@ -628,8 +631,8 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, ba
 @click.option("--write-skips", is_flag=True,
               help="Rewrite tests/conformance_skips.txt (expected skips with reasons) from this run.")
 @handle_errors
-def conformance(patterns, exclude, jobs, opt_level, sanitize, bind, verbose, failures, as_json,
-                write_skips):
+def conformance(patterns, exclude, jobs, opt_level, sanitize, cross, bind, verbose, failures,
+                as_json, write_skips):
     """Run the ONNX backend node tests (onnx.backend.test) compiled by edgec for the host.
 
     Every test is imported, compiled with -Wall -Wextra -Werror, run on its shipped
@@ -641,7 +644,7 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, bind, verbose, fai
         def progress(done, total):
             click.echo(f"\r{done}/{total}", nl=False, err=True)
     rep = conf.run(patterns, exclude, jobs=jobs, opt_level=opt_level, sanitize=sanitize,
-                   bind=bind, progress=progress)
+                   bind=bind, cross=cross, progress=progress)
     if progress:
         click.echo("", err=True)
     if write_skips:

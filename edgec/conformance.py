@@ -397,9 +397,16 @@ def _gcc(args, cwd, timeout=300):
 
 
 def run_batch(items: list[Prepared], work: Path, opt_level: str = "1",
-              timeout: float = 60.0, sanitize: bool = False) -> list[CaseResult]:
-    """Compile the prepared cases of one batch, link them into one driver, run it."""
+              timeout: float = 60.0, sanitize: bool = False, cross=()) -> list[CaseResult]:
+    """Compile the prepared cases of one batch, link them into one driver, run it.
+    ``cross``: target names whose compiler must also take every case's C without
+    a warning (compiled, not run)."""
+    from . import targets, toolchain
     from .toolchain import STRICT
+    cross_cmds = []
+    for tname in cross:
+        t = targets.load(tname)
+        cross_cmds.append((toolchain.cc(t), [*STRICT, *t.cflags, f"-O{opt_level}"]))
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, CaseResult] = {}
     san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] if sanitize else []
@@ -414,7 +421,18 @@ def run_batch(items: list[Prepared], work: Path, opt_level: str = "1",
         if r.returncode != 0:
             msg = [ln for ln in (r.stderr or r.stdout).splitlines() if "error" in ln or "warning" in ln]
             results[p.name] = CaseResult(p.name, "fail", "gcc: " + _short(" | ".join(msg[:3]) or r.stderr),
-                                         p.ops)
+                                         p.ops, p.bound)
+            continue
+        bad = None
+        for cc, flags in cross_cmds:
+            r = subprocess.run([cc, *flags, "-c", f"{p.prefix}.c", "-o", os.devnull], cwd=d,
+                               capture_output=True, text=True, timeout=300)
+            if r.returncode != 0:
+                msg = [ln for ln in r.stderr.splitlines() if "error" in ln or "warning" in ln]
+                bad = f"{Path(cc).name}: " + _short(" | ".join(msg[:3]) or r.stderr)
+                break
+        if bad:
+            results[p.name] = CaseResult(p.name, "fail", bad, p.ops, p.bound)
             continue
         objs.append(str(d / f"{p.prefix}.o"))
         ok_items.append(p)
@@ -492,7 +510,7 @@ def run_batch(items: list[Prepared], work: Path, opt_level: str = "1",
 # --- the whole run ----------------------------------------------------------------
 
 def _work_batch(args):
-    indices, work, opt_level, sanitize, allow_bind = args
+    indices, work, opt_level, sanitize, allow_bind, cross = args
     out = []
     prepared = []
     for i in indices:
@@ -503,7 +521,7 @@ def _work_batch(args):
             prepared.append(r)
     if prepared:
         try:
-            out += run_batch(prepared, Path(work), opt_level, sanitize=sanitize)
+            out += run_batch(prepared, Path(work), opt_level, sanitize=sanitize, cross=cross)
         except Exception as e:  # noqa: BLE001
             out += [CaseResult(p.name, "fail", f"batch error: {type(e).__name__}: {e}", p.ops, p.bound)
                     for p in prepared]
@@ -514,7 +532,7 @@ def _work_batch(args):
 
 def run(patterns=(), exclude=(), jobs: int | None = None, batch_size: int = 48,
         work_dir: str | None = None, opt_level: str = "1", sanitize: bool = False,
-        bind: bool = True, progress=None) -> Report:
+        bind: bool = True, cross=(), progress=None) -> Report:
     import onnx
     global _CASES
     t0 = time.time()
@@ -533,7 +551,8 @@ def run(patterns=(), exclude=(), jobs: int | None = None, batch_size: int = 48,
     order = list(range(len(cases)))
     batches = [order[i::max(1, -(-len(order) // batch_size))] for i in range(
         max(1, -(-len(order) // batch_size)))] if order else []
-    tasks = [(b, str(base / f"batch{k}"), opt_level, sanitize, bind) for k, b in enumerate(batches)]
+    tasks = [(b, str(base / f"batch{k}"), opt_level, sanitize, bind, tuple(cross))
+             for k, b in enumerate(batches)]
     results: list[CaseResult] = []
     try:
         if jobs > 1 and len(tasks) > 1:

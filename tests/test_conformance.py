@@ -50,7 +50,11 @@ def test_conformance_quick(tmp_path):
 
 @pytest.mark.slow
 def test_conformance_full(tmp_path):
-    rep = conformance.run(jobs=2, work_dir=str(tmp_path))
+    """Everything; with the Arm toolchain installed every case must also compile
+    warning-free for the Cortex-M4."""
+    import shutil
+    cross = ("cortex-m4",) if shutil.which("arm-none-eabi-gcc") else ()
+    rep = conformance.run(jobs=2, work_dir=str(tmp_path), cross=cross)
     assert len(rep.results) >= conformance.TOTAL_ONNX_1_23 or len(rep.results) > 1500
     _check(rep, 341)
 
@@ -76,3 +80,13 @@ def test_unsupported_is_a_skip_and_parameter_inputs_bind():
     assert isinstance(p, conformance.Prepared) and p.bound == ["shape"]
     r = conformance.prepare(1, cases["test_reshape_reordered_all_dims"], allow_bind=False)
     assert r.status == "skip" and "computed shape" in r.reason
+
+
+def test_cli_json(edgec_cli):
+    import json
+    r = edgec_cli("conformance", "-k", "^test_relu$", "-k", "^test_string_concat$", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["total"] == 2 and d["passed"] == 1 and d["skipped"] == 1 and d["failed"] == 0
+    assert {x["name"]: x["status"] for x in d["results"]} == {"test_relu": "pass",
+                                                              "test_string_concat": "skip"}
