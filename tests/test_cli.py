@@ -32,7 +32,10 @@ def test_build_writes_complete_bundle(edgec_cli, tmp_path):
     for f in ("model.c", "model.h", "Makefile", "CMakeLists.txt", "edgec.mk", "report.json"):
         assert (out / f).is_file(), f
     rep = json.loads((out / "report.json").read_text())
-    assert rep["arena_bytes"] >= rep["arena_lower_bound"] > 0
+    # kernels that write their output over a dying input (depthwise, 1x1) beat the
+    # lifetime bound of separate buffers
+    assert 0 < rep["arena_bytes"] < rep["arena_lower_bound"] == 16_000
+    assert any(L["inplace"] for L in rep["layers"])
     assert rep["weights_bytes"] == sum(L["weights_bytes"] for L in rep["layers"])
     assert all("macs" in L for L in rep["layers"])
     h = (out / "model.h").read_text()

@@ -39,6 +39,13 @@ class Layer:
     code: str
     args: list[str]
     out_bytes: list[int] = field(default_factory=list)
+    n_out: int = 0
+
+    @property
+    def out_args(self) -> list[str]:
+        return self.args[len(self.args) - len(self.out_bytes) - self.extra_args:][:len(self.out_bytes)]
+
+    extra_args: int = 0
 
 
 class ConstPool:
@@ -91,6 +98,8 @@ class KernelContext:
         self.helpers: set[str] = set()  # templates/runtime/<name>.c.j2 this kernel needs
         self.functions: list[str] = []  # file-scope helper functions of this kernel
         self.report: dict = {}  # extra facts for this layer's entry in report.json
+        self.scratch_bytes = 0          # arena bytes live only while this layer runs
+        self.inplace: list[tuple[int, int, str]] = []  # (input, output, kind) it tolerates
         self._in_names: dict[int, str] = {}
         for i, name in enumerate(node.inputs):
             if not name:
@@ -126,6 +135,34 @@ class KernelContext:
 
     def need(self, helper: str) -> None:
         self.helpers.add(helper)
+
+    @property
+    def target(self):
+        return self.options.get("target")
+
+    @property
+    def optimize(self) -> str:
+        """``speed`` (kernels specialized per layer) or ``size`` (one shared kernel
+        per operator type, parameters passed at run time)."""
+        return self.options.get("optimize", "speed")
+
+    def scratch(self, nbytes: int) -> str:
+        """A scratch buffer of ``nbytes`` in the arena, live only during this
+        layer (16-byte aligned); returns the C name of its ``uint8_t*``."""
+        if self.scratch_bytes == 0:
+            self.params.append(("s0", "uint8_t", True))
+        self.scratch_bytes = max(self.scratch_bytes, int(nbytes), 1)
+        return "s0"
+
+    def allow_inplace(self, i: int, j: int, kind: str) -> None:
+        """The kernel stays correct when output ``j`` shares input ``i``'s buffer:
+        ``same``: at the same address (``out`` no larger than ``in``);
+        ``pixels``: a per-pixel kernel over P pixels (reads pixel p before it
+        writes pixel p, in order): same address when the output is smaller,
+        else the input placed at the end of the output."""
+        if kind not in ("same", "pixels"):
+            raise ValueError(kind)
+        self.inplace.append((i, j, kind))
 
     def const(self, data, dtype: str, hint: str = "w") -> str:
         return self.pool.add(np.asarray(data), dtype, hint, self.layer)
@@ -169,6 +206,151 @@ def assign_buffers(g: Graph) -> tuple[dict[str, str], dict[str, Location]]:
             raise AssertionError("output shares a buffer; materialize_outputs missed it")
         loc[r] = Location("output", j)
     return root, loc
+
+
+def fuse_conv_add(g: Graph, options: dict) -> None:
+    """Fuse an int8 ADD/SUB of two same-shaped tensors into the Conv producing
+    one of them (the later one), when that Conv has a DSP kernel and nothing
+    else reads its output: the Conv computes its int8 output, then the sum,
+    and the intermediate tensor never reaches memory.  Done on the backend's
+    own copy of the graph; results stay bit for bit those of the two ops."""
+    from ..ops import binary, dsp
+    if not dsp.wanted(options):
+        return
+    prod_idx = {o: i for i, n in enumerate(g.nodes) for o in n.outputs if o}
+    cons = g.consumers()
+    outputs = set(g.outputs)
+    removed = set()
+    for a in g.nodes:
+        if a.op not in ("Add", "Sub") or not binary._is_q(g, a) or len(a.inputs) != 2:
+            continue
+        shape = g.tensors[a.outputs[0]].shape
+        ins = a.inputs
+        if ins[0] == ins[1] or any(g.tensors[i].shape != shape or g.tensors[i].is_const
+                                   or g.tensors[i].dtype != "int8" for i in ins):
+            continue
+        best = None
+        for j, t in enumerate(ins):
+            c = g.nodes[prod_idx[t]] if t in prod_idx else None
+            if c is None or c.op != "Conv" or c.attrs.get("fused_add") or id(c) in removed:
+                continue
+            if dsp.conv_kind(g, c) != "gemm" or len(cons.get(t, [])) != 1 or t in outputs:
+                continue
+            other = ins[1 - j]
+            if other in prod_idx and prod_idx[other] > prod_idx[t]:
+                continue
+            if best is None or prod_idx[t] > prod_idx[best[1]]:
+                best = (j, t)
+        if best is None:
+            continue
+        j, t = best
+        c = g.nodes[prod_idx[t]]
+        c.inputs = list(c.inputs) + [""] * max(0, 3 - len(c.inputs))
+        c.inputs.append(ins[1 - j])
+        c.attrs["fused_add"] = {"node": a, "conv_operand": j, "skip_input": len(c.inputs) - 1,
+                                "conv_output": t}
+        c.outputs = [a.outputs[0]]
+        removed.add(id(a))
+    if removed:
+        g.nodes = [n for n in g.nodes if id(n) not in removed]
+
+
+class _LiveMax:
+    """Bytes live per step under range additions, with the maximum over all
+    steps (a lazy segment tree: O(log n) per update)."""
+
+    def __init__(self, n: int):
+        self.n = max(1, n)
+        self.mx = [0] * (4 * self.n)
+        self.lz = [0] * (4 * self.n)
+
+    def add(self, lo: int, hi: int, v: int, node: int = 1, a: int = 0, b: int | None = None) -> None:
+        b = self.n - 1 if b is None else b
+        if hi < a or b < lo:
+            return
+        if lo <= a and b <= hi:
+            self.mx[node] += v
+            self.lz[node] += v
+            return
+        m = (a + b) // 2
+        self.add(lo, hi, v, 2 * node, a, m)
+        self.add(lo, hi, v, 2 * node + 1, m + 1, b)
+        self.mx[node] = self.lz[node] + max(self.mx[2 * node], self.mx[2 * node + 1])
+
+    @property
+    def max(self) -> int:
+        return self.mx[1]
+
+
+def inplace_groups(g: Graph, root, first, last, arena_roots, candidates, extra=()) -> dict:
+    """Arena buffers merged because a kernel writes its output over an input
+    that dies with it.  Returns {group key: {root: byte offset in the group}}.
+
+    ``candidates``: (step, input tensor, output tensor, kind) from the kernels'
+    ``allow_inplace``; a merge needs both in the arena, the input's last use at
+    that step and the output first written there.  A merge that would raise
+    the lifetime lower bound (with the ``extra`` scratch buffers) is not made:
+    an output larger than its input, placed over it, occupies its full size
+    from the input's first step on."""
+    arena = set(arena_roots)
+    group_of: dict[str, str] = {}
+    groups: dict[str, dict[str, int]] = {}
+    span: dict[str, tuple[int, int, int]] = {}  # buffer key -> (size, first, last)
+    n_steps = 1 + max([last[r] for r in arena_roots] + [b.last for b in extra] + [0])
+    live = _LiveMax(n_steps)
+    for r in arena_roots:
+        span[r] = (g.tensors[r].nbytes, first[r], last[r])
+        live.add(first[r], last[r], g.tensors[r].nbytes)
+    for b in extra:
+        live.add(b.first, b.last, b.size)
+    best = live.max
+    for step, i, o, kind in candidates:
+        ri, ro = root[i], root[o]
+        if ri not in arena or ro not in arena or ri == ro or ro in group_of:
+            continue
+        if last[ri] != step or first[ro] != step:
+            continue
+        ib, ob = g.tensors[ri].nbytes, g.tensors[ro].nbytes
+        if g.tensors[i].nbytes != ib or g.tensors[o].nbytes != ob:
+            continue
+        if kind == "same" and ob > ib:
+            continue
+        key = group_of.get(ri, ri)
+        members = dict(groups.get(key, {ri: 0}))
+        off = members[ri] - max(0, ob - ib)
+        members[ro] = off
+        if off < 0:
+            members = {r: v - off for r, v in members.items()}
+        old = [span[key], span[ro]]
+        new = (max(v + g.tensors[r].nbytes for r, v in members.items()),
+               min(old[0][1], old[1][1]), max(old[0][2], old[1][2]))
+        for size, f, l in old:
+            live.add(f, l, -size)
+        live.add(new[1], new[2], new[0])
+        if live.max > best:
+            live.add(new[1], new[2], -new[0])
+            for size, f, l in old:
+                live.add(f, l, size)
+            continue
+        best = live.max
+        groups[key] = members
+        span[key] = new
+        del span[ro]
+        group_of[ri] = key
+        group_of[ro] = key
+    return groups
+
+
+def group_buffers(g: Graph, first, last, arena_roots, groups) -> list:
+    """Planner buffers: one per in-place group, one per other arena root."""
+    grouped = {r for members in groups.values() for r in members}
+    bufs = [memory.Buffer(r, g.tensors[r].nbytes, first[r], last[r])
+            for r in arena_roots if r not in grouped]
+    for key, members in groups.items():
+        size = max(off + g.tensors[r].nbytes for r, off in members.items())
+        bufs.append(memory.Buffer(key, size, min(first[r] for r in members),
+                                  max(last[r] for r in members)))
+    return bufs
 
 
 def materialize_outputs(g: Graph) -> None:
@@ -234,6 +416,7 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     g.topo_sort()
     g.validate()
     check_supported(g)
+    fuse_conv_add(g, options)
 
     root, loc = assign_buffers(g)
     # lifetimes of arena roots, in steps (node indices)
@@ -249,12 +432,46 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
             if i and not g.tensors[i].is_const:
                 r = root[i]
                 last[r] = max(last.get(r, step), step)
-    buffers = [memory.Buffer(r, g.tensors[r].nbytes, first[r], last[r])
-               for r in first if r not in loc]
-    plan = memory.plan(buffers, ALIGN)
-    memory.check_plan(buffers, plan.offsets)
-    for r, off in plan.offsets.items():
-        loc[r] = Location("arena", off)
+
+    # kernels first: they say what scratch they need and what sharing they tolerate
+    pool = ConstPool()
+    helpers: set[str] = set()
+    emitted = []  # (step, node, layer index, KernelContext, body)
+    for step, n in enumerate(g.nodes):
+        op = ops.get(n.op)
+        if op.view and not g.tensors[n.inputs[0]].is_const:
+            continue
+        li = len(emitted)
+        k = KernelContext(g, n, li, pool, options)
+        body = sparse.emit(k) or op.emit(k)
+        helpers |= k.helpers
+        emitted.append((step, n, li, k, body))
+
+    arena_roots = [r for r in first if r not in loc]
+    base = [memory.Buffer(r, g.tensors[r].nbytes, first[r], last[r]) for r in arena_roots]
+    scratch = [memory.Buffer(("scratch", li), k.scratch_bytes, step, step)
+               for step, n, li, k, body in emitted if k.scratch_bytes]
+    candidates = []
+    for step, n, li, k, body in emitted:
+        for i, j, kind in k.inplace:
+            candidates.append((step, n.inputs[i], n.outputs[j], kind))
+    groups = inplace_groups(g, root, first, last, arena_roots, candidates, scratch)
+    plans = []
+    for grp in ([groups] if groups else []) + [{}]:
+        bufs = group_buffers(g, first, last, arena_roots, grp) + scratch
+        p = memory.plan(bufs, ALIGN)
+        memory.check_plan(bufs, p.offsets)
+        plans.append((p.size, len(plans), p, grp, bufs))
+    _, _, plan, used_groups, planned = min(plans, key=lambda t: (t[0], t[1]))
+    plan.lower_bound = memory.lower_bound(base)
+    member_of = {}
+    for key, members in used_groups.items():
+        for r, off in members.items():
+            member_of[r] = (key, off)
+    for r in arena_roots:
+        key, off = member_of.get(r, (r, 0))
+        loc[r] = Location("arena", plan.offsets[key] + off)
+    scratch_at = {b.key[1]: plan.offsets[b.key] for b in scratch}
 
     def ptr(name: str, const: bool) -> str:
         t = g.tensors[name]
@@ -270,18 +487,10 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
             return f"out{lc.index}"
         raise AssertionError(lc)
 
-    pool = ConstPool()
-    helpers: set[str] = set()
     layers: list[Layer] = []
     report_layers = []
-    for step, n in enumerate(g.nodes):
+    for step, n, li, k, body in emitted:
         op = ops.get(n.op)
-        if op.view and not g.tensors[n.inputs[0]].is_const:
-            continue
-        li = len(layers)
-        k = KernelContext(g, n, li, pool, options)
-        body = sparse.emit(k) or op.emit(k)
-        helpers |= k.helpers
         fname = _func_name(li, n.op)
         params = []
         for pname, ctype, is_out in k.params:
@@ -296,6 +505,10 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         for name in n.outputs:
             if name:
                 args.append(ptr(name, False))
+        extra = 0
+        if k.scratch_bytes:
+            args.append(f"(arena + {scratch_at[li]})")
+            extra = 1
         in_desc = ", ".join(str(list(g.tensors[i].shape)) for i in n.inputs
                             if i and not g.tensors[i].is_const)
         out_desc = ", ".join(str(list(g.tensors[o].shape)) for o in n.outputs if o)
@@ -303,11 +516,12 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         code = "".join(f + "\n" for f in k.functions) + (
                 f"/* {comment} */\nstatic EDGEC_NOINLINE void {fname}("
                 f"{', '.join(params) if params else 'void'})\n{{\n{body}}}\n")
+        n_out = len([o for o in n.outputs if o])
         layers.append(Layer(li, n, fname, code, args,
-                            [g.tensors[o].nbytes for o in n.outputs if o]))
+                            [g.tensors[o].nbytes for o in n.outputs if o], n_out, extra))
         report_layers.append({
             "index": li,
-            "op": n.op,
+            "op": n.op + ("+" + n.attrs["fused_add"]["node"].op if n.attrs.get("fused_add") else ""),
             "name": n.name,
             "function": fname,
             "outputs": [o for o in n.outputs if o],
@@ -318,9 +532,16 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
                 {"offset": loc[root[o]].index, "bytes": g.tensors[o].nbytes}
                 for o in n.outputs if o and loc[root[o]].kind == "arena"
             ],
+            "scratch_bytes": k.scratch_bytes,
+            "inplace": any(loc[root[o]].kind == "arena" and any(
+                loc[root[i]].kind == "arena" and loc[root[i]].index <= loc[root[o]].index
+                + g.tensors[o].nbytes - 1 and loc[root[o]].index <= loc[root[i]].index
+                + g.tensors[i].nbytes - 1 for i in n.inputs if i and not g.tensors[i].is_const)
+                for o in n.outputs if o),
             "macs": int(op.macs(g, n)),
             **k.report,
         })
+    buffers = planned
 
     wbytes = pool.bytes_by_layer()
     for rl in report_layers:
@@ -329,7 +550,6 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     # live at (for per-layer RAM attribution in size reports)
     step_of = {id(n): s for s, n in enumerate(g.nodes)}
     layer_steps = [step_of[id(L.node)] for L in layers]
-    last_of = {b.key: b.last for b in buffers}
     # live bytes per step from a difference array (linear, not layers x buffers)
     delta = [0] * (len(g.nodes) + 1)
     for b in buffers:
@@ -344,7 +564,7 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         rl["arena_live_bytes"] = live[s]
         for a, o in zip(rl["arena"], [o for o in L.node.outputs
                                       if o and loc[root[o]].kind == "arena"]):
-            a["last_layer"] = bisect.bisect_right(layer_steps, last_of[root[o]]) - 1
+            a["last_layer"] = bisect.bisect_right(layer_steps, last[root[o]]) - 1
 
     ins = [g.tensors[i] for i in g.inputs]
     outs = [g.tensors[o] for o in g.outputs]
@@ -366,6 +586,7 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         helpers=sorted(helpers),
         layers=layers,
         arena_used=arena_size > 0,
+        optimize=options.get("optimize", "speed"),
     )
     return NativeResult(model_c, model_h, arena_size, plan.lower_bound, report_layers,
                         weights_bytes, plan.order)

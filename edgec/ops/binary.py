@@ -234,6 +234,11 @@ class Binary(Op):
         a = f"{k.x(0)}[{{ia}}]"
         b = f"{k.x(1)}[{{ib}}]"
         if _is_q(g, n):
+            if self.name in ("Add", "Sub"):
+                from . import dsp
+                body = dsp.add(k)
+                if body is not None:
+                    return body
             so_, zo = quant_of(g, n.outputs[0]).scalar()
             lo, hi = act_range_quant(n.attrs.get("act"), so_, zo)
             if self.name == "Mul":

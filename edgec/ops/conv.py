@@ -107,7 +107,8 @@ def dequantized_weights(w: np.ndarray, q) -> np.ndarray:
 
 def requant_params(g, n):
     """Per-output-channel (multiplier, shift) as TFLite Micro computes them."""
-    xq, wq, yq = quant_of(g, n.inputs[0]), quant_of(g, n.inputs[1]), quant_of(g, n.outputs[0])
+    out = n.attrs.get("fused_add", {}).get("conv_output", n.outputs[0])
+    xq, wq, yq = quant_of(g, n.inputs[0]), quant_of(g, n.inputs[1]), quant_of(g, out)
     x_scale, _ = xq.scalar()
     y_scale, _ = yq.scalar()
     O = g.tensors[n.inputs[1]].shape[0]
@@ -206,9 +207,14 @@ class Conv(Op):
                    dh=a["dilations"][0], dw=a["dilations"][1], pt=a["pads"][0], pl=a["pads"][1],
                    xs=xs, ys=ys, nchw=nchw, quantized=quantized, wscale=None)
         if quantized:
+            m, s = requant_params(g, n)
+            from . import dsp
+            if dsp.enabled(k):
+                body = dsp.conv(k, (N, H, W, C, O, KH, KW, Cg, OH, OW), m, s)
+                if body is not None:
+                    return body
             ctx["w"] = k.const(w, "int8", "w")
             ctx["bias"] = k.x(2) if has_bias else None
-            m, s = requant_params(g, n)
             _, xzp = quant_of(g, n.inputs[0]).scalar()
             ysc, yzp = quant_of(g, n.outputs[0]).scalar()
             lo, hi = act_range_quant(a.get("act"), ysc, yzp)

@@ -111,6 +111,13 @@ class FullyConnected(Op):
         g, n = k.g, k.node
         M, N, K = fc_dims(g, n)
         quantized = k.tin(0).dtype == "int8"
+        if quantized:
+            from . import dsp
+            if dsp.enabled(k):
+                m, s = fc_requant(g, n)
+                body = dsp.fully_connected(k, M, N, K, m, s)
+                if body is not None:
+                    return body
         ctx = dict(M=M, N=N, K=K, quantized=quantized, wscale=None,
                    bias=k.x(2) if k.has_input(2) else None)
         if quantized:

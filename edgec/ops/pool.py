@@ -154,6 +154,11 @@ class Pool(Op):
         if quantized:
             s, z = quant_of(g, n.inputs[0]).scalar()
             ctx["act_lo"], ctx["act_hi"] = act_range_quant(a.get("act"), s, z)
+            from . import dsp
+            if self.name == "AveragePool" and dsp.enabled(k):
+                body = dsp.global_avgpool(k, N, C, H, W, OH, OW, ctx["act_lo"], ctx["act_hi"])
+                if body is not None:
+                    return body
         else:
             ctx["act"] = act_range_float(a.get("act"))
         return k.render("pool.c.j2", **ctx)

@@ -1,0 +1,296 @@
+"""int8 kernels for cores with the Arm DSP extension (Cortex-M4, M7, M33, M55).
+
+The kernels themselves are C in ``templates/runtime/dsp_s8.c.j2`` (inline
+assembly for the inner loops under GCC, portable C elsewhere); this module
+decides per layer whether one applies and prepares its constants at compile
+time: weights re-laid out for the kernel, the input offset folded into the
+bias, and requantization tables (:func:`requant_table`) that reproduce
+TFLite's double-rounding ``MultiplyByQuantizedMultiplier`` exactly with one
+SMLAL and a shift.
+
+Every function returns the C body of the layer, or ``None`` when the layer is
+outside what the kernel handles (the caller then emits the plain kernel).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._util import act_range_quant, quant_of
+
+# Scratch words (4 bytes) per group of four K values: q15 pairs of two pixels
+# (4 words) plus two int8 im2col rows (1 word each).
+CONV_SCRATCH_PER_GROUP = 24
+DIRECT_SCRATCH_PER_GROUP = 16
+
+
+def wanted(options: dict) -> bool:
+    """DSP kernels for a build: on a target with the DSP extension unless
+    ``options["kernels"] == "plain"``; ``"dsp"`` forces them anywhere (their
+    portable C form: tests on the host)."""
+    kernels = options.get("kernels", "auto")
+    if kernels not in ("auto", "plain", "dsp"):
+        from ..errors import EdgecError
+        raise EdgecError(f"unknown kernels option {kernels!r} (auto, plain or dsp)")
+    if kernels != "auto":
+        return kernels == "dsp"
+    tgt = options.get("target")
+    return tgt is not None and tgt.has("dsp")
+
+
+def enabled(k) -> bool:
+    return wanted(k.options)
+
+
+def wrap32(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.int64)
+    return ((a + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def requant_table(m, s, zp: int):
+    """(table [O, 3] int32 of {M, H, S}, zp left for the kernel to add) or None.
+
+    For M in (2^30, 2^31) and a right shift e >= 2, TFLite's
+    ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M), e)`` is
+    ``floor((acc*M + 2^30 + 2^(30+e) - [acc<0]*2^31) / 2^(31+e))`` (both
+    roundings are floors of the same sum), computed as the high word of a
+    64-bit SMLAL shifted right by e-1: H = 2^(e-2), S = e-1.  A multiplier of
+    0 (a channel whose weights are all zero) gives 0 with H = 1, S = 1.  The
+    output zero point joins H (``zp << S``) when that cannot overflow."""
+    m = np.asarray(m, dtype=np.int64)
+    s = np.asarray(s, dtype=np.int64)
+    rows = []
+    for M, sh in zip(m.tolist(), s.tolist()):
+        if M == 0:
+            rows.append((0, 2))
+            continue
+        if sh > -2 or M <= (1 << 30) or M >= (1 << 31):
+            return None
+        rows.append((M, -sh))
+    fold = max(e for _, e in rows) - 1 <= 22
+    table = np.zeros((len(rows), 3), np.int64)
+    for i, (M, e) in enumerate(rows):
+        S = e - 1
+        H = 1 << (e - 2)
+        if fold:
+            H += zp * (1 << S)
+        table[i] = (M, H, S)
+    return table.astype(np.int32), (0 if fold else zp)
+
+
+def requant_reference(acc, table, zp_left: int) -> np.ndarray:
+    """What the C kernel computes from a :func:`requant_table` row (tests)."""
+    acc = np.asarray(acc, dtype=np.int64)
+    M, H, S = (np.asarray(table[..., i], dtype=np.int64) for i in range(3))
+    t = acc * M + H * (1 << 32) + (1 << 30) - (acc < 0) * (1 << 31)
+    return ((t >> 32) >> S) + zp_left
+
+
+def _pad_to(a: np.ndarray, n: int, axis: int = 0) -> np.ndarray:
+    extra = n - a.shape[axis]
+    if extra <= 0:
+        return a
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, extra)
+    return np.pad(a, widths)
+
+
+def _rq_args(k, table, O_pad):
+    t = _pad_to(table, O_pad)
+    return k.const(t.reshape(-1), "int32", "rq")
+
+
+# --- CONV_2D / DEPTHWISE_CONV_2D --------------------------------------------------
+
+def conv_kind(g, n) -> str | None:
+    """``gemm`` / ``dw3x3`` when an int8 Conv node has a DSP kernel, else None."""
+    from .conv import geometry, requant_params
+    a = n.attrs
+    x = g.tensors[n.inputs[0]]
+    if a["layout"] != "NHWC" or x.dtype != "int8" or x.quant is None:
+        return None
+    if requant_table(*requant_params(g, n), 0) is None:
+        return None
+    N, H, W, C, O, KH, KW, Cg, OH, OW = geometry(g, n)
+    if a["group"] == 1:
+        return "gemm"
+    sh, sw = a["strides"]
+    dh, dw = a["dilations"]
+    if a["group"] == C and Cg == 1 and O == C and KH == 3 and KW == 3 and sh == sw and \
+            sh in (1, 2) and dh == 1 and dw == 1 and not a.get("fused_add"):
+        return "dw3x3"
+    return None
+
+
+def conv(k, geom, m, s) -> str | None:
+    g, n = k.g, k.node
+    kind = conv_kind(g, n)
+    if kind is None:
+        return None
+    from .conv import weights_ohwi
+    N, H, W, C, O, KH, KW, Cg, OH, OW = geom
+    a = n.attrs
+    _, xzp = quant_of(g, n.inputs[0]).scalar()
+    ys, yzp = quant_of(g, a.get("fused_add", {}).get("conv_output", n.outputs[0])).scalar()
+    lo, hi = act_range_quant(a.get("act"), ys, yzp)
+    table, zp_left = requant_table(m, s, yzp)
+    w = weights_ohwi(g, n).astype(np.int64)
+    bias = (k.tin(2).data.astype(np.int64) if k.has_input(2) else np.zeros(O, np.int64))
+    sh, sw = a["strides"]
+    dh, dw = a["dilations"]
+    pt, pl, pb, pr = a["pads"]
+    xb, yb = H * W * C, OH * OW * O
+    if kind == "gemm":
+        return _conv_gemm(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
+                          w, bias, table, zp_left, xzp, lo, hi, xb, yb)
+    return _dw3x3(k, N, H, W, C, OH, OW, sh, pt, pl, w, bias, table, zp_left, xzp, lo, hi,
+                  xb, yb)
+
+
+def _conv_gemm(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
+               w, bias, table, zp_left, xzp, lo, hi, xb, yb):
+    K = KH * KW * C
+    n4 = (K + 3) // 4
+    O2 = O + (O & 1)
+    wk = _pad_to(_pad_to(w.reshape(O, K), 4 * n4, axis=1), O2)
+    # fold the input offset: padded taps read the zero point (im2col)
+    fb = wrap32(bias - xzp * w.reshape(O, K).sum(axis=1))
+    # channel pairs, groups of four K: [O2/2][n4][2][4]
+    lay = wk.reshape(O2 // 2, 2, n4, 4).transpose(0, 2, 1, 3)
+    direct = KH == 1 and KW == 1 and max(pt, pl, pb, pr) == 0 and C % 4 == 0
+    scratch = (DIRECT_SCRATCH_PER_GROUP if direct else CONV_SCRATCH_PER_GROUP) * n4
+    s0 = k.scratch(scratch)
+    fused = k.node.attrs.get("fused_add")
+    if direct and sh == 1 and sw == 1 and OH == H and OW == W and not fused:
+        k.allow_inplace(0, 0, "pixels")
+    args = ", ".join(str(v) for v in (H, W, C, OH, OW, O, KH, KW, sh, sw, dh, dw, pt, pl,
+                                      int(direct), xzp, zp_left, lo, hi))
+    pre = ""
+    if fused:
+        skip_i = fused["skip_input"]
+        pre = _add_struct(k, fused)
+        add = f"x{skip_i} + b * {yb}, &add"
+        k.allow_inplace(skip_i, 0, "same")
+    else:
+        add = "(const int8_t*)0, (const edgec_add_t*)0"
+    call = (f"edgec_dsp_conv(x0 + b * {xb}, y0 + b * {yb}, (int32_t*){s0}, "
+            f"{k.const(lay.reshape(-1), 'int8', 'w')}, {k.const(_pad_to(fb, O2), 'int32', 'b')}, "
+            f"{_rq_args(k, table, O2)}, {args}, {add});")
+    k.need("dsp_s8")
+    return pre + _batch(N, call)
+
+
+def _add_struct(k, fused) -> str:
+    """The fused ADD's constants as a local ``edgec_add_t add``."""
+    g = k.g
+    node = fused["node"]
+    ta, tb, rq, fast, zp, lo, hi = add_tables(g, node)
+    tv, ts = (ta, tb) if fused["conv_operand"] == 0 else (tb, ta)
+    return (f"  static const edgec_add_t add = {{{k.const(tv, 'int32', 'tv')}, {k.const(ts, 'int32', 'ts')}, "
+            f"{k.const(rq, 'int32', 'arq')}, {fast}, {zp}, {lo}, {hi}}};\n")
+
+
+def _dw3x3(k, N, H, W, C, OH, OW, st, pt, pl, w, bias, table, zp_left, xzp, lo, hi, xb, yb):
+    OWe = OW + (OW & 1)
+    Wp = max(pl + W, (OWe + 2) if st == 1 else (2 * OWe + 2))
+    Wp += Wp & 1
+    Hp = max(pt + H, (OH - 1) * st + 3)
+    # w: [C, 3, 3, 1] -> per channel and row: (w0, w1), (w1, w2) as 16-bit pairs
+    wc = w.reshape(C, 3, 3)
+    lo16 = lambda v: np.asarray(v, np.int64) & 0xFFFF  # noqa: E731
+    p01 = lo16(wc[:, :, 0]) | (lo16(wc[:, :, 1]) << 16)
+    p12 = lo16(wc[:, :, 1]) | (lo16(wc[:, :, 2]) << 16)
+    wq = np.stack([p01, p12], axis=2).reshape(C, 6)
+    wq = wrap32(wq)
+    s0 = k.scratch(2 * Hp * Wp + 4 * OWe)
+    if st == 1 and OH == H and OW == W:
+        k.allow_inplace(0, 0, "same")
+    args = ", ".join(str(v) for v in (H, W, C, OH, OW, st, pt, pl, Hp, Wp, -xzp, zp_left, lo, hi))
+    call = (f"edgec_dsp_dw3x3(x0 + b * {xb}, y0 + b * {yb}, (int16_t*){s0}, "
+            f"{k.const(wq.reshape(-1), 'int32', 'w')}, {k.const(wrap32(bias), 'int32', 'b')}, "
+            f"{_rq_args(k, table, C)}, {args});")
+    k.need("dsp_s8")
+    return _batch(N, call)
+
+
+def _batch(N: int, call: str) -> str:
+    if N == 1:
+        return "  {\n    const int b = 0;\n    " + call + "\n  }\n"
+    return f"  for (int b = 0; b < {N}; ++b) {{\n    {call}\n  }}\n"
+
+
+# --- FULLY_CONNECTED ----------------------------------------------------------------
+
+def fully_connected(k, M, N, K, m, s) -> str | None:
+    g, n = k.g, k.node
+    if K % 4 or int(quant_of(g, n.inputs[1]).zero_point[0]) != 0:
+        return None
+    _, xzp = quant_of(g, n.inputs[0]).scalar()
+    ys, yzp = quant_of(g, n.outputs[0]).scalar()
+    lo, hi = act_range_quant(n.attrs.get("act"), ys, yzp)
+    rt = requant_table(m, s, yzp)
+    if rt is None:
+        return None
+    table, zp_left = rt
+    w = k.tin(1).data.astype(np.int64)
+    bias = k.tin(2).data.astype(np.int64) if k.has_input(2) else np.zeros(N, np.int64)
+    fb = wrap32(bias - xzp * w.sum(axis=1))
+    N4 = (N + 3) // 4 * 4
+    lay = _pad_to(w, N4).reshape(N4 // 4, 4, K // 4, 4).transpose(0, 2, 1, 3)
+    call = (f"edgec_dsp_fc(x0, y0, {k.const(lay.reshape(-1), 'int8', 'w')}, "
+            f"{k.const(_pad_to(fb, N4), 'int32', 'b')}, {_rq_args(k, table, N4)}, "
+            f"{M}, {N}, {K}, {zp_left}, {lo}, {hi});")
+    k.need("dsp_s8")
+    return "  " + call + "\n"
+
+
+# --- pooling ------------------------------------------------------------------------
+
+def global_avgpool(k, N, C, H, W, OH, OW, lo, hi) -> str | None:
+    a = k.node.attrs
+    if a["layout"] != "NHWC" or OH != 1 or OW != 1 or H * W > 256 or \
+            list(a["kernel"]) != [H, W] or max(a["pads"]) != 0:
+        return None
+    k.need("dsp_s8")
+    body = f"edgec_dsp_global_avgpool(x0 + b * {H * W * C}, y0 + b * {C}, {H * W}, {C}, {lo}, {hi});"
+    return _batch(N, body)
+
+
+# --- quantized ADD / SUB (tables) ------------------------------------------------------
+
+def add_tables(g, n):
+    """Constants of ``edgec_add_s8`` for an int8 Add/Sub node: the per-input
+    rescaling of TFLite Micro's ADD as two 256-entry tables, then the output
+    requantization ({M, H, S} and fast=1 when :func:`requant_table` applies,
+    else {M, shift, 0} for edgec_mbqm)."""
+    from .. import qmath
+    from .binary import add_params
+    p = add_params(g, n)
+    v = np.arange(-128, 128, dtype=np.int64)
+    ta = qmath.mul_by_quantized_multiplier((v + p["in1_offset"]) << p["left_shift"], p["m1"], p["s1"])
+    tb = qmath.mul_by_quantized_multiplier((v + p["in2_offset"]) << p["left_shift"], p["m2"], p["s2"])
+    if n.op == "Sub":
+        tb = -tb
+    so, zo = quant_of(g, n.outputs[0]).scalar()
+    lo, hi = act_range_quant(n.attrs.get("act"), so, zo)
+    rt = requant_table([p["mo"]], [p["so"]], zo)
+    if rt is not None:
+        rq, zp = rt[0][0], rt[1]
+        fast = 1
+    else:
+        rq, zp, fast = np.array([p["mo"], p["so"], 0], np.int64), zo, 0
+    return wrap32(ta), wrap32(tb), np.asarray(rq, np.int64), fast, zp, lo, hi
+
+
+def add(k) -> str | None:
+    """Elementwise int8 Add/Sub of same-shaped tensors (speed: tables)."""
+    g, n = k.g, k.node
+    shape = k.tout().shape
+    if k.tin(0).shape != shape or k.tin(1).shape != shape or k.optimize != "speed":
+        return None
+    ta, tb, rq, fast, zp, lo, hi = add_tables(g, n)
+    k.need("dsp_s8")
+    if k.tin(0).nbytes == k.tout().nbytes:
+        k.allow_inplace(0, 0, "same")
+        k.allow_inplace(1, 0, "same")
+    return (f"  edgec_add_s8({k.x(0)}, {k.x(1)}, y0, {k.tout().size}, {k.const(ta, 'int32', 'ta')}, "
+            f"{k.const(tb, 'int32', 'tb')}, {k.const(rq, 'int32', 'rq')}, {fast}, {zp}, {lo}, {hi});\n")
