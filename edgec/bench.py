@@ -88,7 +88,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
           inputs_file: str | None = None, opt_level: str = "s", lto: bool = False,
           layers: bool = True, runs: int = 2, input_shapes=None, work_dir: str | None = None,
           timeout: float | None = None, options: dict | None = None,
-          backend: str = "native", compress=None) -> BenchResult:
+          backend: str = "native", compress=None, optimize: str = "speed") -> BenchResult:
     """``backend="tflm"``: the TensorFlow Lite Micro bundle linked with the user's
     TFLM (TFLM_DIR, TFLM_LIB), built and measured the same way.  ``compress`` (an
     edgec.compress.CompressConfig): benchmark the low-rank / pruned / binarized model."""
@@ -104,7 +104,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     if not samples:
         raise EdgecError("no input samples to benchmark with")
     opts = Options(target=target, backend=backend, name="model", opt_level=opt_level, lto=lto,
-                   extra=dict(options or {}), compress=compress)
+                   optimize=optimize, extra=dict(options or {}), compress=compress)
     if backend == "tflm":
         from .backends import tflm
         inst = tflm.tflm_install(target_name=tgt.name)  # says what to set before building
@@ -176,7 +176,8 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
             macs=int(rep["macs"]), tick_instructions=scale, runs=runs, repeatable=repeatable,
             flash=flash, ram=ram, layers=layer_rows,
             qemu=" ".join(first.command[:-2] + ["-kernel", "firmware.elf"]),
-            options={"backend": backend, "opt_level": opt_level, "lto": lto, "seed": seed,
+            options={"backend": backend, "opt_level": opt_level, "lto": lto, "optimize": optimize,
+                     "seed": seed,
                      "inputs": inputs_file or "random"})
     finally:
         if tmp is not None:

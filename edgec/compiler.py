@@ -20,6 +20,7 @@ from .templating import render
 
 BACKENDS = ("native", "tflm", "tvm")
 OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "fast")
+OPTIMIZE = ("speed", "size")
 
 
 @dataclass
@@ -30,6 +31,9 @@ class Options:
     input_shapes: dict | list | tuple | None = None
     opt_level: str = "s"
     lto: bool = False
+    # kernels specialized per layer (speed) or one shared kernel per operator type
+    # with run-time parameters (size)
+    optimize: str = "speed"
     firmware: bool = False
     # test vectors for the firmware harness: list of input arrays per sample, or a .npz path;
     # without them, test_samples random samples (seed 0)
@@ -47,6 +51,8 @@ class Options:
     def check(self) -> None:
         if self.backend not in BACKENDS:
             raise EdgecError(f"unknown backend {self.backend!r} (one of: {', '.join(BACKENDS)})")
+        if self.optimize not in OPTIMIZE:
+            raise EdgecError(f"unknown --optimize {self.optimize!r} (speed or size)")
         if str(self.opt_level) not in OPT_LEVELS:
             raise EdgecError(f"unknown --opt-level {self.opt_level!r} (one of: {', '.join(OPT_LEVELS)})")
 
@@ -124,7 +130,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
 
     if opts.backend == "native":
         from .backends import native
-        res = native.generate(g, prefix, {"target": tgt, **opts.extra})
+        res = native.generate(g, prefix, {"target": tgt, "optimize": opts.optimize, **opts.extra})
         model_c, model_h = res.model_c, res.model_h
         arena, lower_bound, layers, weights = res.arena_size, res.lower_bound, res.layers, res.weights_bytes
         extra_files, backend_info, objects = {}, None, []
@@ -172,7 +178,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
         "target": tgt.name,
         "backend": opts.backend,
         "options": {
-            "opt_level": opts.opt_level, "lto": opts.lto,
+            "opt_level": opts.opt_level, "lto": opts.lto, "optimize": opts.optimize,
             "input_shapes": {k: list(v) for k, v in sorted(
                 frontends.parse_input_shapes(opts.input_shapes).items())}
             if opts.input_shapes and not isinstance(opts.input_shapes, dict)

@@ -247,6 +247,11 @@ class Binary(Op):
                         f"(uint32_t)((int32_t){b} + {p['in2_offset']})), {p['mo']}, {p['so']});\n")
             else:
                 p = add_params(g, n)
+                if k.optimize == "size":
+                    from . import shared
+                    body = shared.add(k, p, lo, hi)
+                    if body is not None:
+                        return body
                 op = "+" if self.name == "Add" else "-"
                 body = (f"const int32_t s1 = edgec_mbqm(((int32_t){a} + {p['in1_offset']}) * {1 << p['left_shift']}, "
                         f"{p['m1']}, {p['s1']});\n"

@@ -227,6 +227,9 @@ class Conv(Op):
             else:
                 ctx["mult"] = int(m[0])
                 ctx["shift"] = int(s[0])
+            if k.optimize == "size":
+                from . import shared
+                return shared.conv(k, ctx, m, s)
         else:
             wq = is_weight_only(k.tin(1))
             ctx["w"] = k.const(w, "int8" if wq else "float32", "w")

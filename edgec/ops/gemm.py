@@ -135,6 +135,9 @@ class FullyConnected(Op):
                 ctx["shift"] = k.const(s, "int8", "shift")
             else:
                 ctx["mult"], ctx["shift"] = int(m[0]), int(s[0])
+            if k.optimize == "size":
+                from . import shared
+                return shared.fully_connected(k, ctx, m, s)
         else:
             ctx["w"] = k.x(1)
             ctx["act"] = act_range_float(n.attrs.get("act"))

@@ -159,6 +159,9 @@ class Pool(Op):
                 body = dsp.global_avgpool(k, N, C, H, W, OH, OW, ctx["act_lo"], ctx["act_hi"])
                 if body is not None:
                     return body
+            if k.optimize == "size":
+                from . import shared
+                return shared.pool(k, ctx)
         else:
             ctx["act"] = act_range_float(a.get("act"))
         return k.render("pool.c.j2", **ctx)
