@@ -177,7 +177,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
             flash=flash, ram=ram, layers=layer_rows,
             qemu=" ".join(first.command[:-2] + ["-kernel", "firmware.elf"]),
             options={"backend": backend, "opt_level": opt_level, "lto": lto, "optimize": optimize,
-                     "seed": seed,
+                     "kernels": (options or {}).get("kernels", "auto"), "seed": seed,
                      "inputs": inputs_file or "random"})
     finally:
         if tmp is not None:

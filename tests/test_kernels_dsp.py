@@ -151,13 +151,21 @@ def pointwise_spec(draw):
 
 @st.composite
 def dw_spec(draw):
-    s = draw(st.integers(1, 2))
-    pads = [draw(st.integers(0, 1)) for _ in range(4)]
     C = draw(st.integers(1, 10))
-    return ("conv", dict(H=draw(st.integers(max(1, 3 - pads[0] - pads[2]), 9)),
-                         W=draw(st.integers(max(1, 3 - pads[1] - pads[3]), 9)), C=C, O=C,
-                         KH=3, KW=3, sh=s, sw=s, dh=1, dw=1, pads=pads, group=C,
-                         act=draw(st.sampled_from(ACTS))))
+    if draw(st.booleans()):  # the 3x3 stride 1/2 kernel of DSP targets
+        KH = KW = 3
+        sh = sw = draw(st.integers(1, 2))
+        dh = dw = 1
+        pads = [draw(st.integers(0, 1)) for _ in range(4)]
+    else:
+        KH, KW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+        sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+        pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    H = draw(st.integers(max(1, (KH - 1) * dh + 1 - pads[0] - pads[2]), 9))
+    W = draw(st.integers(max(1, (KW - 1) * dw + 1 - pads[1] - pads[3]), 9))
+    return ("conv", dict(H=H, W=W, C=C, O=C, KH=KH, KW=KW, sh=sh, sw=sw, dh=dh, dw=dw, pads=pads,
+                         group=C, act=draw(st.sampled_from(ACTS))))
 
 
 @st.composite
@@ -275,11 +283,21 @@ def test_dsp_kernels_shared_size_form_bit_exact(specs, seed, tmp_path_factory):
     check(g, "cortex-m4", tmp_path_factory.mktemp("size"), seed, optimize="size")
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@pytest.mark.qemu
+@SLOW
 @given(specs=BATCH, seed=st.integers(0, 2**31))
-def test_dsp_kernels_portable_c_bit_exact_on_host(specs, seed, tmp_path_factory):
-    """The same kernels without the DSP instructions (another compiler, -O0)."""
+def test_helium_kernels_bit_exact_on_cortex_m55(specs, seed, tmp_path_factory):
+    """MVE kernels (QEMU mps3-an547), beside the DSP ones they fall back to."""
+    need_arm()
+    g = build(specs, seed)
+    check(g, "cortex-m55", tmp_path_factory.mktemp("m55"), seed)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(specs=BATCH, seed=st.integers(0, 2**31), kernels=st.sampled_from(["dsp", "mve"]))
+def test_kernels_portable_c_bit_exact_on_host(specs, seed, kernels, tmp_path_factory):
+    """The same kernels without the DSP / MVE instructions (another compiler, -O0)."""
     if not have("gcc"):
         pytest.skip("no host gcc")
     g = build(specs, seed)
-    check(g, "host", tmp_path_factory.mktemp("host"), seed, kernels="dsp")
+    check(g, "host", tmp_path_factory.mktemp("host"), seed, kernels=kernels)

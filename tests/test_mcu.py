@@ -292,6 +292,18 @@ def test_mlperf_int8_bit_exact_in_qemu(name, target):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m55", "cortex-m3"])
+@pytest.mark.parametrize("name", INT8)
+def test_mlperf_int8_optimize_size_bit_exact_in_qemu(name, target):
+    """--optimize size: shared kernels (DSP / Helium ones on m4 / m55, generic ones on m3)."""
+    need_arm()
+    from edgec.verify import verify
+    res = verify(shared_model(f"mlperf_tiny/{name}"), target=target, n=4, layers=True, seed=12,
+                 compare_litert=False, optimize="size")
+    _bit_exact(res, 10)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m3"])
 @pytest.mark.parametrize("name", FLOAT)
 def test_mlperf_float_within_tolerance_in_qemu(name, target):

@@ -234,7 +234,8 @@ def fuse_conv_add(g: Graph, options: dict) -> None:
             c = g.nodes[prod_idx[t]] if t in prod_idx else None
             if c is None or c.op != "Conv" or c.attrs.get("fused_add") or id(c) in removed:
                 continue
-            if dsp.conv_kind(g, c) != "gemm" or len(cons.get(t, [])) != 1 or t in outputs:
+            if dsp.conv_kind(g, c, dsp.mve_wanted(options)) != "gemm" or len(cons.get(t, [])) != 1 \
+                    or t in outputs:
                 continue
             other = ins[1 - j]
             if other in prod_idx and prod_idx[other] > prod_idx[t]:

@@ -28,17 +28,27 @@ def wanted(options: dict) -> bool:
     ``options["kernels"] == "plain"``; ``"dsp"`` forces them anywhere (their
     portable C form: tests on the host)."""
     kernels = options.get("kernels", "auto")
-    if kernels not in ("auto", "plain", "dsp"):
+    if kernels not in ("auto", "plain", "dsp", "mve"):
         from ..errors import EdgecError
-        raise EdgecError(f"unknown kernels option {kernels!r} (auto, plain or dsp)")
+        raise EdgecError(f"unknown kernels option {kernels!r} (auto, plain, dsp or mve)")
     if kernels != "auto":
-        return kernels == "dsp"
+        return kernels in ("dsp", "mve")
     tgt = options.get("target")
     return tgt is not None and tgt.has("dsp")
 
 
 def enabled(k) -> bool:
     return wanted(k.options)
+
+
+def mve_wanted(options: dict) -> bool:
+    """Helium kernels: a target with MVE (``options["kernels"] == "mve"`` forces
+    them, in their portable form off such a core); DSP kernels otherwise."""
+    kernels = options.get("kernels", "auto")
+    if kernels != "auto":
+        return kernels == "mve"
+    tgt = options.get("target")
+    return tgt is not None and tgt.has("mve")
 
 
 def wrap32(a) -> np.ndarray:
@@ -101,29 +111,34 @@ def _rq_args(k, table, O_pad):
 
 # --- CONV_2D / DEPTHWISE_CONV_2D --------------------------------------------------
 
-def conv_kind(g, n) -> str | None:
-    """``gemm`` / ``dw3x3`` when an int8 Conv node has a DSP kernel, else None."""
+def conv_kind(g, n, mve: bool = False) -> str | None:
+    """``gemm`` / ``dw`` when an int8 Conv node has a DSP (``mve``: Helium)
+    kernel, else None."""
     from .conv import geometry, requant_params
     a = n.attrs
     x = g.tensors[n.inputs[0]]
     if a["layout"] != "NHWC" or x.dtype != "int8" or x.quant is None:
         return None
-    if requant_table(*requant_params(g, n), 0) is None:
+    if not mve and requant_table(*requant_params(g, n), 0) is None:
         return None
     N, H, W, C, O, KH, KW, Cg, OH, OW = geometry(g, n)
     if a["group"] == 1:
         return "gemm"
+    if a.get("fused_add") or not (a["group"] == C and Cg == 1 and O == C):
+        return None
+    if mve:
+        return "dw"
     sh, sw = a["strides"]
     dh, dw = a["dilations"]
-    if a["group"] == C and Cg == 1 and O == C and KH == 3 and KW == 3 and sh == sw and \
-            sh in (1, 2) and dh == 1 and dw == 1 and not a.get("fused_add"):
-        return "dw3x3"
+    if KH == 3 and KW == 3 and sh == sw and sh in (1, 2) and dh == 1 and dw == 1:
+        return "dw"
     return None
 
 
 def conv(k, geom, m, s) -> str | None:
     g, n = k.g, k.node
-    kind = conv_kind(g, n)
+    mve = mve_wanted(k.options)
+    kind = conv_kind(g, n, mve)
     if kind is None:
         return None
     from .conv import weights_ohwi
@@ -132,13 +147,22 @@ def conv(k, geom, m, s) -> str | None:
     _, xzp = quant_of(g, n.inputs[0]).scalar()
     ys, yzp = quant_of(g, a.get("fused_add", {}).get("conv_output", n.outputs[0])).scalar()
     lo, hi = act_range_quant(a.get("act"), ys, yzp)
-    table, zp_left = requant_table(m, s, yzp)
     w = weights_ohwi(g, n).astype(np.int64)
     bias = (k.tin(2).data.astype(np.int64) if k.has_input(2) else np.zeros(O, np.int64))
     sh, sw = a["strides"]
     dh, dw = a["dilations"]
     pt, pl, pb, pr = a["pads"]
     xb, yb = H * W * C, OH * OW * O
+    if mve:
+        if kind == "gemm":
+            return _mve_conv(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
+                             w, bias, m, s, xzp, yzp, lo, hi, xb, yb)
+        if conv_kind(g, n) != "dw":
+            # Helium has no lane-wise 32-bit multiply-accumulate: the DSP 3x3 kernel
+            # (SMLAD on pairs of taps) is faster where it applies, this one is general
+            return _mve_dw(k, N, H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, w, bias, m, s,
+                           xzp, yzp, lo, hi, xb, yb)
+    table, zp_left = requant_table(m, s, yzp)
     if kind == "gemm":
         return _conv_gemm(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
                           w, bias, table, zp_left, xzp, lo, hi, xb, yb)
@@ -189,6 +213,58 @@ def _add_struct(k, fused) -> str:
             f"{k.const(rq, 'int32', 'arq')}, {fast}, {zp}, {lo}, {hi}}};\n")
 
 
+def _mve_tables(k, m, s, n):
+    m = np.asarray(m, np.int64)
+    s = np.asarray(s, np.int64)
+    return (k.const(_pad_to(m, n), "int32", "mult"), k.const(_pad_to(np.maximum(s, 0), n), "int32", "lsh"),
+            k.const(_pad_to(np.minimum(s, 0), n), "int32", "rsh"))
+
+
+def _mve_conv(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
+              w, bias, m, s, xzp, yzp, lo, hi, xb, yb):
+    K = KH * KW * C
+    K16 = (K + 15) // 16 * 16
+    O4 = (O + 3) // 4 * 4
+    wk = _pad_to(_pad_to(w.reshape(O, K), K16, axis=1), O4)
+    fb = wrap32(bias - xzp * w.reshape(O, K).sum(axis=1))
+    direct = KH == 1 and KW == 1 and max(pt, pl, pb, pr) == 0
+    s0 = k.scratch(K16 + O)
+    fused = k.node.attrs.get("fused_add")
+    if direct and sh == 1 and sw == 1 and OH == H and OW == W and not fused:
+        k.allow_inplace(0, 0, "pixels")
+    mult, lsh, rsh = _mve_tables(k, m, s, O4)
+    args = ", ".join(str(v) for v in (H, W, C, OH, OW, O, KH, KW, sh, sw, dh, dw, pt, pl,
+                                      int(direct), xzp, yzp, lo, hi))
+    pre = ""
+    if fused:
+        skip_i = fused["skip_input"]
+        pre = _add_struct(k, fused)
+        add = f"x{skip_i} + b * {yb}, &add"
+        k.allow_inplace(skip_i, 0, "same")
+    else:
+        add = "(const int8_t*)0, (const edgec_add_t*)0"
+    call = (f"edgec_mve_conv(x0 + b * {xb}, y0 + b * {yb}, (int8_t*){s0}, "
+            f"{k.const(wk.reshape(-1), 'int8', 'w')}, {k.const(_pad_to(fb, O4), 'int32', 'b')}, "
+            f"{mult}, {lsh}, {rsh}, {args}, {add});")
+    k.need("dsp_s8")
+    k.need("mve_s8")
+    return pre + _batch(N, call)
+
+
+def _mve_dw(k, N, H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, w, bias, m, s, xzp, yzp,
+            lo, hi, xb, yb):
+    C4 = (C + 3) // 4 * 4
+    wt = _pad_to(w.reshape(C, KH * KW).T, C4, axis=1)  # [KH*KW][C4]
+    mult, lsh, rsh = _mve_tables(k, m, s, C4)
+    args = ", ".join(str(v) for v in (H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, -xzp, yzp,
+                                      lo, hi))
+    call = (f"edgec_mve_dw(x0 + b * {xb}, y0 + b * {yb}, {k.const(wt.reshape(-1), 'int8', 'w')}, "
+            f"{k.const(_pad_to(wrap32(bias), C4), 'int32', 'b')}, {mult}, {lsh}, {rsh}, {args});")
+    k.need("dsp_s8")
+    k.need("mve_s8")
+    return _batch(N, call)
+
+
 def _dw3x3(k, N, H, W, C, OH, OW, st, pt, pl, w, bias, table, zp_left, xzp, lo, hi, xb, yb):
     OWe = OW + (OW & 1)
     Wp = max(pl + W, (OWe + 2) if st == 1 else (2 * OWe + 2))
@@ -222,11 +298,25 @@ def _batch(N: int, call: str) -> str:
 
 def fully_connected(k, M, N, K, m, s) -> str | None:
     g, n = k.g, k.node
-    if K % 4 or int(quant_of(g, n.inputs[1]).zero_point[0]) != 0:
+    if int(quant_of(g, n.inputs[1]).zero_point[0]) != 0:
         return None
     _, xzp = quant_of(g, n.inputs[0]).scalar()
     ys, yzp = quant_of(g, n.outputs[0]).scalar()
     lo, hi = act_range_quant(n.attrs.get("act"), ys, yzp)
+    if mve_wanted(k.options):
+        w = k.tin(1).data.astype(np.int64)
+        bias = k.tin(2).data.astype(np.int64) if k.has_input(2) else np.zeros(N, np.int64)
+        K16 = (K + 15) // 16 * 16
+        N4 = (N + 3) // 4 * 4
+        fb = wrap32(bias - xzp * w.sum(axis=1))
+        mult, lsh, rsh = _mve_tables(k, m, s, N4)
+        k.need("dsp_s8")
+        k.need("mve_s8")
+        return (f"  edgec_mve_fc(x0, y0, {k.const(_pad_to(_pad_to(w, K16, axis=1), N4).reshape(-1), 'int8', 'w')}, "
+                f"{k.const(_pad_to(fb, N4), 'int32', 'b')}, {mult}, {lsh}, {rsh}, {M}, {N}, {K}, "
+                f"{yzp}, {lo}, {hi});\n")
+    if K % 4:
+        return None
     rt = requant_table(m, s, yzp)
     if rt is None:
         return None
