@@ -372,10 +372,12 @@ def add_tables(g, n):
 
 
 def add(k) -> str | None:
-    """Elementwise int8 Add/Sub of same-shaped tensors (speed: tables)."""
+    """Elementwise int8 Add/Sub of same-shaped tensors (speed: tables; portable
+    C, so on every target but with ``--kernels plain``)."""
     g, n = k.g, k.node
     shape = k.tout().shape
-    if k.tin(0).shape != shape or k.tin(1).shape != shape or k.optimize != "speed":
+    if k.tin(0).shape != shape or k.tin(1).shape != shape or k.optimize != "speed" or \
+            k.options.get("kernels", "auto") == "plain":
         return None
     ta, tb, rq, fast, zp, lo, hi = add_tables(g, n)
     k.need("dsp_s8")
