@@ -269,6 +269,12 @@ config_opt = click.option(
 @click.option("--backend", default=None, type=click.Choice(["native", "tflm", "tvm"]), help="[default: native]")
 @click.option("--opt-level", default=None, help="C optimization level of the bundle's build (0,1,2,3,s,z).  [default: s]")
 @click.option("--lto/--no-lto", default=None, help="Link-time optimization in the bundle's build flags.")
+@click.option("--optimize", default=None, type=click.Choice(["speed", "size"]),
+              help="speed: kernels specialized per layer (shapes, constants, unrolling); size: one "
+                   "shared kernel per operator type, parameters passed at run time.  [default: speed]")
+@click.option("--kernels", default="auto", show_default=True, type=click.Choice(["auto", "plain"]),
+              help="auto: SIMD kernels where the target has them (Arm DSP, Helium); plain: the "
+                   "portable C kernels everywhere (for comparison).")
 @click.option("--firmware/--no-firmware", default=None, help="Also write a firmware harness (MCU targets): "
               "`make firmware` links it, `make run` runs it in QEMU.")
 @click.option("--test-inputs", default=None, type=click.Path(), help="With --firmware: .npz of test inputs to embed.")
@@ -281,7 +287,8 @@ config_opt = click.option(
 @config_opt
 @tree_options
 @handle_errors
-def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_inputs, test_samples,
+def build(model, target, out_dir, name, backend, opt_level, lto, optimize, kernels, firmware, test_inputs,
+          test_samples,
           tvm_schedule, tvm_codegen, input_shapes, quant_mode, calibration, calibration_method, percentile,
           calibration_samples,
           keep_float, float_io, per_tensor, eval_data, config_path, trees_layout, tree_features,
@@ -318,11 +325,14 @@ def build(model, target, out_dir, name, backend, opt_level, lto, firmware, test_
     opts = Options(target=pick(target, "target", "cortex-m4"), backend=pick(backend, "backend", "native"),
                    name=pick(name, "name", "model"), input_shapes=shapes,
                    opt_level=pick(opt_level, "opt_level", "s"), lto=pick(lto, "lto", False),
-                   firmware=firmware, test_inputs=test_inputs, test_samples=test_samples_v,
+                   optimize=pick(optimize, "optimize", "speed"), firmware=firmware,
+                   test_inputs=test_inputs, test_samples=test_samples_v,
                    quantize=qcfg, eval_data=eval_data, compress=ccfg)
     opts.extra.update(_backend_options(opts.backend, tvm_schedule, tvm_codegen))
     opts.extra.update(_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input))
     opts.extra.update(_sparse_options(sparse))
+    if kernels != "auto":
+        opts.extra["kernels"] = kernels
     bundle = compile_with(model, opts)
     out = out_dir or (str(cfg.output) if cfg is not None and cfg.output else None)
     path = bundle.write(out or f"{bundle.name}_bundle")
@@ -549,6 +559,10 @@ def _kb(n: int) -> str:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rtol", default=1e-4, show_default=True, help="Float tolerance relative to the largest reference value.")
 @click.option("--sanitize", is_flag=True, help="Host: build with AddressSanitizer and UBSan.")
+@click.option("--optimize", default="speed", show_default=True, type=click.Choice(["speed", "size"]),
+              help="Kernels specialized per layer (speed) or shared across layers (size).")
+@click.option("--kernels", default="auto", show_default=True, type=click.Choice(["auto", "plain"]),
+              help="plain: the portable C kernels even where SIMD ones exist.")
 @click.option("--backend", default="native", show_default=True,
               type=click.Choice(["native", "tvm", "tflm"]),
               help="Code generator to verify (tvm: the tvm extra; tflm: the TensorFlow Lite Micro "
@@ -562,7 +576,8 @@ def _kb(n: int) -> str:
 @tree_options
 @compress_options
 @handle_errors
-def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, backend, tvm_schedule,
+def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, optimize, kernels, backend,
+           tvm_schedule,
            tvm_codegen, as_json, input_shapes,
            quant_mode, calibration, calibration_method, percentile, calibration_samples,
            keep_float, float_io, per_tensor, eval_data, trees_layout, tree_features, tree_calibration,
@@ -583,8 +598,9 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, ba
         raise EdgecError("--eval belongs to build, quantize and explore, not verify")
     res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
-                    sanitize=sanitize, quantize=qcfg, backend=backend, compress=ccfg,
+                    sanitize=sanitize, quantize=qcfg, backend=backend, compress=ccfg, optimize=optimize,
                     options={**_backend_options(backend, tvm_schedule, tvm_codegen),
+                             **({} if kernels == "auto" else {"kernels": kernels}),
                              **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input),
                              **_sparse_options(sparse)})
     if as_json:
@@ -676,6 +692,10 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, cross, bind, verbo
 @click.option("--opt-level", default="s", show_default=True, help="C optimization level (0,1,2,3,s,z,fast).")
 @click.option("--lto", is_flag=True, help="Link-time optimization.")
 @click.option("--runs", default=2, show_default=True, type=click.IntRange(1, 20), help="QEMU runs whose counts must be identical.")
+@click.option("--optimize", default="speed", show_default=True, type=click.Choice(["speed", "size"]),
+              help="Kernels specialized per layer (speed) or shared across layers (size).")
+@click.option("--kernels", default="auto", show_default=True, type=click.Choice(["auto", "plain"]),
+              help="plain: the portable C kernels even where SIMD ones exist (the baseline).")
 @click.option("--no-layers", is_flag=True, help="Skip the per-layer profile build.")
 @click.option("--backend", default="native", show_default=True,
               type=click.Choice(["native", "tvm", "tflm"]),
@@ -689,7 +709,8 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, cross, bind, verbo
 @click.option("--calibration", default=None, metavar="DATA",
               help="With --binarize (xnor mode): data measuring each binarized layer's input.")
 @handle_errors
-def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_layers, backend,
+def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, optimize, kernels, no_layers,
+          backend,
           tvm_schedule, tvm_codegen, as_json, input_shapes, trees_layout, tree_features, tree_calibration,
           quantized_input, low_rank, prune, binarize, binarize_mode, sparse, calibration):
     """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware.
@@ -698,9 +719,10 @@ def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, no_la
     from .bench import bench as do_bench
     r = do_bench(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
-                 input_shapes=list(input_shapes) or None, backend=backend,
+                 input_shapes=list(input_shapes) or None, backend=backend, optimize=optimize,
                  compress=_compress_config(low_rank, prune, binarize, binarize_mode, calibration),
                  options={**_backend_options(backend, tvm_schedule, tvm_codegen),
+                          **({} if kernels == "auto" else {"kernels": kernels}),
                           **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input),
                           **_sparse_options(sparse)})
     if as_json:

@@ -10,6 +10,7 @@ size budgets, so that a Makefile or a CI job only runs ``edgec build`` and
     output = "build/kws"                    # the bundle directory
     opt-level = "s"
     lto = false
+    optimize = "speed"                      # or "size": one shared kernel per operator type
     firmware = true
     elf = "build/kws_app.elf"               # what `edgec check` measures (default: the bundle's)
 
@@ -31,7 +32,7 @@ from pathlib import Path
 from .errors import EdgecError
 from .targets import parse_size
 
-TOP_KEYS = ("model", "target", "name", "output", "backend", "opt-level", "lto", "firmware",
+TOP_KEYS = ("model", "target", "name", "output", "backend", "opt-level", "lto", "optimize", "firmware",
             "input-shape", "test-samples", "elf", "budget")
 BUDGET_KEYS = ("flash", "ram", "max-growth", "baseline")
 
@@ -46,6 +47,7 @@ class Config:
     backend: str | None = None
     opt_level: str | None = None
     lto: bool | None = None
+    optimize: str | None = None
     firmware: bool | None = None
     input_shapes: list[str] = field(default_factory=list)
     test_samples: int | None = None
@@ -136,6 +138,9 @@ def load(p: Path, data: dict | None = None) -> Config:
             raise EdgecError("'opt-level' must be one of 0, 1, 2, 3, s, z", where)
         c.opt_level = str(ol)
     c.lto = b("lto")
+    c.optimize = s("optimize")
+    if c.optimize is not None and c.optimize not in ("speed", "size"):
+        raise EdgecError("'optimize' must be \"speed\" or \"size\"", where)
     c.firmware = b("firmware")
     shp = d.get("input-shape")
     if shp is not None:
