@@ -474,7 +474,7 @@ def _layers(found: dict[int, dict], rep: dict | None, img) -> list[dict]:
         f = found.get(i, {"code_bytes": 0, "weights_bytes": 0, "symbols": [], "functions": []})
         p = planned.get(i)
         op = p["op"] if p else _op_from_functions(f["functions"])
-        arena_out = sum(a["bytes"] for a in p.get("arena", [])) if p else None
+        arena_out = sum(a["bytes"] for a in p.get("arena", []) if not a.get("scratch")) if p else None
         rows.append({
             "index": i,
             "op": op,
@@ -505,7 +505,7 @@ def _op_from_functions(names: list[str]) -> str:
 def _arena(rep: dict | None, symbol_bytes: int, rows: list[dict]) -> dict:
     """The arena: its size in the ELF and in the plan, the layer at which the
     most of it is live, and each layer's share of it at that moment (the bytes
-    of its outputs still live then; the shares add up to the peak)."""
+    of its outputs still live then, and its scratch; the shares add up to the peak)."""
     if not rep:
         return {"bytes": symbol_bytes, "planned_bytes": None, "lower_bound": None,
                 "peak_layer": None, "peak_live_bytes": None}

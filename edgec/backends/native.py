@@ -283,7 +283,8 @@ class _LiveMax:
         return self.mx[1]
 
 
-def inplace_groups(g: Graph, root, first, last, arena_roots, candidates, extra=()) -> dict:
+def inplace_groups(g: Graph, root, first, last, arena_roots, candidates, extra=(),
+                   merges: list | None = None) -> dict:
     """Arena buffers merged because a kernel writes its output over an input
     that dies with it.  Returns {group key: {root: byte offset in the group}}.
 
@@ -296,7 +297,8 @@ def inplace_groups(g: Graph, root, first, last, arena_roots, candidates, extra=(
     arena = set(arena_roots)
     group_of: dict[str, str] = {}
     groups: dict[str, dict[str, int]] = {}
-    span: dict[str, tuple[int, int, int]] = {}  # buffer key -> (size, first, last)
+    span: dict[str, tuple[int, int, int]] = {}
+    merges = [] if merges is None else merges  # (input root, step) taken over in place  # buffer key -> (size, first, last)
     n_steps = 1 + max([last[r] for r in arena_roots] + [b.last for b in extra] + [0])
     live = _LiveMax(n_steps)
     for r in arena_roots:
@@ -339,6 +341,7 @@ def inplace_groups(g: Graph, root, first, last, arena_roots, candidates, extra=(
         del span[ro]
         group_of[ri] = key
         group_of[ro] = key
+        merges.append((ri, step))
     return groups
 
 
@@ -456,7 +459,8 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     for step, n, li, k, body in emitted:
         for i, j, kind in k.inplace:
             candidates.append((step, n.inputs[i], n.outputs[j], kind))
-    groups = inplace_groups(g, root, first, last, arena_roots, candidates, scratch)
+    merges: list = []
+    groups = inplace_groups(g, root, first, last, arena_roots, candidates, scratch, merges)
     plans = []
     for grp in ([groups] if groups else []) + [{}]:
         bufs = group_buffers(g, first, last, arena_roots, grp) + scratch
@@ -551,9 +555,19 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     # live at (for per-layer RAM attribution in size reports)
     step_of = {id(n): s for s, n in enumerate(g.nodes)}
     layer_steps = [step_of[id(L.node)] for L in layers]
-    # live bytes per step from a difference array (linear, not layers x buffers)
+    # A tensor whose memory an in-place layer takes over ends the step before;
+    # scratch buffers belong to their layer.  Live bytes per step from a
+    # difference array (linear, not layers x buffers); each layer's outputs and
+    # scratch still live at the peak add up to its live bytes.
+    held = dict(last)
+    if used_groups:
+        for r, step in merges:
+            held[r] = step - 1
     delta = [0] * (len(g.nodes) + 1)
-    for b in buffers:
+    for r in arena_roots:
+        delta[first[r]] += g.tensors[r].nbytes
+        delta[held[r] + 1] -= g.tensors[r].nbytes
+    for b in scratch:
         delta[b.first] += b.size
         delta[b.last + 1] -= b.size
     live, acc = [], 0
@@ -565,7 +579,10 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         rl["arena_live_bytes"] = live[s]
         for a, o in zip(rl["arena"], [o for o in L.node.outputs
                                       if o and loc[root[o]].kind == "arena"]):
-            a["last_layer"] = bisect.bisect_right(layer_steps, last[root[o]]) - 1
+            a["last_layer"] = bisect.bisect_right(layer_steps, held[root[o]]) - 1
+        if rl["index"] in scratch_at:
+            rl["arena"].append({"offset": scratch_at[rl["index"]], "bytes": rl["scratch_bytes"],
+                                "last_layer": rl["index"], "scratch": True})
 
     ins = [g.tensors[i] for i in g.inputs]
     outs = [g.tensors[o] for o in g.outputs]
