@@ -20,8 +20,9 @@ kernel's, in the same order, so a sparse layer is bit-exact with the dense graph
 (the reference of a pruned model).  A "zero" is the weights' zero point.
 
 ``options["sparse"]``: ``auto`` (default: sparse when it saves at least
-``MIN_SAVING`` of the layer's weight bytes and 64 bytes), ``off``, or ``always``
-(any layer with a zero weight; for tests).
+``MIN_SAVING`` of the layer's weight bytes and 64 bytes, except a layer with a
+DSP / Helium kernel under ``--optimize speed``, which keeps its dense SIMD
+kernel), ``off``, or ``always`` (any layer with a zero weight; for tests).
 """
 from __future__ import annotations
 
@@ -123,8 +124,13 @@ def emit(k) -> str | None:
         return None
     enc = encode(w2d, zero, itemsize)
     fmt = choose(enc, mode)
+    simd = False
+    if fmt != "dense" and mode == "auto" and k.optimize == "speed":
+        from ..ops import dsp
+        if dsp.has_kernel(k):  # --optimize speed on a DSP / Helium core: its dense kernel
+            fmt, simd = "dense", True
     k.report["weights_format"] = {
-        "format": fmt, "weights": enc["weights"], "nonzeros": enc["nonzeros"],
+        "format": fmt, **({"dense_for_simd_kernel": True} if simd else {}), "weights": enc["weights"], "nonzeros": enc["nonzeros"],
         "sparsity": round(1.0 - enc["nonzeros"] / max(enc["weights"], 1), 4),
         "dense_bytes": enc["dense"]["bytes"],
         "bitmap_bytes": enc["bitmap"]["bytes"], "csr8_bytes": enc["csr8"]["bytes"]}

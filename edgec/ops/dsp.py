@@ -135,6 +135,23 @@ def conv_kind(g, n, mve: bool = False) -> str | None:
     return None
 
 
+def has_kernel(k) -> bool:
+    """Whether this layer (int8 Conv or FullyConnected) gets a DSP or Helium kernel."""
+    if not wanted(k.options):
+        return False
+    g, n = k.g, k.node
+    mve = mve_wanted(k.options)
+    if n.op == "Conv":
+        return conv_kind(g, n, mve) is not None
+    if n.op == "FullyConnected":
+        from .gemm import fc_dims, fc_requant
+        x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
+        if x.dtype != "int8" or w.quant is None or int(w.quant.zero_point[0]) != 0:
+            return False
+        return mve or (fc_dims(g, n)[2] % 4 == 0 and requant_table(*fc_requant(g, n), 0) is not None)
+    return False
+
+
 def conv(k, geom, m, s) -> str | None:
     g, n = k.g, k.node
     mve = mve_wanted(k.options)
