@@ -20,9 +20,10 @@ kernel's, in the same order, so a sparse layer is bit-exact with the dense graph
 (the reference of a pruned model).  A "zero" is the weights' zero point.
 
 ``options["sparse"]``: ``auto`` (default: sparse when it saves at least
-``MIN_SAVING`` of the layer's weight bytes and 64 bytes, except a layer with a
-DSP / Helium kernel under ``--optimize speed``, which keeps its dense SIMD
-kernel), ``off``, or ``always`` (any layer with a zero weight; for tests).
+``MIN_SAVING`` of the layer's weight bytes and 64 bytes, except, in a model
+edgec did not prune, a layer with a DSP / Helium kernel under ``--optimize
+speed``, which keeps its dense SIMD kernel), ``off``, or ``always`` (any layer
+with a zero weight; for tests).
 """
 from __future__ import annotations
 
@@ -125,9 +126,10 @@ def emit(k) -> str | None:
     enc = encode(w2d, zero, itemsize)
     fmt = choose(enc, mode)
     simd = False
-    if fmt != "dense" and mode == "auto" and k.optimize == "speed":
+    pruned = any(str(t).startswith("prune") for t in k.g.meta.get("transforms", []))
+    if fmt != "dense" and mode == "auto" and k.optimize == "speed" and not pruned:
         from ..ops import dsp
-        if dsp.has_kernel(k):  # --optimize speed on a DSP / Helium core: its dense kernel
+        if dsp.has_kernel(k):  # zeros as shipped, --optimize speed on a DSP / Helium core
             fmt, simd = "dense", True
     k.report["weights_format"] = {
         "format": fmt, **({"dense_for_simd_kernel": True} if simd else {}), "weights": enc["weights"], "nonzeros": enc["nonzeros"],
