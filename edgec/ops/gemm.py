@@ -40,8 +40,10 @@ def fc_requant(g, n):
     ys, _ = yq.scalar()
     N = g.tensors[n.inputs[1]].shape[0]
     if wq.scale.size == 1:
-        prod32 = np.float32(xs) * np.float32(wq.scale[0])
-        m, s = qmath.quantize_multiplier(float(prod32) / float(np.float32(ys)))
+        # TFLite's GetQuantizedConvolutionMultipler: the scales multiplied in double (a
+        # float32 product made some multipliers differ in the last bits: off-by-one outputs)
+        m, s = qmath.quantize_multiplier(float(np.float32(xs)) * float(np.float32(wq.scale[0]))
+                                         / float(np.float32(ys)))
         return np.full(N, m, np.int64), np.full(N, s, np.int64)
     ms, ss = [], []
     for sc in wq.scale:
