@@ -111,3 +111,29 @@ def test_symbol_check_catches_malloc_and_globals(tmp_path):
     subprocess.run(["gcc", "-c", str(src), "-o", str(obj)], check=True)
     with pytest.raises(AssertionError, match="writable globals"):
         _check_symbols("nm", obj, "bad")
+
+
+def test_softmax_long_rows_no_undefined_shift(tmp_path):
+    """int8 softmax over rows of 512+ near-equal values divides by 2^32 or more: the C
+    must not shift an int32 by 32 (UBSan fatal here) and must match edgec's reference
+    (TFLite Micro's own reference aborts on such rows, so there is nothing else to
+    compare with)."""
+    import numpy as np
+
+    from edgec import interp
+    from edgec.emulator import HostProgram
+    from edgec.graph import Graph, QuantParams
+    g = Graph("softmax_rows")
+    g.add_tensor("x", (3, 1200), "int8", quant=QuantParams([0.05], [0]))
+    g.inputs = ["x"]
+    g.add_node("Softmax", ["x"], ["y"], {"axis": -1, "beta": 1.0})
+    g.tensors["y"].quant = QuantParams([1 / 256], [-128])
+    g.outputs = ["y"]
+    b, g2 = compile_full(g, Options(target="host", name="model"))
+    prog = HostProgram(b.write(tmp_path / "b"), b.report, tmp_path / "w", sanitize=True)
+    rng = np.random.default_rng(0)
+    samples = [[np.zeros((3, 1200), np.int8)], [np.full((3, 1200), 127, np.int8)],
+               [rng.integers(-3, 3, (3, 1200)).astype(np.int8)]]
+    outs, _ = prog.run(samples)
+    for s, o in zip(samples, outs):
+        assert np.array_equal(o[0], interp.run(g2, s)[g2.outputs[0]])

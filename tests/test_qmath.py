@@ -50,3 +50,9 @@ def test_one_over_one_plus_x():
 def test_tfl_round():
     assert [qmath.tfl_round(v) for v in (0.5, -0.5, 1.5, -2.5, 2.4)] == [1, -1, 2, -3, 2]
     assert math.isclose(qmath.tfl_round(-0.49), 0)
+
+
+def test_rounding_divide_by_pot_32_and_beyond():
+    x = np.array([-(1 << 31), (1 << 31) - 1, -5, 5, 0])
+    assert qmath.rounding_divide_by_pot(x, 32).tolist() == [-1, 0, 0, 0, 0]
+    assert qmath.rounding_divide_by_pot(x, 40).tolist() == [0, 0, 0, 0, 0]
