@@ -71,7 +71,7 @@ test-slow: deps
 
 fuzz: deps
 	mkdir -p build
-	nice $(PYTHON) -m edgec.fuzz --graphs $(FUZZ_GRAPHS) --seed $(FUZZ_SEED) --cross \
+	nice $(PYTHON) -m edgec.fuzz --graphs $(FUZZ_GRAPHS) --seed $(FUZZ_SEED) --cross --sanitize \
 	  --save tests/fuzz_regressions --json build/fuzz-report.json $(FUZZ_ARGS)
 
 clean:

@@ -364,7 +364,9 @@ def gen_pool(gen: Int8Gen):
 
 
 def gen_softmax(gen: Int8Gen):
-    x = gen.pick()
+    # rows of 512+ can sum exps past what TFLite Micro's reference handles (it aborts);
+    # edgec's C is checked on those separately (tests/test_hygiene.py)
+    x = gen.pick(lambda t: t.rank >= 1 and t.shape[-1] < 512)
     beta = float(np.float32(gen.rng.choice([1.0, 1.0, gen.rng.uniform(0.1, 3.0)])))
     gen.node("Softmax", [x.name], {"axis": -1, "beta": beta}, quant=QuantParams([1 / 256], [-128]))
 
