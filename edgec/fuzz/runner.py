@@ -46,6 +46,12 @@ ATOL = 1e-5
 SAMPLES = 2
 KINDS = ("onnx", "int8")
 _KIND_ID = {"onnx": 1, "int8": 2}
+# Compile variants a case is built with (Options.optimize, extra["kernels"]): per-layer
+# kernels or shared run-time-parameter kernels (size); int8 also with the Arm DSP and
+# Helium kernels in their portable C form, so the host checks them against TFLite Micro.
+VARIANTS = {"onnx": [("speed", "auto"), ("size", "auto")],
+            "int8": [("speed", "auto"), ("size", "auto"), ("speed", "dsp"), ("size", "dsp"),
+                     ("speed", "mve"), ("size", "mve")]}
 
 
 @dataclass
@@ -59,6 +65,8 @@ class Case:
     graph: object = None                            # int8: the IR graph (for shrinking)
     proto: object = None                            # onnx: the ModelProto (for shrinking)
     float_ranges: dict = field(default_factory=dict)
+    # how edgec compiles it: (optimize, kernels), see VARIANTS
+    variant: tuple = ("speed", "auto")
 
     @property
     def name(self) -> str:
@@ -86,6 +94,7 @@ class Outcome:
 def make_case(kind: str, seed: int, index: int, max_nodes: int | None = None) -> Case:
     rng = np.random.default_rng([seed, _KIND_ID[kind], index])
     c = Case(kind, seed, index)
+    c.variant = VARIANTS[kind][index % len(VARIANTS[kind])]
     if kind == "onnx":
         from . import gen_onnx
         m = gen_onnx.generate(rng, max_nodes or 12)
@@ -190,7 +199,9 @@ def prepare(case: Case, prefix: str, ref) -> Prepared | Outcome:
     from ..compiler import Options, compile_full
     try:
         g = load_graph(case)
-        bundle, g2 = compile_full(g, Options(target="host", name=prefix))
+        optimize, kernels = case.variant
+        extra = {} if kernels == "auto" else {"kernels": kernels}
+        bundle, g2 = compile_full(g, Options(target="host", name=prefix, optimize=optimize, extra=extra))
     except UnsupportedError as e:
         return Outcome(case, "edgec-error", f"UnsupportedError: {e}")
     except EdgecError as e:
@@ -548,9 +559,11 @@ def case_from_file(path) -> Case:
     path = Path(path)
     kind = "onnx" if path.suffix == ".onnx" else "int8"
     z = np.load(path.with_suffix(".npz"))
-    arrays = [z[f"arr_{k}"] for k in range(len(z.files))]
+    arrays = [z[f"arr_{k}"] for k in range(len([f for f in z.files if f.startswith("arr_")]))]
     n = arrays[0].shape[0] if arrays else 1
     c = Case(kind, -1, -1, path.read_bytes(), [[a[i] for a in arrays] for i in range(n)])
+    if "variant" in z.files:
+        c.variant = tuple(str(v) for v in z["variant"])
     if kind == "onnx":
         c.proto = _parse_onnx(c.model)
         c.ops = [nd.op_type for nd in c.proto.graph.node]
@@ -579,9 +592,10 @@ def save_regression(o: Outcome, directory: Path) -> Path:
     path = directory / f"{c.name}{c.suffix}"
     path.write_bytes(c.model)
     arrays = {f"arr_{k}": np.stack([s[k] for s in c.samples]) for k in range(len(c.samples[0]))}
-    np.savez(directory / f"{c.name}.npz", **arrays)
+    np.savez(directory / f"{c.name}.npz", variant=np.array(c.variant), **arrays)
     (directory / f"{c.name}.txt").write_text(
         f"{o.status}: {o.detail}\nops: {', '.join(c.ops)}\n"
+        f"compiled with: optimize={c.variant[0]} kernels={c.variant[1]}\n"
         f"reproduce: python -m edgec.fuzz --kind {c.kind} --seed {c.seed} --start {c.index} "
         f"--graphs 1\n")
     return path

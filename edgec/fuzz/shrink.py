@@ -76,7 +76,7 @@ class _OnnxShrinker:
     @staticmethod
     def _case(old: Case, m, samples) -> Case:
         c = Case(old.kind, old.seed, old.index, m.SerializeToString(), samples,
-                 [n.op_type for n in m.graph.node], proto=m)
+                 [n.op_type for n in m.graph.node], proto=m, variant=old.variant)
         return c
 
     def n_outputs(self, c: Case) -> int:
@@ -134,7 +134,7 @@ class _OnnxShrinker:
         elem, shape = self._shapes(m)[name]
         del m.graph.output[:]
         m.graph.output.append(helper.make_tensor_value_info(name, elem, shape))
-        tmp = Case(c.kind, c.seed, c.index, m.SerializeToString(), c.samples)
+        tmp = Case(c.kind, c.seed, c.index, m.SerializeToString(), c.samples, variant=c.variant)
         return [s[0] for s in self.ref.run(tmp)], elem, shape
 
     def remove_node(self, c: Case, idx: int, how: str):
@@ -196,7 +196,7 @@ class _Int8Shrinker:
         except Exception:  # noqa: BLE001
             return None
         return Case(old.kind, old.seed, old.index, data, samples, [n.op for n in g.nodes], graph=g,
-                    float_ranges=old.float_ranges)
+                    float_ranges=old.float_ranges, variant=old.variant)
 
     def n_outputs(self, c: Case) -> int:
         return len(c.graph.outputs)
