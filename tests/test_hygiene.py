@@ -77,14 +77,24 @@ def test_host_gcc_extra_warnings_no_malloc(bundles, model, tmp_path):
 
 
 @pytest.mark.parametrize("target", CROSS_TARGETS)
-def test_cross_compilers(bundles, target, tmp_path):
+@pytest.mark.parametrize("optimize", ["speed", "size"])
+def test_cross_compilers(bundles, target, optimize, tmp_path):
+    """The host bundles, and bundles built for the target itself (its DSP / Helium
+    kernels with their inline assembly), with the target's compiler."""
     t = targets.load(target)
     if not shutil.which(t.cc):
         pytest.skip(f"{t.cc} not installed")
     nm = t.cc[: -len("gcc")] + "nm"
     for model, d in bundles.items():
-        obj = _compile(t.cc, [*t.cflags, "-Os"], d, tmp_path / f"{d.name}.o")
-        _check_symbols(nm, obj, f"{model} on {target}")
+        if optimize == "speed":
+            obj = _compile(t.cc, [*t.cflags, "-Os"], d, tmp_path / f"{d.name}.o")
+            _check_symbols(nm, obj, f"{model} (host bundle) on {target}")
+    for m in MODELS:
+        b, _ = compile_full(m, Options(target=target, name="model", optimize=optimize))
+        d = b.write(tmp_path / f"{m.stem}_{target}")
+        for opt in (("-Os", "-O2") if target == "cortex-m4" else ("-Os",)):
+            obj = _compile(t.cc, [*t.cflags, opt], d, tmp_path / f"{m.stem}{opt}.o")
+        _check_symbols(nm, obj, f"{m.name} ({target} bundle, {optimize}) on {target}")
 
 
 @pytest.mark.parametrize("model", [EXAMPLE_KWS, SHARED / "models" / "onnx" / "mnist-8.onnx",
