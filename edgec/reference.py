@@ -52,6 +52,45 @@ class _Fd2Capture:
         self.tmp.close()
 
 
+def isolated(fn, *args, **kwargs):
+    """Run ``fn`` in a forked child process and return its result: the TFLite Micro
+    interpreter segfaults or aborts the whole process on some models (a -1 bias of
+    DEPTHWISE_CONV_2D, an ADD rescale of 1 or more, int8 SOFTMAX rows of 512+ equal
+    values).  A crash becomes an EdgecError; elsewhere than Linux, runs in-process."""
+    import multiprocessing
+    import pickle
+    if not sys.platform.startswith("linux"):
+        return fn(*args, **kwargs)
+    ctx = multiprocessing.get_context("fork")
+    rd, wr = ctx.Pipe(duplex=False)
+
+    def child():
+        try:
+            res = ("ok", fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the parent
+            res = ("error", e)
+        try:
+            wr.send_bytes(pickle.dumps(res))
+        except Exception as e:  # noqa: BLE001 - an exception that does not pickle
+            wr.send_bytes(pickle.dumps(("error", RuntimeError(str(e)))))
+        wr.close()
+    p = ctx.Process(target=child, daemon=True)
+    p.start()
+    wr.close()
+    try:
+        data = rd.recv_bytes()
+    except EOFError:
+        data = None
+    p.join()
+    if data is None:
+        raise EdgecError(f"the reference runtime crashed on this model (exit {p.exitcode}); "
+                         "nothing to compare with")
+    status, value = pickle.loads(data)
+    if status == "error":
+        raise value
+    return value
+
+
 def run_tflm(model: Path | bytes, samples, intermediates: bool = False, arena_size: int = TFLM_ARENA):
     from tflite_micro import runtime
     cfg = runtime.InterpreterConfig.kPreserveAllTensors if intermediates else \

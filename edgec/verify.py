@@ -205,7 +205,8 @@ def views_of(g: Graph) -> dict[str, list[str]]:
 
 def run_reference(kind: str, model: Path, g: Graph, samples, intermediates: bool):
     if kind == "tflm":
-        return reference.run_tflm(model, samples, intermediates)
+        # in a child process: the interpreter can crash on a malformed model
+        return reference.isolated(reference.run_tflm, model, samples, intermediates)
     if kind == "litert":
         return reference.run_litert(model, samples, intermediates)
     if kind == "onnxruntime":

@@ -240,3 +240,20 @@ def test_mutated_models_error_cleanly_or_compile(kind, tmp_path):
                            capture_output=True, text=True)
         assert r.returncode == 0, f"mutant {i} ({p}): {r.stderr[:600]}"
     assert counts["error"] > 20 and counts["ok"] > 5, counts
+
+
+def test_verify_survives_a_crashing_reference(tmp_path):
+    """The TFLite Micro interpreter aborts the process on an ADD whose output rescale is
+    not below 1: verify runs it in a child process and reports a one-line error."""
+    from edgec.exporters import tflite as tw
+    from edgec.graph import Graph, QuantParams
+    g = Graph("abort")
+    g.add_tensor("x", (4,), "int8", quant=QuantParams([0.5], [0]))
+    g.inputs = ["x"]
+    g.add_node("Add", ["x", "x"], ["y"], {"act": None})
+    g.tensors["y"].quant = QuantParams([1e-7], [0])
+    g.outputs = ["y"]
+    p = tw.save(g, tmp_path / "abort.tflite")
+    rc, so, se, secs, _ = run_cli(["verify", p, "-n", "2"], tmp_path, tmp_path)
+    assert rc == 2 and "reference runtime crashed" in se, (rc, so, se)
+    assert len(se.strip().splitlines()) == 1
