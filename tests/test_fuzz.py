@@ -32,8 +32,8 @@ def test_short_fuzz_run(tmp_path):
     cross-compiled for Cortex-M4, compared with onnxruntime / TFLite Micro.  Set
     EDGEC_FUZZ_SEED to explore other graphs."""
     seed = int(os.environ.get("EDGEC_FUZZ_SEED", "20261128"))
-    graphs = int(os.environ.get("EDGEC_FUZZ_GRAPHS", "30"))
-    rep = fuzz(graphs=graphs, seed=seed, batch=30, time_limit=90, sanitize=True, cross=True,
+    graphs = int(os.environ.get("EDGEC_FUZZ_GRAPHS", "60"))
+    rep = fuzz(graphs=graphs, seed=seed, batch=30, time_limit=120, sanitize=True, cross=True,
                save_dir=tmp_path / "failures")
     msg = "\n".join(f"{o.case.name} [{o.status}] {o.detail} (ops {o.case.ops}); saved in "
                     f"{tmp_path / 'failures'}" for o in rep.failures + rep.invalid)
