@@ -57,7 +57,7 @@ def wrap32(a) -> np.ndarray:
 
 
 def requant_table(m, s, zp: int):
-    """(table [O, 3] int32 of {M, H, S}, zp left for the kernel to add) or None.
+    """(table [O, 2] int32 of {M, H}, zp left for the kernel to add) or None.
 
     For M in (2^30, 2^31) and a right shift e >= 2, TFLite's
     ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M), e)`` is
@@ -65,7 +65,9 @@ def requant_table(m, s, zp: int):
     roundings are floors of the same sum), computed as the high word of a
     64-bit SMLAL shifted right by e-1: H = 2^(e-2), S = e-1.  A multiplier of
     0 (a channel whose weights are all zero) gives 0 with H = 1, S = 1.  The
-    output zero point joins H (``zp << S``) when that cannot overflow."""
+    output zero point joins H (``zp << S``) when that cannot overflow.  Either
+    way H is 2^(S-1) times an odd number, so S is not stored: the kernel takes
+    it from H's trailing zeros (:func:`requant_shift`)."""
     m = np.asarray(m, dtype=np.int64)
     s = np.asarray(s, dtype=np.int64)
     rows = []
@@ -77,20 +79,28 @@ def requant_table(m, s, zp: int):
             return None
         rows.append((M, -sh))
     fold = max(e for _, e in rows) - 1 <= 22
-    table = np.zeros((len(rows), 3), np.int64)
+    table = np.zeros((len(rows), 2), np.int64)
     for i, (M, e) in enumerate(rows):
         S = e - 1
         H = 1 << (e - 2)
         if fold:
             H += zp * (1 << S)
-        table[i] = (M, H, S)
+        assert requant_shift(H) == S
+        table[i] = (M, H)
     return table.astype(np.int32), (0 if fold else zp)
+
+
+def requant_shift(h: int) -> int:
+    """S of a {M, H} pair: H = 2^(S-1) * odd (``edgec_rq_s`` in C)."""
+    h = int(h)
+    return (h & -h).bit_length()
 
 
 def requant_reference(acc, table, zp_left: int) -> np.ndarray:
     """What the C kernel computes from a :func:`requant_table` row (tests)."""
     acc = np.asarray(acc, dtype=np.int64)
-    M, H, S = (np.asarray(table[..., i], dtype=np.int64) for i in range(3))
+    M, H = (np.asarray(table[..., i], dtype=np.int64) for i in range(2))
+    S = np.vectorize(requant_shift, otypes=[np.int64])(H)
     t = acc * M + H * (1 << 32) + (1 << 30) - (acc < 0) * (1 << 31)
     return ((t >> 32) >> S) + zp_left
 
@@ -105,8 +115,15 @@ def _pad_to(a: np.ndarray, n: int, axis: int = 0) -> np.ndarray:
 
 
 def _rq_args(k, table, O_pad):
-    t = _pad_to(table, O_pad)
-    return k.const(t.reshape(-1), "int32", "rq")
+    """The C arguments ``rqm, rqs, hk`` of a :func:`requant_table`: M per channel
+    (int32), S - 1 per channel (int8), and the layer's odd factor hk with
+    H = hk << (S - 1) (``edgec_rq_ch``): 5 bytes of flash a channel."""
+    t = _pad_to(np.asarray(table, np.int64), O_pad)
+    sm1 = np.array([requant_shift(h) - 1 if h else 0 for h in t[:, 1].tolist()], np.int64)
+    hks = {int(h) >> int(e) for h, e in zip(t[:, 1].tolist(), sm1.tolist()) if h}
+    assert len(hks) == 1, hks  # H = 2^(S-1) * (1 + 2 zp) or 2^(S-1): one factor per layer
+    hk = hks.pop()
+    return (f"{k.const(t[:, 0], 'int32', 'rqm')}, {k.const(sm1, 'int8', 'rqs')}, {hk}")
 
 
 # --- CONV_2D / DEPTHWISE_CONV_2D --------------------------------------------------
@@ -226,8 +243,37 @@ def _add_struct(k, fused) -> str:
     node = fused["node"]
     ta, tb, rq, fast, zp, lo, hi = add_tables(g, node)
     tv, ts = (ta, tb) if fused["conv_operand"] == 0 else (tb, ta)
-    return (f"  static const edgec_add_t add = {{{k.const(tv, 'int32', 'tv')}, {k.const(ts, 'int32', 'ts')}, "
+    return (_lut(k, tv, "lut_v") + _lut(k, ts, "lut_s") +
+            f"  static const edgec_add_t add = {{&lut_v, &lut_s, "
             f"{k.const(rq, 'int32', 'arq')}, {fast}, {zp}, {lo}, {hi}}};\n")
+
+
+def lut_form(t):
+    """(a, b, k, d) with t[i] == a + ((i * b) >> k) + d[i] for i < 256, d int8 and
+    every step in int32, or None: a table of 256 int32 as a line plus an int8
+    correction (``edgec_lut_t``)."""
+    t = np.asarray(t, np.int64)
+    i = np.arange(256, dtype=np.int64)
+    a = int(t[0])
+    slope = (int(t[255]) - a) / 255.0
+    for sh in range(16, -1, -1):
+        b = int(round(slope * (1 << sh)))
+        if 255 * abs(b) >= (1 << 31):
+            continue
+        line = a + ((i * b) >> sh)
+        d = t - line
+        if d.min() >= -128 and d.max() <= 127 and np.abs(line).max() < (1 << 31):
+            return a, b, sh, d
+    return None
+
+
+def _lut(k, t, name: str) -> str:
+    """A local ``static const edgec_lut_t name`` of table t (256 values)."""
+    form = lut_form(t)
+    if form is None:
+        return f"  static const edgec_lut_t {name} = {{{k.const(t, 'int32', name)}, 0, 0, 0, 0}};\n"
+    a, b, sh, d = form
+    return f"  static const edgec_lut_t {name} = {{0, {k.const(d, 'int8', name)}, {a}, {b}, {sh}}};\n"
 
 
 def _mve_tables(k, m, s, n):
@@ -287,19 +333,14 @@ def _dw3x3(k, N, H, W, C, OH, OW, st, pt, pl, w, bias, table, zp_left, xzp, lo, 
     Wp = max(pl + W, (OWe + 2) if st == 1 else (2 * OWe + 2))
     Wp += Wp & 1
     Hp = max(pt + H, (OH - 1) * st + 3)
-    # w: [C, 3, 3, 1] -> per channel and row: (w0, w1), (w1, w2) as 16-bit pairs
-    wc = w.reshape(C, 3, 3)
-    lo16 = lambda v: np.asarray(v, np.int64) & 0xFFFF  # noqa: E731
-    p01 = lo16(wc[:, :, 0]) | (lo16(wc[:, :, 1]) << 16)
-    p12 = lo16(wc[:, :, 1]) | (lo16(wc[:, :, 2]) << 16)
-    wq = np.stack([p01, p12], axis=2).reshape(C, 6)
-    wq = wrap32(wq)
+    # w: [C, 3, 3, 1] as int8 [C][9]; the kernel makes the 16-bit pairs per channel
+    wq = w.reshape(C, 9)
     s0 = k.scratch(2 * Hp * Wp + 4 * OWe)
     if st == 1 and OH == H and OW == W:
         k.allow_inplace(0, 0, "same")
     args = ", ".join(str(v) for v in (H, W, C, OH, OW, st, pt, pl, Hp, Wp, -xzp, zp_left, lo, hi))
     call = (f"edgec_dsp_dw3x3(x0 + b * {xb}, y0 + b * {yb}, (int16_t*){s0}, "
-            f"{k.const(wq.reshape(-1), 'int32', 'w')}, {k.const(wrap32(bias), 'int32', 'b')}, "
+            f"{k.const(wq.reshape(-1), 'int8', 'w')}, {k.const(wrap32(bias), 'int32', 'b')}, "
             f"{_rq_args(k, table, C)}, {args});")
     k.need("dsp_s8")
     return _batch(N, call)
@@ -381,7 +422,8 @@ def add_tables(g, n):
     lo, hi = act_range_quant(n.attrs.get("act"), so, zo)
     rt = requant_table([p["mo"]], [p["so"]], zo)
     if rt is not None:
-        rq, zp = rt[0][0], rt[1]
+        M, H = (int(v) for v in rt[0][0])
+        rq, zp = [M, H, requant_shift(H)], rt[1]
         fast = 1
     else:
         rq, zp, fast = np.array([p["mo"], p["so"], 0], np.int64), zo, 0
@@ -389,7 +431,8 @@ def add_tables(g, n):
 
 
 def add(k) -> str | None:
-    """Elementwise int8 Add/Sub of same-shaped tensors (speed: tables; portable
+    """Elementwise int8 Add/Sub of same-shaped tensors (speed: tables, see
+    :func:`lut_form`; portable
     C, so on every target but with ``--kernels plain``)."""
     g, n = k.g, k.node
     shape = k.tout().shape
@@ -401,5 +444,6 @@ def add(k) -> str | None:
     if k.tin(0).nbytes == k.tout().nbytes:
         k.allow_inplace(0, 0, "same")
         k.allow_inplace(1, 0, "same")
-    return (f"  edgec_add_s8({k.x(0)}, {k.x(1)}, y0, {k.tout().size}, {k.const(ta, 'int32', 'ta')}, "
-            f"{k.const(tb, 'int32', 'tb')}, {k.const(rq, 'int32', 'rq')}, {fast}, {zp}, {lo}, {hi});\n")
+    return (_lut(k, ta, "lut_a") + _lut(k, tb, "lut_b") +
+            f"  edgec_add_s8({k.x(0)}, {k.x(1)}, y0, {k.tout().size}, &lut_a, &lut_b, "
+            f"{k.const(rq, 'int32', 'rq')}, {fast}, {zp}, {lo}, {hi});\n")
