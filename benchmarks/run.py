@@ -128,7 +128,9 @@ linked with a TensorFlow Lite Micro library (BUILD_TYPE=release, OPTIMIZED_KERNE
 arm-none-eabi-gcc 12.2: framework -Os, kernels -O2), into the same harness, measured by the same
 script the same way and checked bit-exact against edgec's interpreter. *weights* is the whole
 .tflite flatbuffer (weights plus graph); *code* is TFLM, CMSIS-NN, the harness and libc; the arena
-is the one the bundle declares (TFLM keeps the input and output tensors in it).
+is the one the bundle declares (TFLM keeps the input and output tensors in it). Without TFLM_DIR
+and TFLM_LIB, `make bench` keeps these rows from benchmarks/results/cortex-m4/*.tflm.json, the last
+run that had them.
 """
 
 
@@ -201,6 +203,11 @@ def main() -> int:
             out = ROOT / "benchmarks" / "results" / "cortex-m4"
             (out / (Path(fname).stem + ".tflm.json")).write_text(json.dumps(t, indent=2) + "\n")
             results[(fname, "tflm")] = t
+        else:
+            # no TFLM here: keep the last measured TFLM rows (they do not depend on edgec's kernels)
+            prev = ROOT / "benchmarks" / "results" / "cortex-m4" / (Path(fname).stem + ".tflm.json")
+            if prev.exists():
+                results[(fname, "tflm")] = json.loads(prev.read_text())
         if a.skip_others:
             continue
         for t in OTHER_TARGETS:
