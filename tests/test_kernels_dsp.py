@@ -44,6 +44,44 @@ def test_requant_table_is_tflite_double_rounding(mults, accs):
         np.testing.assert_array_equal(got, want)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.floats(1e-4, 1.0), st.floats(1e-4, 1.0), st.floats(1e-4, 1.0), st.integers(-128, 127),
+       st.integers(-128, 127), st.sampled_from(["Add", "Sub"]))
+def test_add_tables_as_line_plus_int8_correction(sa, sb, so, za, zb, op):
+    """ADD/SUB tables (TFLite Micro's rescaling of each input) stored as a line plus an
+    int8 correction reproduce every entry, with every step inside int32."""
+    from edgec.graph import Graph
+    g = Graph()
+    g.add_tensor("a", [1, 4], "int8", quant=_q(sa, za))
+    g.add_tensor("b", [1, 4], "int8", quant=_q(sb, zb))
+    g.add_tensor("y", [1, 4], "int8", quant=_q(so, 0))
+    n = g.add_node(op, ["a", "b"], ["y"], {})
+    for t in dsp.add_tables(g, n)[:2]:
+        form = dsp.lut_form(t)
+        assert form is not None
+        a, b, sh, d = form
+        i = np.arange(256, dtype=np.int64)
+        line = a + ((i * b) >> sh)
+        assert np.abs(i * b).max() < 2**31 and np.abs(line).max() < 2**31
+        assert d.min() >= -128 and d.max() <= 127
+        np.testing.assert_array_equal(line + d, np.asarray(t, np.int64))
+
+
+def test_add_full_table_fallback_bit_exact_on_host(tmp_path, monkeypatch):
+    """The full 256-entry int32 table (taken when no line fits) in C."""
+    if not have("gcc"):
+        pytest.skip("no host gcc")
+    monkeypatch.setattr(dsp, "lut_form", lambda t: None)
+    g = build([("add", dict(shape=(1, 3, 4, 5), op="Add")), ("add", dict(shape=(1, 2, 2, 3), op="Sub")),
+               ("conv_add", dict(H=5, W=5, C=4, O=6, KH=3, KW=3, sh=1, sw=1, dh=1, dw=1,
+                                 pads=[1, 1, 1, 1], group=1, act=None))], 7)
+    src = None
+    for kernels in ("dsp", "mve"):
+        check(g, "host", tmp_path / kernels, 7, kernels=kernels)
+        src = (tmp_path / kernels / "bundle" / "k.c").read_text()
+        assert "static const edgec_lut_t lut_a = {edgec_l" in src
+
+
 # ---- random layers ---------------------------------------------------------------
 
 def _q(scale, zp, axis=None):
