@@ -452,6 +452,10 @@ def quantize(model, out_path, report_path, input_shapes, quant_mode, calibration
         Path(report_path).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
+# layers listed by `edgec build` before the table is cut (report.json lists them all)
+BUILD_TABLE_ROWS = 60
+
+
 def _print_build(r: dict, path) -> None:
     from rich.table import Table
     con = _console()
@@ -462,7 +466,15 @@ def _print_build(r: dict, path) -> None:
     t.add_column("output", justify="left")
     t.add_column("weights B", justify="right")
     t.add_column("MACs", justify="right")
-    for L in r["layers"]:
+    layers = r["layers"]
+    shown = layers if len(layers) <= BUILD_TABLE_ROWS else \
+        layers[:BUILD_TABLE_ROWS - 10] + [None] + layers[-10:]
+    for L in shown:
+        if L is None:
+            rest = layers[BUILD_TABLE_ROWS - 10:-10]
+            t.add_row("...", f"{len(rest):,} more layers (all in report.json)", "",
+                      f"{sum(x['weights_bytes'] for x in rest):,}", f"{sum(x['macs'] for x in rest):,}")
+            continue
         t.add_row(str(L["index"]), L["op"], "x".join(map(str, L["output_shapes"][0])) + " " +
                   L["output_dtypes"][0], f"{L['weights_bytes']:,}", f"{L['macs']:,}")
     con.print(t)
