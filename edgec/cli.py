@@ -495,7 +495,7 @@ def _print_build(r: dict, path) -> None:
                       f"{tr['estimate_bytes']['code']:,} B as code), "
                       + (f"{fe['bits']}-bit features ({fe['input']})" if fe else f"{tr['threshold_type']} features"))
     for tr in r.get("transformations", []):
-        if "tree ensemble" in tr or "ZipMap" in tr:
+        if "tree ensemble" in tr or "ZipMap" in tr or tr.startswith("hybrid (dynamic-range)"):
             con.print(f"[yellow]note: {tr}[/yellow]")
 
 

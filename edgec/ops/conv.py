@@ -319,6 +319,9 @@ def tfl_pads(in_h, in_w, kh, kw, sh, sw, dh, dw, padding: int) -> list[int]:
     return [pt, pl, pb, pr]
 
 
+HYBRID_NOTE = "hybrid (dynamic-range) TFLite model"
+
+
 def _tfl_dequant_weights(ctx, w: str, x: str) -> str:
     """Hybrid models (int8 weights, float activations): use dequantized weights."""
     wt, xt = ctx.t(w), ctx.t(x)
@@ -329,6 +332,17 @@ def _tfl_dequant_weights(ctx, w: str, x: str) -> str:
             shape[q.axis] = -1
         real = (wt.data.astype(np.float32) - q.zero_point.reshape(shape).astype(np.float32)) * \
             q.scale.reshape(shape)
+        hybrid = ctx.g.meta.setdefault("hybrid_weights", [])
+        hybrid.append(w)
+        transforms = ctx.g.meta.setdefault("transforms", [])
+        note = [i for i, t in enumerate(transforms) if t.startswith(HYBRID_NOTE)]
+        text = (f"{HYBRID_NOTE}: the int8 weights of {len(hybrid)} float layer(s) dequantized to float32; "
+                "TFLite's hybrid kernels quantize those layers' inputs to int8 at run time, edgec "
+                "computes them in float, so outputs differ from TFLite's by that input quantization")
+        if note:
+            transforms[note[0]] = text
+        else:
+            transforms.append(text)
         return ctx.g.add_const(real.astype(np.float32), w + "_dequant")
     return w
 
