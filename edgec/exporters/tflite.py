@@ -28,6 +28,7 @@ MaxPool AvgPool     MAX_POOL_2D AVERAGE_POOL_2D (SAME or VALID padding only)
 Softmax LogSoftmax  SOFTMAX (beta) LOG_SOFTMAX
 Reshape Copy        RESHAPE (shape as an int32 input and in ReshapeOptions)
 Transpose           TRANSPOSE;  Concat: CONCATENATION;  Pad: PAD / PADV2
+QMean Reduce*       MEAN / SUM (int8: QMean), REDUCE_MAX / MIN / PROD (axes as an int32 input)
 Quantize            QUANTIZE;  Dequantize: DEQUANTIZE
 Relu Clip Sigmoid   RELU, RELU6 / RELU_N1_TO_1 / RELU, LOGISTIC; Tanh Exp Abs Neg Sqrt
 HardSwish           TANH EXP ABS NEG SQRT HARD_SWISH
@@ -82,7 +83,8 @@ INT8_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AD
                  "SUB": 2, "MUL": 2, "AVERAGE_POOL_2D": 2, "MAX_POOL_2D": 2, "SOFTMAX": 2,
                  "LOG_SOFTMAX": 2, "CONCATENATION": 2, "PAD": 2, "PADV2": 2, "QUANTIZE": 2,
                  "DEQUANTIZE": 2, "TRANSPOSE": 2, "RELU": 2, "RELU6": 2, "LOGISTIC": 2,
-                 "TANH": 2, "MAXIMUM": 2, "MINIMUM": 2, "RESHAPE": 1}
+                 "TANH": 2, "MAXIMUM": 2, "MINIMUM": 2, "RESHAPE": 1, "MEAN": 2, "SUM": 2,
+                 "REDUCE_MAX": 2, "REDUCE_MIN": 2}
 
 EXPORTERS: dict[str, object] = {}
 
@@ -549,6 +551,16 @@ def _reshape(w: Writer, n: Node) -> None:
     s = w.const(n.outputs[0] + "_shape", np.array(shape, np.int32), "int32")
     w.op("RESHAPE", [w.tensor(n.inputs[0]), s], [w.tensor(n.outputs[0])],
          ("ReshapeOptions", {"NewShape": shape}))
+
+
+@exporter("QMean", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd")
+def _reduce(w: Writer, n: Node) -> None:
+    code = "SUM" if n.attrs.get("sum") else {
+        "QMean": "MEAN", "ReduceMean": "MEAN", "ReduceSum": "SUM", "ReduceMax": "REDUCE_MAX",
+        "ReduceMin": "REDUCE_MIN", "ReduceProd": "REDUCE_PROD"}[n.op]
+    axes = w.const(n.outputs[0] + "_axes", np.array(n.attrs["axes"], np.int32), "int32")
+    w.op(code, [w.tensor(n.inputs[0]), axes], [w.tensor(n.outputs[0])],
+         ("ReducerOptions", {"KeepDims": bool(n.attrs.get("keepdims"))}))
 
 
 @exporter("Transpose")

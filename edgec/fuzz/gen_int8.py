@@ -107,6 +107,9 @@ class Int8Gen:
         fattrs = dict(attrs)
         if op in ("Quantize", "Dequantize"):
             op_f, fattrs = "Reshape", {"shape": list(t.shape)}  # the twin is real-valued already
+        elif op == "QMean":
+            op_f = "ReduceSum" if attrs.get("sum") else "ReduceMean"
+            fattrs = {"axes": list(attrs["axes"]), "keepdims": attrs["keepdims"]}
         else:
             op_f = op
         if op == "Pad" and attrs.get("value") is not None:
@@ -424,6 +427,21 @@ def gen_concat(gen: Int8Gen):
     gen.node("Concat", ins, {"axis": ax}, quant=x.quant)
 
 
+def gen_mean(gen: Int8Gen):
+    """MEAN / SUM: each of TFLite Micro's three ways (4-D over H and W with keep_dims,
+    the input's own quantization, a rescale)."""
+    x = gen.pick(lambda t: t.rank >= 1)
+    if x.rank == 4 and gen.rng.random() < 0.4:
+        axes, keep = [1, 2], 1
+    else:
+        k = gen.r(1, x.rank)
+        axes = sorted(int(a) for a in gen.rng.choice(x.rank, size=k, replace=False))
+        keep = gen.r(0, 1) if k < x.rank else 1  # no rank-0 results: the other generators want a shape
+    total = gen.rng.random() < 0.2
+    quant = x.quant if (not total and gen.rng.random() < 0.3) else None
+    gen.node("QMean", [x.name], {"axes": axes, "keepdims": keep, "sum": int(total)}, quant=quant)
+
+
 def gen_requant(gen: Int8Gen):
     x = gen.pick()
     q = gen.rand_quant(float(gen.env[x.name].min()), float(gen.env[x.name].max()))
@@ -433,6 +451,7 @@ def gen_requant(gen: Int8Gen):
 GENERATORS = [
     (gen_conv, 10), (gen_fc, 6), (gen_binary, 8), (gen_pool, 5), (gen_softmax, 2),
     (gen_reshape, 4), (gen_transpose, 3), (gen_pad, 3), (gen_concat, 3), (gen_requant, 2),
+    (gen_mean, 3),
 ]
 
 

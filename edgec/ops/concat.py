@@ -99,3 +99,28 @@ def _tfl_concat(ctx, op):
     if tfl_activation(o.FusedActivationFunction()) is not None:
         raise UnsupportedError(["CONCATENATION with a fused activation"])
     ctx.add("Concat", ctx.inputs(op), ctx.outputs(op), {"axis": int(o.Axis())})
+
+
+@tflite_op("PACK")
+def _tfl_pack(ctx, op):
+    """PACK (stack along a new axis): each input reshaped with a 1 at ``axis``, then
+    concatenated.  TFLite Micro copies int8 values as they are, so int8 inputs must
+    share the output's quantization."""
+    ins, out = ctx.inputs(op), ctx.outputs(op)[0]
+    o = ctx.options(op, "PackOptions")
+    rank = ctx.t(ins[0]).rank
+    axis = int(o.Axis()) if o is not None else 0
+    axis = axis + rank + 1 if axis < 0 else axis
+    if not 0 <= axis <= rank:
+        raise EdgecError(f"PACK: axis {axis} for inputs of rank {rank}")
+    yq = ctx.t(out).quant
+    if ctx.t(out).dtype == "int8" and any(ctx.t(i).quant != yq for i in ins):
+        raise UnsupportedError(["PACK of int8 inputs with different quantization"])
+    parts = []
+    for i in ins:
+        shape = list(ctx.t(i).shape)
+        shape.insert(axis, 1)
+        r = ctx.tmp(i + "_packed")
+        ctx.add("Reshape", [i], [r], {"shape": shape})
+        parts.append(r)
+    ctx.add("Concat", parts, [out], {"axis": axis})

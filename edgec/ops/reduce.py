@@ -15,7 +15,7 @@ import numpy as np
 from .. import dtypes
 from ..cgen import c_literal
 from ..errors import EdgecError, UnsupportedError
-from . import OutSpec, Op, onnx_op, register
+from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import coalesce, loop_nest, norm_axis, prod, strides
 
 KINDS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
@@ -101,7 +101,9 @@ class Reduce(Op):
     def check(self, g, n):
         x = g.tensors[n.inputs[0]]
         if x.quant is not None and x.dtype in ("int8", "uint8", "int16"):
-            return f"{self.name}[quantized {x.dtype}]"
+            # max and min commute with an affine map: fine when the output keeps its parameters
+            if self.name not in ("ReduceMax", "ReduceMin") or g.tensors[n.outputs[0]].quant != x.quant:
+                return f"{self.name}[quantized {x.dtype}]"
         if x.size == 0:
             return f"{self.name} of an empty tensor"
         return None
@@ -287,3 +289,36 @@ def _onnx_arg(op):
 
 onnx_op("ArgMax")(_onnx_arg("ArgMax"))
 onnx_op("ArgMin")(_onnx_arg("ArgMin"))
+
+
+# --- TFLite ----------------------------------------------------------------------
+
+_TFL_REDUCE = {"MEAN": "ReduceMean", "SUM": "ReduceSum", "REDUCE_MAX": "ReduceMax",
+               "REDUCE_MIN": "ReduceMin", "REDUCE_PROD": "ReduceProd"}
+
+
+def _tfl_reduce(code: str):
+    """MEAN, SUM, REDUCE_MAX/MIN/PROD: axes from the constant second input (negative
+    ones wrap, duplicates ignored), ReducerOptions.keep_dims; int8 MEAN and SUM are
+    TFLite Micro's quantized reductions (ops/qmean.py)."""
+    def imp(ctx, op):
+        ins = ctx.inputs(op)
+        x, out = ins[0], ctx.outputs(op)[0]
+        if len(ins) < 2 or not ins[1] or not ctx.t(ins[1]).is_const:
+            raise UnsupportedError([f"{code} with computed axes"])
+        xt = ctx.t(x)
+        axes = sorted({norm_axis(int(a), xt.rank, code)
+                       for a in np.asarray(ctx.const(ins[1])).reshape(-1)})
+        o = ctx.options(op, "ReducerOptions")
+        keep = int(bool(o.KeepDims())) if o is not None else 0
+        if xt.dtype == "int8" and xt.quant is not None and code in ("MEAN", "SUM"):
+            ctx.add("QMean", [x], [out], {"axes": axes, "keepdims": keep, "sum": int(code == "SUM")})
+        elif not axes:
+            ctx.add("Reshape", [x], [out], {"shape": list(xt.shape)})
+        else:
+            ctx.add(_TFL_REDUCE[code], [x], [out], {"axes": axes, "keepdims": keep})
+    return imp
+
+
+for _c in _TFL_REDUCE:
+    tflite_op(_c)(_tfl_reduce(_c))

@@ -244,3 +244,16 @@ def _onnx_dropout(ctx, node):
     reshape_to(ctx, x, ctx.t(x).shape, ctx.out(node), node.name)
     if len(node.output) > 1 and node.output[1]:
         _alias_const(ctx, node, np.ones(ctx.t(x).shape, dtype=bool), 1)
+
+
+@tflite_op("SHAPE")
+def _tfl_shape(ctx, op):
+    """The (static) shape of the input: a constant (Keras' Flatten and Reshape with an
+    unknown batch compute their target shape with SHAPE, STRIDED_SLICE and PACK)."""
+    x, out = ctx.inputs(op)[0], ctx.outputs(op)[0]
+    o = ctx.t(out)
+    value = np.array(ctx.t(x).shape, dtype=np.int64)
+    if o.dtype not in ("int32", "int64") or o.size != value.size:
+        raise EdgecError(f"SHAPE output {list(o.shape)} {o.dtype} does not hold the input's rank "
+                         f"{value.size}")
+    o.data = value.astype(o.dtype).reshape(o.shape)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EdgecError
-from . import OutSpec, Op, onnx_op, register
+from ..errors import UnsupportedError
+from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import coalesce, loop_nest, norm_axis, strides
 
 
@@ -138,3 +139,72 @@ def _onnx_split(ctx, node):
             st[axis], sz[axis] = off, p
             add_slice(ctx, x, out, st, sp, sz, node.name)
         off += p
+
+
+def strided_slice_params(shape, begin, end, strides, begin_mask: int, end_mask: int,
+                         shrink_mask: int, offset: bool = False):
+    """TFLite STRIDED_SLICE resolved to (starts, steps, sizes) per input dimension and
+    the dimensions to drop (shrink_axis_mask).  Dimensions past ``len(begin)`` are
+    taken whole; negative indices count from the end; bounds are clamped."""
+    st, sp, sz, drop = [], [], [], []
+    for d, dim in enumerate(shape):
+        if d >= len(begin):
+            st.append(0), sp.append(1), sz.append(dim)
+            continue
+        s = int(strides[d])
+        if s == 0:
+            raise EdgecError(f"STRIDED_SLICE: stride 0 in dimension {d}")
+        b, e = int(begin[d]), int(end[d])
+        if offset:
+            e = b + e
+        shrink = bool(shrink_mask >> d & 1)
+        if begin_mask >> d & 1 and not shrink:
+            b = 0 if s > 0 else dim - 1
+        elif b < 0:
+            b += dim
+        if shrink:
+            if not 0 <= b < dim:
+                raise EdgecError(f"STRIDED_SLICE: index {int(begin[d])} outside dimension {d} of {dim}")
+            st.append(b), sp.append(1), sz.append(1)
+            drop.append(d)
+            continue
+        if end_mask >> d & 1:
+            e = dim if s > 0 else -1
+        elif e < 0:
+            e += dim
+        if s > 0:
+            b, e = min(max(b, 0), dim), min(max(e, 0), dim)
+            n = max(0, -(-(e - b) // s))
+        else:
+            b, e = min(max(b, -1), dim - 1), min(max(e, -1), dim - 1)
+            n = max(0, -(-(b - e) // -s))
+        st.append(b if n else 0), sp.append(s), sz.append(n)
+    return st, sp, sz, drop
+
+
+@tflite_op("STRIDED_SLICE")
+def _tfl_strided_slice(ctx, op):
+    ins = ctx.inputs(op)
+    x, out = ins[0], ctx.outputs(op)[0]
+    vals = [ctx.const(i) if i else None for i in ins[1:4]]
+    if len(ins) < 4 or any(v is None for v in vals):
+        raise UnsupportedError(["STRIDED_SLICE with computed begin, end or strides"])
+    o = ctx.options(op, "StridedSliceOptions")
+    bm, em, el, na, sm = ((o.BeginMask(), o.EndMask(), o.EllipsisMask(), o.NewAxisMask(),
+                           o.ShrinkAxisMask()) if o is not None else (0, 0, 0, 0, 0))
+    offset = bool(o.Offset()) if o is not None and hasattr(o, "Offset") else False
+    if el or na:
+        raise UnsupportedError(["STRIDED_SLICE with an ellipsis or new-axis mask"])
+    begin, end, step = (np.asarray(v).reshape(-1) for v in vals)
+    shape = ctx.t(x).shape
+    if not (len(begin) == len(end) == len(step)) or len(begin) > len(shape):
+        raise EdgecError(f"STRIDED_SLICE: begin/end/strides of lengths {len(begin)}, {len(end)}, "
+                         f"{len(step)} for an input of rank {len(shape)}")
+    st, sp, sz, drop = strided_slice_params(shape, begin, end, step, bm, em, sm, offset)
+    final = [n for d, n in enumerate(sz) if d not in drop]
+    if drop:
+        tmp = ctx.tmp(out + "_slice")
+        add_slice(ctx, x, tmp, st, sp, sz)
+        ctx.add("Reshape", [tmp], [out], {"shape": final})
+    else:
+        add_slice(ctx, x, out, st, sp, sz)
