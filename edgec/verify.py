@@ -203,7 +203,25 @@ def views_of(g: Graph) -> dict[str, list[str]]:
     return out
 
 
+REFERENCE_NAMES = {"tflm": "the TFLite Micro interpreter", "litert": "ai-edge-litert (BUILTIN_REF)",
+                   "onnxruntime": "onnxruntime"}
+
+
 def run_reference(kind: str, model: Path, g: Graph, samples, intermediates: bool):
+    """The reference runtime's outputs (and intermediate tensors).  A runtime that
+    cannot load or run the model (an operator or version it lacks) is a clear error:
+    there is nothing to compare with."""
+    try:
+        return _run_reference(kind, model, g, samples, intermediates)
+    except EdgecError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the runtime's own exceptions, any type
+        msg = " ".join(str(e).split())[:300]
+        raise EdgecError(f"{REFERENCE_NAMES.get(kind, kind)} cannot run this model, so there is "
+                         f"nothing to verify against ({type(e).__name__}: {msg})") from None
+
+
+def _run_reference(kind: str, model: Path, g: Graph, samples, intermediates: bool):
     if kind == "tflm":
         # in a child process: the interpreter can crash on a malformed model
         return reference.isolated(reference.run_tflm, model, samples, intermediates)

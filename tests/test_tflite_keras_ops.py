@@ -49,6 +49,15 @@ def models(tmp_path_factory):
             L.Lambda(lambda t: tf.reduce_max(t, axis=[-1]))(x),
             L.Lambda(lambda t: tf.reduce_mean(t, axis=[1, 2, 3], keepdims=True))(x)]
     out["reduce"] = tf.keras.Model(inp, outs), (6, 4, 5)
+    inp = tf.keras.Input((32, 4))
+    x = L.MaxPooling1D(2)(L.Conv1D(8, 3, activation="relu")(inp))
+    out["conv1d"] = tf.keras.Model(inp, L.Dense(2)(L.GlobalMaxPooling1D()(x))), (32, 4)
+    inp = tf.keras.Input((4, 4, 3))
+    out["upsample"] = tf.keras.Model(inp, L.Conv2D(2, 1)(L.UpSampling2D()(inp))), (4, 4, 3)
+    inp = tf.keras.Input((8, 8, 3))
+    x = L.PReLU(shared_axes=[1, 2])(L.Conv2D(4, 3)(inp))
+    x = L.LeakyReLU(0.1)(L.Cropping2D(1)(L.ZeroPadding2D(2)(x)))
+    out["prelu_leaky"] = tf.keras.Model(inp, x), (8, 8, 3)
     paths = {}
     for name, (m, shape) in out.items():
         pf, pq = d / f"{name}_f.tflite", d / f"{name}_q.tflite"
@@ -99,3 +108,30 @@ def test_strided_slice_semantics_match_tensorflow(case):
     idx = tuple(np.arange(a, a + c * s, s)[:c] if c else np.arange(0) for a, s, c in zip(st_, sp, sz))
     got = x[np.ix_(*idx)].reshape([c for d, c in enumerate(sz) if d not in drop])
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name,ops,int8", [
+    ("conv1d", {"EXPAND_DIMS", "REDUCE_MAX", "MAX_POOL_2D"}, "exact"),
+    ("upsample", {"TILE"}, "tflm-cannot"),  # TFLite Micro fails to allocate it: nothing to compare
+    ("prelu_leaky", {"PRELU", "LEAKY_RELU", "PAD", "STRIDED_SLICE"}, "unsupported"),
+])
+def test_more_keras_layers(models, name, ops, int8):
+    """Conv1D, UpSampling2D, PReLU, LeakyReLU, ZeroPadding2D, Cropping2D: float against
+    ai-edge-litert; int8 bit for bit against TFLite Micro where edgec has the int8 kernels,
+    else a clean list of what is not supported."""
+    from edgec.errors import EdgecError, UnsupportedError
+    from edgec.inspect import inspect
+    pf, pq = models[name]
+    assert ops <= set(inspect(str(pf))["source_ops"])
+    res = verify(pf, n=10, layers=True)
+    assert res.outputs and all(c.ok for c in res.outputs + res.layers), [c.line() for c in res.outputs]
+    if int8 == "exact":
+        res = verify(pq, n=20, layers=True, compare_litert=False)
+        assert all(c.exact and c.mismatches == 0 for c in res.outputs + res.layers)
+    elif int8 == "unsupported":
+        with pytest.raises(UnsupportedError) as e:
+            verify(pq, n=2)
+        assert {"LEAKY_RELU[int8]", "PRELU[int8]"} <= set(e.value.items)
+    else:
+        with pytest.raises(EdgecError, match="cannot run this model"):
+            verify(pq, n=2)

@@ -163,6 +163,10 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
             shape = tuple(input_shapes[tname])
         g.add_tensor(uname, shape, dt, data=data, quant=quant, origin=i)
         names[i] = uname
+        if data is None and t.ShapeSignatureLength() and (t.ShapeSignatureAsNumpy() < 0).any():
+            # a dimension the converter could not fix: ``shape`` holds a placeholder 1
+            # there, the shape inference of the producing operator decides
+            g.meta.setdefault("provisional_shapes", set()).add(uname)
 
     def tensor_name(i: int) -> str:
         if i not in names:
@@ -211,6 +215,7 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
         raise UnsupportedError(missing)
 
     ctx = TfliteContext(g, model, sg, names)
+    unsupported: list[str] = []  # operator variants edgec cannot compile, listed all at once
     for k, op in enumerate(oplist):
         opname = codes[op.OpcodeIndex()]
         for i in list(op.InputsAsNumpy() if op.InputsLength() else []) + \
@@ -220,10 +225,14 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
         ctx.opname = f"{opname.lower()}_{k}"
         try:
             ops.TFLITE_IMPORTERS[opname](ctx, op)
-        except (UnsupportedError,):
-            raise
+        except UnsupportedError as e:
+            unsupported += e.items
         except EdgecError as e:
+            if unsupported:  # most likely a consequence of an operator left out
+                break
             raise EdgecError(f"operator {k} ({opname}): {e}") from None
+    if unsupported:
+        raise UnsupportedError(unsupported)
     g.remove_dead()
     g.topo_sort()
     g.validate()

@@ -119,6 +119,10 @@ def infer_node(g: Graph, n: Node) -> None:
             continue
         if t.is_const:
             raise EdgecError(f"node {n.name!r} ({n.op}) writes constant tensor {o!r}")
+        provisional = g.meta.get("provisional_shapes")
+        if provisional and o in provisional:
+            provisional.discard(o)  # declared with placeholders (TFLite's -1 dimensions)
+            t.shape = shape
         if tuple(t.shape) != shape and int(np.prod(t.shape)) == int(np.prod(shape)) \
                 and get(n.op).view:
             continue  # declared reshape target differs only in how it is written

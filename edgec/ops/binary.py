@@ -367,3 +367,28 @@ tflite_op("MUL")(_tfl_binary("Mul", "MulOptions"))
 tflite_op("DIV")(_tfl_binary("Div", "DivOptions"))
 tflite_op("MAXIMUM")(_tfl_binary("Max", None))
 tflite_op("MINIMUM")(_tfl_binary("Min", None))
+
+tflite_op("LESS")(_tfl_binary("Less", None))
+tflite_op("LESS_EQUAL")(_tfl_binary("LessOrEqual", None))
+tflite_op("GREATER")(_tfl_binary("Greater", None))
+tflite_op("GREATER_EQUAL")(_tfl_binary("GreaterOrEqual", None))
+tflite_op("EQUAL")(_tfl_binary("Equal", None))
+tflite_op("POW")(_tfl_binary("Pow", None))
+
+
+@tflite_op("PRELU")
+def _tfl_prelu(ctx, op):
+    if ctx.t(ctx.inputs(op)[0]).dtype != "float32":
+        raise UnsupportedError([f"PRELU[{ctx.t(ctx.inputs(op)[0]).dtype}]"])
+    ctx.add("PRelu", ctx.inputs(op)[:2], ctx.outputs(op), {})
+
+
+@tflite_op("SQUARED_DIFFERENCE")
+def _tfl_squared_difference(ctx, op):
+    a, b = ctx.inputs(op)[:2]
+    if ctx.t(a).dtype != "float32":
+        raise UnsupportedError([f"SQUARED_DIFFERENCE[{ctx.t(a).dtype}]"])
+    out = ctx.outputs(op)[0]
+    d = ctx.tmp(out + "_diff")
+    ctx.add("Sub", [a, b], [d], {"act": None})
+    ctx.add("Mul", [d, d], [out], {"act": None})

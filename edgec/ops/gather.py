@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
-from . import OutSpec, Op, onnx_op, register
+from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import loop_nest, norm_axis, prod, strides
 
 INDEX_TYPES = ("int32", "int64")
@@ -434,3 +434,12 @@ def _onnx_tensor_scatter(ctx, node):
     ctx.add("TensorScatter", [i for i in ins[:2]] + ([ins[2]] if ins[2] else []), [ctx.out(node)],
             {"mode": ctx.attr(node, "mode", "linear"), "axis": int(ctx.attr(node, "axis", -2))},
             node.name)
+
+
+@tflite_op("GATHER")
+def _tfl_gather(ctx, op):
+    o = ctx.options(op, "GatherOptions")
+    axis = int(o.Axis()) if o is not None else 0
+    if o is not None and int(o.BatchDims()) != 0:
+        raise UnsupportedError(["GATHER with batch_dims"])
+    ctx.add("Gather", ctx.inputs(op)[:2], ctx.outputs(op), {"axis": axis})

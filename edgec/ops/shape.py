@@ -221,9 +221,27 @@ def _tfl_reshape(ctx, op):
     out = ctx.outputs(op)[0]
     x = ins[0]
     o = ctx.t(out)
-    if o.size != ctx.t(x).size:
-        raise EdgecError(f"output shape {list(o.shape)} does not match input {list(ctx.t(x).shape)}")
-    ctx.add("Reshape", [x], [out], {"shape": list(o.shape)})
+    shape = list(o.shape)
+    second = ctx.const(ins[1]) if len(ins) > 1 and ins[1] else None
+    if out in ctx.g.meta.get("provisional_shapes", ()):
+        # the output's dimensions are placeholders: the (folded) target shape, the axis
+        # or the squeezed dimensions say what they are
+        xs = list(ctx.t(x).shape)
+        kind = ctx.opname.rsplit("_", 1)[0]
+        if kind == "reshape" and second is not None:
+            shape = list(_onnx_reshape_target(xs, second, False))
+        elif kind == "expand_dims" and second is not None:
+            a = int(np.asarray(second).reshape(-1)[0])
+            shape = xs[:]
+            shape.insert(a + len(xs) + 1 if a < 0 else a, 1)
+        elif kind == "squeeze":
+            o_ = ctx.options(op, "SqueezeOptions")
+            dims = [int(d) for d in o_.SqueezeDimsAsNumpy()] if o_ is not None and o_.SqueezeDimsLength() else []
+            dims = {d + len(xs) if d < 0 else d for d in dims}
+            shape = [d for i, d in enumerate(xs) if not (i in dims if dims else d == 1)]
+    if int(np.prod(shape)) != ctx.t(x).size:
+        raise EdgecError(f"output shape {shape} does not match input {list(ctx.t(x).shape)}")
+    ctx.add("Reshape", [x], [out], {"shape": shape})
 
 
 @onnx_op("Dropout")

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import dtypes
 from ..cgen import c_double, c_float
-from ..errors import EdgecError
+from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 
 
@@ -313,3 +313,48 @@ tflite_op("ABS")(_tfl("Abs"))
 tflite_op("NEG")(_tfl("Neg"))
 tflite_op("SQRT")(_tfl("Sqrt"))
 tflite_op("HARD_SWISH")(_tfl("HardSwish"))
+
+
+
+def _float_only(ctx, op, code: str) -> None:
+    """Activations edgec computes in float only: an int8 one is an unsupported variant."""
+    x = ctx.t(ctx.inputs(op)[0])
+    if x.dtype != "float32":
+        raise UnsupportedError([f"{code}[{x.dtype}]"])
+
+
+@tflite_op("LEAKY_RELU")
+def _tfl_leaky_relu(ctx, op):
+    _float_only(ctx, op, "LEAKY_RELU")
+    o = ctx.options(op, "LeakyReluOptions")
+    alpha = float(o.Alpha()) if o is not None else 0.2
+    ctx.add("LeakyRelu", ctx.inputs(op)[:1], ctx.outputs(op), {"alpha": alpha})
+
+
+@tflite_op("ELU")
+def _tfl_elu(ctx, op):
+    _float_only(ctx, op, "ELU")
+    ctx.add("Elu", ctx.inputs(op)[:1], ctx.outputs(op), {"alpha": 1.0})
+
+
+@tflite_op("GELU")
+def _tfl_gelu(ctx, op):
+    _float_only(ctx, op, "GELU")
+    o = ctx.options(op, "GeluOptions")
+    approx = bool(o.Approximate()) if o is not None else False
+    ctx.add("Gelu", ctx.inputs(op)[:1], ctx.outputs(op), {"approximate": "tanh" if approx else "none"})
+
+
+@tflite_op("RSQRT")
+def _tfl_rsqrt(ctx, op):
+    _float_only(ctx, op, "RSQRT")
+    x, out = ctx.inputs(op)[0], ctx.outputs(op)[0]
+    r = ctx.tmp(out + "_sqrt")
+    ctx.add("Sqrt", [x], [r])
+    ctx.add("Reciprocal", [r], [out])
+
+
+@tflite_op("CAST")
+def _tfl_cast(ctx, op):
+    out = ctx.outputs(op)[0]
+    ctx.add("Cast", ctx.inputs(op)[:1], [out], {"to": ctx.t(out).dtype})

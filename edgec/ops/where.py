@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EdgecError
-from . import OutSpec, Op, onnx_op, register
+from ..errors import EdgecError, UnsupportedError
+from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import broadcast_shape, broadcast_strides, coalesce, loop_nest
 
 
@@ -82,17 +82,21 @@ def _onnx_expand(ctx, node):
 def _onnx_tile(ctx, node):
     x = ctx.inp(node, 0)
     reps = [int(r) for r in np.asarray(ctx.const_input(node, 1, "repeats")).reshape(-1)]
+    tile_to(ctx, x, reps, ctx.out(node), node.name)
+
+
+def tile_to(ctx, x: str, reps, out: str, name: str = "") -> None:
+    """``out`` = ``x`` repeated ``reps[i]`` times along each axis i (Reshape / Expand)."""
     s = list(ctx.t(x).shape)
     if len(reps) != len(s) or min(reps, default=1) < 0:
         raise EdgecError(f"Tile: repeats {reps} do not fit an input of rank {len(s)}")
-    out = ctx.out(node)
     # [d0, d1] -> [1, d0, 1, d1] -> expand [r0, d0, r1, d1] -> [r0*d0, r1*d1]; axes that repeat
     # once stay merged with their neighbours, and at most two repeated axes are done per
     # Expand, so the intermediate rank stays within the IR's 8 (a rank-5 tile needs 3 steps)
     rep_axes = [i for i, r in enumerate(reps) if r != 1]
     cur, cur_shape = x, list(s)
     if not rep_axes:
-        ctx.add("Reshape", [x], [out], {"shape": s}, node.name)
+        ctx.add("Reshape", [x], [out], {"shape": s}, name)
         return
     for step in range(0, len(rep_axes), 2):
         todo = set(rep_axes[step:step + 2])
@@ -115,7 +119,24 @@ def _onnx_tile(ctx, node):
         a = ctx.tmp(out + "_split")
         ctx.add("Reshape", [cur], [a], {"shape": inter})
         b = ctx.tmp(out + "_tiled")
-        ctx.add("Expand", [a], [b], {"shape": big}, node.name)
+        ctx.add("Expand", [a], [b], {"shape": big}, name)
         nxt = out if last else ctx.tmp(out + "_part")
         ctx.add("Reshape", [b], [nxt], {"shape": new_shape})
         cur, cur_shape = nxt, new_shape
+
+
+
+# --- TFLite importers -------------------------------------------------------------
+
+@tflite_op("SELECT_V2", "SELECT")
+def _tfl_select(ctx, op):
+    ctx.add("Where", ctx.inputs(op)[:3], ctx.outputs(op))
+
+
+@tflite_op("TILE")
+def _tfl_tile(ctx, op):
+    ins = ctx.inputs(op)
+    reps = ctx.const(ins[1]) if len(ins) > 1 and ins[1] else None
+    if reps is None:
+        raise UnsupportedError(["TILE with computed multiples"])
+    tile_to(ctx, ins[0], [int(r) for r in np.asarray(reps).reshape(-1)], ctx.outputs(op)[0])
