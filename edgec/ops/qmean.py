@@ -16,13 +16,8 @@ import numpy as np
 
 from .. import qmath
 from . import OutSpec, Op, register
-from ._util import coalesce, loop_nest, prod, quant_of, strides
-
-
-def _out_shape(shape, axes, keepdims):
-    if keepdims:
-        return tuple(1 if i in axes else d for i, d in enumerate(shape))
-    return tuple(d for i, d in enumerate(shape) if i not in axes)
+from ._util import loop_nest, prod, quant_of
+from .reduce import out_shape, reduction_loops
 
 
 def params(g, n) -> dict:
@@ -47,7 +42,7 @@ class QMean(Op):
 
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]
-        return [OutSpec(_out_shape(x.shape, tuple(n.attrs["axes"]), n.attrs.get("keepdims", 0)), x.dtype)]
+        return [OutSpec(out_shape(x.shape, tuple(n.attrs["axes"]), n.attrs.get("keepdims", 0)), x.dtype)]
 
     def check(self, g, n):
         x, y = g.tensors[n.inputs[0]], g.tensors[n.outputs[0]]
@@ -69,21 +64,14 @@ class QMean(Op):
         s = qmath.wrap32((x - p["zi"]).sum(axis=axes))
         q = qmath.mul_by_quantized_multiplier(s, p["mult"], p["shift"]) + p["zo"]
         y = np.clip(q, -128, 127).astype(np.int8)
-        return [y.reshape(_out_shape(xs[0].shape, axes, n.attrs.get("keepdims", 0)))]
+        return [y.reshape(out_shape(xs[0].shape, axes, n.attrs.get("keepdims", 0)))]
 
     def emit(self, k):
         g, n = k.g, k.node
         x = k.tin(0)
         p = params(g, n)
         axes = tuple(n.attrs["axes"])
-        sx = strides(x.shape)
-        kept = [d for d in range(x.rank) if d not in axes]
-        oshape = [x.shape[d] for d in kept] or [1]
-        ostr = [sx[d] for d in kept] or [0]
-        oshape, (ox, oy) = coalesce(oshape, [ostr, strides(oshape)])
-        ishape = [x.shape[d] for d in axes] or [1]
-        istr = [sx[d] for d in axes] or [0]
-        ishape, (ix,) = coalesce(ishape, [istr])
+        oshape, ox, oy, ishape, ix = reduction_loops(x.shape, axes)
         src = k.x(0)
         step = f"acc += (int32_t){src}[{{ix}} + {{jx}}] - ({p['zi']});"
         final = f"int32_t q = edgec_mbqm(acc, {p['mult']}, {p['shift']}) + {p['zo']};"

@@ -22,7 +22,22 @@ KINDS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "Red
          "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare")
 
 
-def _out_shape(shape, axes, keepdims):
+def reduction_loops(shape, axes):
+    """Loop geometry of a reduction over ``axes`` of a row-major ``shape``: the kept
+    dimensions (``oshape``, input strides ``ox``, output strides ``oy``) and the reduced
+    ones (``ishape``, input strides ``ix``), adjacent contiguous dimensions merged."""
+    sx = strides(shape)
+    kept = [d for d in range(len(shape)) if d not in axes]
+    oshape = [shape[d] for d in kept] or [1]
+    ostr = [sx[d] for d in kept] or [0]
+    oshape, (ox, oy) = coalesce(oshape, [ostr, strides(oshape)])
+    ishape = [shape[d] for d in axes] or [1]
+    istr = [sx[d] for d in axes] or [0]
+    ishape, (ix,) = coalesce(ishape, [istr])
+    return oshape, ox, oy, ishape, ix
+
+
+def out_shape(shape, axes, keepdims):
     if keepdims:
         return tuple(1 if i in axes else d for i, d in enumerate(shape))
     return tuple(d for i, d in enumerate(shape) if i not in axes)
@@ -96,7 +111,7 @@ class Reduce(Op):
         axes = self._axes(g, n)
         if x.dtype == "bool" and self.name not in ("ReduceMax", "ReduceMin"):
             raise UnsupportedError([f"{self.name}[bool]"])
-        return [OutSpec(_out_shape(x.shape, axes, n.attrs.get("keepdims", 1)), x.dtype)]
+        return [OutSpec(out_shape(x.shape, axes, n.attrs.get("keepdims", 1)), x.dtype)]
 
     def check(self, g, n):
         x = g.tensors[n.inputs[0]]
@@ -111,7 +126,7 @@ class Reduce(Op):
     def reference(self, g, n, xs):
         axes = self._axes(g, n)
         y = _reduce_np(self.name, xs[0], axes)
-        return [y.reshape(_out_shape(xs[0].shape, axes, n.attrs.get("keepdims", 1)))]
+        return [y.reshape(out_shape(xs[0].shape, axes, n.attrs.get("keepdims", 1)))]
 
     def macs(self, g, n):
         return g.tensors[n.inputs[0]].size
@@ -124,14 +139,7 @@ class Reduce(Op):
         ct = dtypes.c_type(dt)
         isf = dtypes.is_float(dt)
         f = "f" if dt == "float32" else ""
-        sx = strides(x.shape)
-        kept = [d for d in range(x.rank) if d not in axes]
-        oshape = [x.shape[d] for d in kept] or [1]
-        ostr = [sx[d] for d in kept] or [0]
-        oshape, (ox, oy) = coalesce(oshape, [ostr, strides(oshape)])
-        ishape = [x.shape[d] for d in axes] or [1]
-        istr = [sx[d] for d in axes] or [0]
-        ishape, (ix,) = coalesce(ishape, [istr])
+        oshape, ox, oy, ishape, ix = reduction_loops(x.shape, axes)
         count = prod(x.shape[a] for a in axes)
         v = "x0[{ix} + {jx}]" if k.x(0) == "x0" else f"{k.x(0)}[{{ix}} + {{jx}}]"
         if kind in ("ReduceMax", "ReduceMin"):
@@ -201,7 +209,7 @@ class ArgReduce(Op):
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]
         a = self._axis(g, n)
-        return [OutSpec(_out_shape(x.shape, (a,), n.attrs.get("keepdims", 1)), "int64")]
+        return [OutSpec(out_shape(x.shape, (a,), n.attrs.get("keepdims", 1)), "int64")]
 
     def check(self, g, n):
         x = g.tensors[n.inputs[0]]
