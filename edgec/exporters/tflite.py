@@ -29,6 +29,7 @@ Softmax LogSoftmax  SOFTMAX (beta) LOG_SOFTMAX
 Reshape Copy        RESHAPE (shape as an int32 input and in ReshapeOptions)
 Transpose           TRANSPOSE;  Concat: CONCATENATION;  Pad: PAD / PADV2
 QMean Reduce*       MEAN / SUM (int8: QMean), REDUCE_MAX / MIN / PROD (axes as an int32 input)
+QLeakyRelu          LEAKY_RELU (int8; float: LeakyRelu), alpha in LeakyReluOptions
 Quantize            QUANTIZE;  Dequantize: DEQUANTIZE
 Relu Clip Sigmoid   RELU, RELU6 / RELU_N1_TO_1 / RELU, LOGISTIC; Tanh Exp Abs Neg Sqrt
 HardSwish           TANH EXP ABS NEG SQRT HARD_SWISH
@@ -84,7 +85,7 @@ INT8_VERSIONS = {"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4, "AD
                  "LOG_SOFTMAX": 2, "CONCATENATION": 2, "PAD": 2, "PADV2": 2, "QUANTIZE": 2,
                  "DEQUANTIZE": 2, "TRANSPOSE": 2, "RELU": 2, "RELU6": 2, "LOGISTIC": 2,
                  "TANH": 2, "MAXIMUM": 2, "MINIMUM": 2, "RESHAPE": 1, "MEAN": 2, "SUM": 2,
-                 "REDUCE_MAX": 2, "REDUCE_MIN": 2}
+                 "REDUCE_MAX": 2, "REDUCE_MIN": 2, "LEAKY_RELU": 2}
 
 EXPORTERS: dict[str, object] = {}
 
@@ -561,6 +562,12 @@ def _reduce(w: Writer, n: Node) -> None:
     axes = w.const(n.outputs[0] + "_axes", np.array(n.attrs["axes"], np.int32), "int32")
     w.op(code, [w.tensor(n.inputs[0]), axes], [w.tensor(n.outputs[0])],
          ("ReducerOptions", {"KeepDims": bool(n.attrs.get("keepdims"))}))
+
+
+@exporter("QLeakyRelu", "LeakyRelu")
+def _leaky_relu(w: Writer, n: Node) -> None:
+    w.op("LEAKY_RELU", [w.tensor(n.inputs[0])], [w.tensor(n.outputs[0])],
+         ("LeakyReluOptions", {"Alpha": float(n.attrs["alpha"])}))
 
 
 @exporter("Transpose")

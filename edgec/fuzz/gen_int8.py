@@ -107,6 +107,8 @@ class Int8Gen:
         fattrs = dict(attrs)
         if op in ("Quantize", "Dequantize"):
             op_f, fattrs = "Reshape", {"shape": list(t.shape)}  # the twin is real-valued already
+        elif op == "QLeakyRelu":
+            op_f = "LeakyRelu"
         elif op == "QMean":
             op_f = "ReduceSum" if attrs.get("sum") else "ReduceMean"
             fattrs = {"axes": list(attrs["axes"]), "keepdims": attrs["keepdims"]}
@@ -442,6 +444,12 @@ def gen_mean(gen: Int8Gen):
     gen.node("QMean", [x.name], {"axes": axes, "keepdims": keep, "sum": int(total)}, quant=quant)
 
 
+def gen_leaky_relu(gen: Int8Gen):
+    x = gen.pick()
+    alpha = float(np.float32(gen.rng.choice([0.1, 0.2, 0.3, gen.rng.uniform(0.01, 0.9)])))
+    gen.node("QLeakyRelu", [x.name], {"alpha": alpha})
+
+
 def gen_requant(gen: Int8Gen):
     x = gen.pick()
     q = gen.rand_quant(float(gen.env[x.name].min()), float(gen.env[x.name].max()))
@@ -451,7 +459,7 @@ def gen_requant(gen: Int8Gen):
 GENERATORS = [
     (gen_conv, 10), (gen_fc, 6), (gen_binary, 8), (gen_pool, 5), (gen_softmax, 2),
     (gen_reshape, 4), (gen_transpose, 3), (gen_pad, 3), (gen_concat, 3), (gen_requant, 2),
-    (gen_mean, 3),
+    (gen_mean, 3), (gen_leaky_relu, 2),
 ]
 
 

@@ -325,9 +325,14 @@ def _float_only(ctx, op, code: str) -> None:
 
 @tflite_op("LEAKY_RELU")
 def _tfl_leaky_relu(ctx, op):
-    _float_only(ctx, op, "LEAKY_RELU")
+    """Float: LeakyRelu; int8: QLeakyRelu (TFLite Micro's two multipliers, ops/qleaky.py)."""
     o = ctx.options(op, "LeakyReluOptions")
     alpha = float(o.Alpha()) if o is not None else 0.2
+    x = ctx.t(ctx.inputs(op)[0])
+    if x.dtype == "int8" and x.quant is not None:
+        ctx.add("QLeakyRelu", ctx.inputs(op)[:1], ctx.outputs(op), {"alpha": alpha})
+        return
+    _float_only(ctx, op, "LEAKY_RELU")
     ctx.add("LeakyRelu", ctx.inputs(op)[:1], ctx.outputs(op), {"alpha": alpha})
 
 
