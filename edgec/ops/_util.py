@@ -124,6 +124,17 @@ def quant_of(g: Graph, name: str):
     return t.quant
 
 
+def check_int8_per_tensor(g: Graph, n: Node, what: str) -> str | None:
+    """An op's ``check`` reason when its input and output are not both int8 with
+    per-tensor quantization parameters (None when they are)."""
+    x, y = g.tensors[n.inputs[0]], g.tensors[n.outputs[0]]
+    if x.dtype != "int8" or y.dtype != "int8" or x.quant is None or y.quant is None:
+        return f"{what} of {x.dtype} -> {y.dtype} (int8 with quantization parameters only)"
+    if x.quant.scale.size != 1 or y.quant.scale.size != 1:
+        return f"{what} with per-axis quantization"
+    return None
+
+
 def is_quantized(g: Graph, n: Node) -> bool:
     """True when the node computes on int8/int16 quantized activations."""
     return any(g.tensors[i].dtype in ("int8", "uint8", "int16") and g.tensors[i].quant is not None

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import qmath
 from . import OutSpec, Op, register
-from ._util import quant_of
+from ._util import check_int8_per_tensor, quant_of
 
 
 def params(g, n) -> dict:
@@ -33,12 +33,7 @@ class QLeakyRelu(Op):
         return [OutSpec(tuple(x.shape), x.dtype)]
 
     def check(self, g, n):
-        x, y = g.tensors[n.inputs[0]], g.tensors[n.outputs[0]]
-        if x.dtype != "int8" or y.dtype != "int8" or x.quant is None or y.quant is None:
-            return f"QLeakyRelu of {x.dtype} -> {y.dtype} (int8 with quantization parameters only)"
-        if x.quant.scale.size != 1 or y.quant.scale.size != 1:
-            return "LEAKY_RELU with per-axis quantization"
-        return None
+        return check_int8_per_tensor(g, n, "LEAKY_RELU")
 
     def reference(self, g, n, xs):
         p = params(g, n)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import qmath
 from . import OutSpec, Op, register
-from ._util import loop_nest, prod, quant_of
+from ._util import check_int8_per_tensor, loop_nest, prod, quant_of
 from .reduce import out_shape, reduction_loops
 
 
@@ -45,14 +45,9 @@ class QMean(Op):
         return [OutSpec(out_shape(x.shape, tuple(n.attrs["axes"]), n.attrs.get("keepdims", 0)), x.dtype)]
 
     def check(self, g, n):
-        x, y = g.tensors[n.inputs[0]], g.tensors[n.outputs[0]]
-        if x.dtype != "int8" or y.dtype != "int8" or x.quant is None or y.quant is None:
-            return f"QMean of {x.dtype} -> {y.dtype} (int8 with quantization parameters only)"
-        if x.quant.scale.size != 1 or y.quant.scale.size != 1:
-            return "MEAN / SUM with per-axis quantization"
-        if x.size == 0:
+        if g.tensors[n.inputs[0]].size == 0:
             return "MEAN / SUM of an empty tensor"
-        return None
+        return check_int8_per_tensor(g, n, "MEAN / SUM")
 
     def macs(self, g, n):
         return g.tensors[n.inputs[0]].size
