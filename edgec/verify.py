@@ -203,8 +203,9 @@ def views_of(g: Graph) -> dict[str, list[str]]:
     return out
 
 
-REFERENCE_NAMES = {"tflm": "the TFLite Micro interpreter", "litert": "ai-edge-litert (BUILTIN_REF)",
-                   "onnxruntime": "onnxruntime"}
+REFERENCE_NAMES = {"tflm": "TFLite Micro interpreter", "litert": "ai-edge-litert (BUILTIN_REF)",
+                   "onnxruntime": "onnxruntime",
+                   "edgec": "edgec transformed-graph reference (edgec.interp)"}
 
 
 def run_reference(kind: str, model: Path, g: Graph, samples, intermediates: bool):
@@ -217,7 +218,7 @@ def run_reference(kind: str, model: Path, g: Graph, samples, intermediates: bool
         raise
     except Exception as e:  # noqa: BLE001 - the runtime's own exceptions, any type
         msg = " ".join(str(e).split())[:300]
-        raise EdgecError(f"{REFERENCE_NAMES.get(kind, kind)} cannot run this model, so there is "
+        raise EdgecError(f"the {REFERENCE_NAMES.get(kind, kind)} cannot run this model, so there is "
                          f"nothing to verify against ({type(e).__name__}: {msg})") from None
 
 
@@ -277,7 +278,8 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
                            graph=graph)
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
-    hybrid = [t for t in g0.meta.get("transforms", []) if t.startswith("hybrid (dynamic-range)")]
+    from .ops.conv import HYBRID_NOTE
+    hybrid = [t for t in g0.meta.get("transforms", []) if t.startswith(HYBRID_NOTE)]
     samples = None
     if quantize is not None or (compress is not None and compress.any()):
         from .compiler import compress_graph, lower, quantize_graph
@@ -301,12 +303,7 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
     work = Path(work_dir or tmp.name)
     try:
-        res = VerifyResult(str(model), target, {"tflm": "TFLite Micro interpreter",
-                                                "litert": "ai-edge-litert (BUILTIN_REF)",
-                                                "onnxruntime": "onnxruntime",
-                                                "edgec": "edgec transformed-graph reference (edgec.interp)"
-                                                }.get(kind, kind),
-                           len(samples))
+        res = VerifyResult(str(model), target, REFERENCE_NAMES.get(kind, kind), len(samples))
         if kind == "edgec":
             ref_outs, ref_inter = run_edgec_reference(g0, samples, layers)
         else:

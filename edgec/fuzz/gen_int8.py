@@ -430,8 +430,9 @@ def gen_concat(gen: Int8Gen):
 
 
 def gen_mean(gen: Int8Gen):
-    """MEAN / SUM: each of TFLite Micro's three ways (4-D over H and W with keep_dims,
-    the input's own quantization, a rescale)."""
+    """MEAN / SUM over random axes, often a 4-D mean over H and W with keep_dims
+    (global average pooling) or with the input's own quantization: the cases older
+    TFLite Micro releases computed differently."""
     x = gen.pick(lambda t: t.rank >= 1)
     if x.rank == 4 and gen.rng.random() < 0.4:
         axes, keep = [1, 2], 1

@@ -135,6 +135,15 @@ def check_int8_per_tensor(g: Graph, n: Node, what: str) -> str | None:
     return None
 
 
+def tfl_float_only(ctx, op, code: str) -> None:
+    """TFLite operators edgec computes in float only: another input type is an
+    unsupported variant (``CODE[int8]``), listed with the others."""
+    from ..errors import UnsupportedError
+    x = ctx.t(ctx.inputs(op)[0])
+    if x.dtype != "float32":
+        raise UnsupportedError([f"{code}[{x.dtype}]"])
+
+
 def is_quantized(g: Graph, n: Node) -> bool:
     """True when the node computes on int8/int16 quantized activations."""
     return any(g.tensors[i].dtype in ("int8", "uint8", "int16") and g.tensors[i].quant is not None

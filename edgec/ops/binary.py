@@ -13,7 +13,7 @@ from .. import dtypes, qmath
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import (act_range_float, act_range_quant, apply_act_float, broadcast_shape,
-                    broadcast_strides, coalesce, loop_nest, quant_of)
+                    broadcast_strides, coalesce, loop_nest, quant_of, tfl_float_only)
 from .conv import tfl_activation
 
 
@@ -378,16 +378,14 @@ tflite_op("POW")(_tfl_binary("Pow", None))
 
 @tflite_op("PRELU")
 def _tfl_prelu(ctx, op):
-    if ctx.t(ctx.inputs(op)[0]).dtype != "float32":
-        raise UnsupportedError([f"PRELU[{ctx.t(ctx.inputs(op)[0]).dtype}]"])
+    tfl_float_only(ctx, op, "PRELU")
     ctx.add("PRelu", ctx.inputs(op)[:2], ctx.outputs(op), {})
 
 
 @tflite_op("SQUARED_DIFFERENCE")
 def _tfl_squared_difference(ctx, op):
+    tfl_float_only(ctx, op, "SQUARED_DIFFERENCE")
     a, b = ctx.inputs(op)[:2]
-    if ctx.t(a).dtype != "float32":
-        raise UnsupportedError([f"SQUARED_DIFFERENCE[{ctx.t(a).dtype}]"])
     out = ctx.outputs(op)[0]
     d = ctx.tmp(out + "_diff")
     ctx.add("Sub", [a, b], [d], {"act": None})

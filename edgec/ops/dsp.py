@@ -66,8 +66,9 @@ def requant_table(m, s, zp: int):
     64-bit SMLAL shifted right by e-1: H = 2^(e-2), S = e-1.  A multiplier of
     0 (a channel whose weights are all zero) gives 0 with H = 1, S = 1.  The
     output zero point joins H (``zp << S``) when that cannot overflow.  Either
-    way H is 2^(S-1) times an odd number, so S is not stored: the kernel takes
-    it from H's trailing zeros (:func:`requant_shift`)."""
+    way H is 2^(S-1) times an odd number (1 + 2 zp, or 1), so S follows from H
+    (:func:`requant_shift`) and the kernels get S - 1 per channel and that odd
+    factor once per layer (:func:`_rq_args`)."""
     m = np.asarray(m, dtype=np.int64)
     s = np.asarray(s, dtype=np.int64)
     rows = []
@@ -91,7 +92,7 @@ def requant_table(m, s, zp: int):
 
 
 def requant_shift(h: int) -> int:
-    """S of a {M, H} pair: H = 2^(S-1) * odd (``edgec_rq_s`` in C)."""
+    """S of a {M, H} pair: H = 2^(S-1) * odd."""
     h = int(h)
     return (h & -h).bit_length()
 

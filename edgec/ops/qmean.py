@@ -32,7 +32,7 @@ def params(g, n) -> dict:
     p = {"count": count, "zi": zi, "zo": zo, "mult": mult, "shift": shift}
     if not n.attrs.get("sum") and count > 0:
         sh = min(count.bit_length() - 1, 32, 31 + shift)
-        p["mult"] = int((mult << sh) // count) if sh >= 0 else int((mult >> -sh) // count)
+        p["mult"] = (mult << sh) // count  # sh >= 0: QuantizeMultiplier's shift is >= -31
         p["shift"] = shift - sh
     return p
 
@@ -80,4 +80,3 @@ class QMean(Op):
 
 
 register(QMean)
-

@@ -215,33 +215,41 @@ def _onnx_constant(ctx, node):
 
 # --- TFLite ----------------------------------------------------------------
 
-@tflite_op("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
-def _tfl_reshape(ctx, op):
+def _tfl_open_shape(ctx, op, code: str, x_shape: list) -> list | None:
+    """The output shape of RESHAPE / EXPAND_DIMS / SQUEEZE from its operands, for an
+    output whose declared dimensions are placeholders (TFLite's -1), or None."""
     ins = ctx.inputs(op)
-    out = ctx.outputs(op)[0]
-    x = ins[0]
-    o = ctx.t(out)
-    shape = list(o.shape)
     second = ctx.const(ins[1]) if len(ins) > 1 and ins[1] else None
-    if out in ctx.g.meta.get("provisional_shapes", ()):
-        # the output's dimensions are placeholders: the (folded) target shape, the axis
-        # or the squeezed dimensions say what they are
+    if code == "RESHAPE" and second is not None:
+        return list(_onnx_reshape_target(x_shape, second, False))
+    if code == "EXPAND_DIMS" and second is not None:
+        a = int(np.asarray(second).reshape(-1)[0])
+        shape = list(x_shape)
+        shape.insert(a + len(x_shape) + 1 if a < 0 else a, 1)
+        return shape
+    if code == "SQUEEZE":
+        o = ctx.options(op, "SqueezeOptions")
+        dims = {int(d) + len(x_shape) if d < 0 else int(d) for d in o.SqueezeDimsAsNumpy()} \
+            if o is not None and o.SqueezeDimsLength() else set()
+        return [d for i, d in enumerate(x_shape) if not (i in dims if dims else d == 1)]
+    return None
+
+
+def _tfl_reshape(code: str):
+    def imp(ctx, op):
+        x, out = ctx.inputs(op)[0], ctx.outputs(op)[0]
         xs = list(ctx.t(x).shape)
-        kind = ctx.opname.rsplit("_", 1)[0]
-        if kind == "reshape" and second is not None:
-            shape = list(_onnx_reshape_target(xs, second, False))
-        elif kind == "expand_dims" and second is not None:
-            a = int(np.asarray(second).reshape(-1)[0])
-            shape = xs[:]
-            shape.insert(a + len(xs) + 1 if a < 0 else a, 1)
-        elif kind == "squeeze":
-            o_ = ctx.options(op, "SqueezeOptions")
-            dims = [int(d) for d in o_.SqueezeDimsAsNumpy()] if o_ is not None and o_.SqueezeDimsLength() else []
-            dims = {d + len(xs) if d < 0 else d for d in dims}
-            shape = [d for i, d in enumerate(xs) if not (i in dims if dims else d == 1)]
-    if int(np.prod(shape)) != ctx.t(x).size:
-        raise EdgecError(f"output shape {shape} does not match input {list(ctx.t(x).shape)}")
-    ctx.add("Reshape", [x], [out], {"shape": shape})
+        shape = list(ctx.t(out).shape)
+        if out in ctx.g.meta.get("provisional_shapes", ()):
+            shape = _tfl_open_shape(ctx, op, code, xs) or shape
+        if int(np.prod(shape)) != ctx.t(x).size:
+            raise EdgecError(f"output shape {shape} does not match input {xs}")
+        ctx.add("Reshape", [x], [out], {"shape": shape})
+    return imp
+
+
+for _code in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
+    tflite_op(_code)(_tfl_reshape(_code))
 
 
 @onnx_op("Dropout")

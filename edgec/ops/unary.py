@@ -12,8 +12,9 @@ import numpy as np
 
 from .. import dtypes
 from ..cgen import c_double, c_float
-from ..errors import EdgecError, UnsupportedError
+from ..errors import EdgecError
 from . import OutSpec, Op, onnx_op, register, tflite_op
+from ._util import tfl_float_only
 
 
 def _erf(x):
@@ -315,14 +316,6 @@ tflite_op("SQRT")(_tfl("Sqrt"))
 tflite_op("HARD_SWISH")(_tfl("HardSwish"))
 
 
-
-def _float_only(ctx, op, code: str) -> None:
-    """Activations edgec computes in float only: an int8 one is an unsupported variant."""
-    x = ctx.t(ctx.inputs(op)[0])
-    if x.dtype != "float32":
-        raise UnsupportedError([f"{code}[{x.dtype}]"])
-
-
 @tflite_op("LEAKY_RELU")
 def _tfl_leaky_relu(ctx, op):
     """Float: LeakyRelu; int8: QLeakyRelu (TFLite Micro's two multipliers, ops/qleaky.py)."""
@@ -332,19 +325,19 @@ def _tfl_leaky_relu(ctx, op):
     if x.dtype == "int8" and x.quant is not None:
         ctx.add("QLeakyRelu", ctx.inputs(op)[:1], ctx.outputs(op), {"alpha": alpha})
         return
-    _float_only(ctx, op, "LEAKY_RELU")
+    tfl_float_only(ctx, op, "LEAKY_RELU")
     ctx.add("LeakyRelu", ctx.inputs(op)[:1], ctx.outputs(op), {"alpha": alpha})
 
 
 @tflite_op("ELU")
 def _tfl_elu(ctx, op):
-    _float_only(ctx, op, "ELU")
+    tfl_float_only(ctx, op, "ELU")
     ctx.add("Elu", ctx.inputs(op)[:1], ctx.outputs(op), {"alpha": 1.0})
 
 
 @tflite_op("GELU")
 def _tfl_gelu(ctx, op):
-    _float_only(ctx, op, "GELU")
+    tfl_float_only(ctx, op, "GELU")
     o = ctx.options(op, "GeluOptions")
     approx = bool(o.Approximate()) if o is not None else False
     ctx.add("Gelu", ctx.inputs(op)[:1], ctx.outputs(op), {"approximate": "tanh" if approx else "none"})
@@ -352,7 +345,7 @@ def _tfl_gelu(ctx, op):
 
 @tflite_op("RSQRT")
 def _tfl_rsqrt(ctx, op):
-    _float_only(ctx, op, "RSQRT")
+    tfl_float_only(ctx, op, "RSQRT")
     x, out = ctx.inputs(op)[0], ctx.outputs(op)[0]
     r = ctx.tmp(out + "_sqrt")
     ctx.add("Sqrt", [x], [r])
