@@ -35,28 +35,43 @@ def c_identifier(name: str, default: str = "model", max_len: int = 32) -> str:
     return s
 
 
-def comment_text(text: str, max_len: int = 120) -> str:
-    """Text that is safe inside a /* */ comment: printable ASCII only, no comment
-    delimiters, no line breaks, no trigraphs or line continuations, bounded."""
-    s = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in str(text))
-    s = s.replace("*/", "*_/").replace("/*", "/_*").replace("??", "?_?").replace("\\", "/")
-    if len(s) > max_len:
-        s = s[: max_len - 3] + "..."
-    return s
+# The one encoder of model-supplied text (names, descriptions, labels) in generated files.
+# Kept verbatim: letters, digits, space and punctuation that means nothing inside a C
+# comment or string literal and cannot start one (no '*', '/', '\\', '?', quotes, '#',
+# '$', ';', backquote).  Every other byte of the UTF-8 text, control characters and line
+# breaks included, becomes an escape of backslash + digits, so the result cannot contain
+# a comment delimiter (`/*`, `*/`, `//`), a trigraph (`??`), a line break, a
+# backslash-newline or a preprocessor directive, whatever the input.
+SAFE_TEXT = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _-.,:=+@%^&|~!<>()[]{}'")
 
 
-def c_string(text: str, max_len: int = 256) -> str:
-    """A C string literal for a model-supplied string (class labels): printable ASCII
-    but quotes, backslashes and '?' verbatim, everything else (UTF-8 bytes included) as
-    octal escapes; bounded length."""
-    out = []
-    for b in str(text).encode("utf-8")[:max_len]:
-        ch = chr(b)
-        if 32 <= b < 127 and ch not in '"\\?':
-            out.append(ch)
-        else:
-            out.append(f"\\{b:03o}")
-    return '"' + "".join(out) + '"'
+def encode_text(text, max_len: int = 120) -> str:
+    """Model-supplied text as safe printable ASCII (see SAFE_TEXT): bounded to about
+    ``max_len`` characters (a cut is marked ``...``), never cutting an escape."""
+    data = str(text).encode("utf-8", "surrogateescape")
+    out: list[str] = []
+    size = 0
+    for b in data:
+        piece = chr(b) if b in SAFE_TEXT else f"\\x{b:02x}"
+        if size + len(piece) > max_len:
+            out.append("...")
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out)
+
+
+def comment_text(text, max_len: int = 120) -> str:
+    """Text that is safe inside a /* */ or // comment (``encode_text``)."""
+    return encode_text(text, max_len)
+
+
+def c_string(text, max_len: int = 256) -> str:
+    """A C string literal of model-supplied text (class labels): the bytes of the text
+    in ``encode_text``'s safe set verbatim, the rest as three-digit octal escapes (which,
+    unlike hexadecimal ones, never absorb a following character); bounded length."""
+    data = str(text).encode("utf-8", "surrogateescape")[:max_len]
+    return '"' + "".join(chr(b) if b in SAFE_TEXT else f"\\{b:03o}" for b in data) + '"'
 
 
 def c_float(x: float) -> str:

@@ -517,7 +517,7 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         in_desc = ", ".join(str(list(g.tensors[i].shape)) for i in n.inputs
                             if i and not g.tensors[i].is_const)
         out_desc = ", ".join(str(list(g.tensors[o].shape)) for o in n.outputs if o)
-        comment = cgen.comment_text(f"layer {li}: {n.op} '{n.name}' {in_desc} -> {out_desc}", 200)
+        comment = f"layer {li}: {n.op} '{cgen.comment_text(n.name, 120)}' {in_desc} -> {out_desc}"
         code = "".join(f + "\n" for f in k.functions) + (
                 f"/* {comment} */\nstatic EDGEC_NOINLINE void {fname}("
                 f"{', '.join(params) if params else 'void'})\n{{\n{body}}}\n")
