@@ -12,30 +12,47 @@ import traceback
 
 import click
 
-from . import __version__
-from .errors import EXIT_INTERNAL, EdgecError
+from . import __version__, limits
+from .errors import EXIT_INTERNAL, EdgecError, ToolchainError
 
 _DEBUG = {"on": False}
 
 
+def _printable(text: str) -> str:
+    """Text for the terminal: control characters (line breaks, escape sequences) and
+    Unicode format characters (bidi overrides) that a model's names may carry are shown
+    as escapes instead of acting on the terminal."""
+    import unicodedata
+    return "".join(ch if ch.isprintable() and unicodedata.category(ch) != "Cf"
+                   else ascii(ch)[1:-1] for ch in text)
+
+
 def _fail(msg: str, code: int) -> None:
-    click.echo(f"edgec: error: {msg}", err=True)
+    click.echo(f"edgec: error: {_printable(msg)}", err=True)
     sys.exit(code)
 
 
 def handle_errors(fn):
     """Turn library errors into one clear line and an exit code."""
     @click.option("--debug", is_flag=True, hidden=False, help="Show tracebacks of errors.")
+    @click.option("--limit", "limit_items", multiple=True, metavar="NAME=N",
+                  help="Raise (or lower) a budget on what a model or data file may cost, e.g. "
+                       "nodes=200000 or constant_bytes=128M (names: " + ", ".join(limits.names()) +
+                       "; docs/TRUST.md).")
     @functools.wraps(fn)
-    def wrapper(*args, debug=False, **kwargs):
+    def wrapper(*args, debug=False, limit_items=(), **kwargs):
         if debug:
             _DEBUG["on"] = True
         try:
-            return fn(*args, **kwargs)
+            with limits.using(limits.parse(limit_items)):
+                return fn(*args, **kwargs)
         except EdgecError as e:
             if _DEBUG["on"]:
                 traceback.print_exc()
-            lines = str(e).splitlines() or [type(e).__name__]
+            if isinstance(e, ToolchainError):   # a tool's own output follows, line by line
+                lines = [_printable(x) for x in str(e).splitlines()] or [type(e).__name__]
+            else:   # one line, whatever names from the model it quotes
+                lines = [_printable(str(e)) or type(e).__name__]
             click.echo(f"edgec: error: {lines[0]}", err=True)
             for extra in lines[1:]:
                 click.echo(f"  {extra}", err=True)

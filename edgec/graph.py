@@ -20,11 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, limits
 from .errors import EdgecError
-
-# A tensor with more elements than this is refused (hostile or absurd input).
-MAX_ELEMENTS = 1 << 28
 
 
 @dataclass
@@ -122,6 +119,10 @@ class Graph:
         # Free-form facts about the graph: source format, options applied, ...
         self.meta: dict[str, Any] = {}
         self.fold_constants = True
+        # work done on this graph so far, against edgec.limits: nodes created (folded
+        # ones included) and bytes constant folding added beyond what it read
+        self.nodes_created = 0
+        self.fold_growth = 0
 
     # -- construction -------------------------------------------------------
     def unique_name(self, hint: str) -> str:
@@ -170,6 +171,9 @@ class Graph:
         the op's shape inference; all-constant nodes are folded."""
         from . import ops  # late import: ops depend on graph
 
+        self.nodes_created += 1
+        if self.nodes_created > limits.current().nodes:
+            raise limits.exceeded("nodes", f"the graph grows past {self.nodes_created - 1:,} nodes")
         node = Node(op, list(inputs), list(outputs), dict(attrs or {}), name or op)
         for i in node.inputs:
             if i and i not in self.tensors:
@@ -316,6 +320,8 @@ class Graph:
         g.outputs = list(self.outputs)
         g.meta = dict(self.meta)
         g.fold_constants = self.fold_constants
+        g.nodes_created = self.nodes_created
+        g.fold_growth = self.fold_growth
         return g
 
     def summary(self) -> str:
@@ -337,5 +343,5 @@ def check_shape(shape: tuple[int, ...], where: str) -> None:
     n = 1
     for d in shape:
         n *= d
-    if n > MAX_ELEMENTS:
-        raise EdgecError(f"tensor {where!r} is too large ({list(shape)})")
+    if n > limits.current().tensor_elements:
+        raise limits.exceeded("tensor_elements", f"tensor {where[:80]!r} has shape {list(shape)}")

@@ -421,6 +421,67 @@ def build(out: Path) -> list[Entry]:
     tb("tfl_tensor_written_twice.tflite", lambda w: w.operators[1]["outputs"].__setitem__(
         0, w.operators[0]["outputs"][0]), "two operators write one tensor")
 
+    # -- budgets (edgec.limits): small files that ask for minutes or gigabytes ---------------------------
+    def fn_doubling(levels: int):
+        """Local functions f1..fL, each calling the previous one twice: 2^(L-1) inlined nodes."""
+        fs = [helper.make_function("local", "f0", ["x"], ["y"], [helper.make_node("Relu", ["x"], ["y"])],
+                                   [helper.make_opsetid("", 17)])]
+        for i in range(1, levels):
+            fs.append(helper.make_function("local", f"f{i}", ["x"], ["y"], [
+                helper.make_node(f"f{i - 1}", ["x"], ["a"], domain="local"),
+                helper.make_node(f"f{i - 1}", ["a"], ["y"], domain="local")], [helper.make_opsetid("", 17)]))
+        gr = helper.make_graph([helper.make_node(f"f{levels - 1}", ["x"], ["y"], domain="local")], "fns",
+                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+        m = helper.make_model(gr, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local", 1)],
+                              functions=fs)
+        m.ir_version = 8
+        return m
+    put_model("functions_2e20_nodes.onnx", fn_doubling(21), "error",
+              "local functions each calling the previous twice: 2^20 inlined nodes (limit nodes)")
+    put_model("functions_2e40_nodes.onnx", fn_doubling(41), "error", "the same doubling to 2^40 nodes")
+    fl = [helper.make_node("ConstantOfShape", ["s"], [f"y{i}"],
+                           value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])) for i in range(3)]
+    put_model("constant_of_shape_2e24_x3.onnx", helper.make_model(helper.make_graph(
+        fl, "cos", [], [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1 << 24]) for i in range(3)],
+        [numpy_helper.from_array(np.array([1 << 24], np.int64), "s")]),
+        opset_imports=[helper.make_opsetid("", 17)]), "error",
+        "ConstantOfShape([2^24]) as three graph outputs: 192 MB of constants from 300 bytes (limit fold_bytes)")
+    # a Tile of a constant into a graph output: folding it would pass fold_bytes, so it stays an operator
+    tile = helper.make_graph(
+        [helper.make_node("Tile", ["c", "reps"], ["y"]), helper.make_node("Relu", ["x"], ["z"])], "tile",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1 << 23]),
+         helper.make_tensor_value_info("z", TensorProto.FLOAT, [4])],
+        [numpy_helper.from_array(np.ones(4, np.float32), "c"),
+         numpy_helper.from_array(np.array([1 << 21], np.int64), "reps")])
+    put_model("tile_to_32mb_output.onnx", helper.make_model(tile, opset_imports=[helper.make_opsetid("", 17)]),
+              "ok", "Tile of 16 bytes into a 32 MB graph output: computed at run time, not folded")
+
+    def external(dims, entries, fname, data_len=None):
+        t = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=dims, data_location=TensorProto.EXTERNAL)
+        for k, v in entries:
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        if data_len is not None:
+            with open(out / fname, "wb") as f:
+                f.truncate(data_len)   # sparse: no real disk space
+        n = int(np.prod(dims))
+        return helper.make_model(helper.make_graph(
+            [helper.make_node("Add", ["x", "w"], ["y"])], "ext",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)], [t]),
+            opset_imports=[helper.make_opsetid("", 17)]) if n else None
+    put_model("external_1gib_for_4_floats.onnx", external([4], [("location", "ext_1gib.bin")], "ext_1gib.bin",
+                                                           1 << 30), "error",
+              "4 floats whose external data file (no length given) holds 1 GiB: refused before reading")
+    put_model("external_length_mismatch.onnx", external([4], [("location", "ext_1gib.bin"), ("length", "64")],
+                                                        "ext_1gib.bin"), "error",
+              "external data length 64 for 4 floats")
+    put_model("external_256mb_tensor.onnx", external([1 << 26], [("location", "ext_1gib.bin"),
+                                                                  ("length", str(1 << 28))], "ext_1gib.bin"),
+              "error", "a 256 MB external initializer (limit constant_bytes), refused before reading")
+
     # -- valid models with hostile names: must build, names only in sanitized comments ------------------
     hn = {k: HOSTILE_NAMES[i % len(HOSTILE_NAMES)] + f" {k}" for i, k in enumerate(
         ["x", "w", "b", "c", "r", "p", "f", "fc_w", "fc_b", "g", "y", "conv", "relu", "pool", "flatten",

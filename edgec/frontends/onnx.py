@@ -9,14 +9,15 @@ directory.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
-from .. import dtypes, ops
+from .. import dtypes, limits, ops
 from ..errors import EdgecError, UnsupportedError
-from ..graph import Graph
+from ..graph import Graph, check_shape
 
 MAX_NAME = 4096
 
@@ -27,6 +28,9 @@ class OnnxContext:
         self.opsets = opsets
         self.model_dir = model_dir
         self.names: dict[str, str] = {}  # ONNX tensor name -> IR tensor name
+        # bytes of constant data (initializers, Constant nodes, tensor attributes) the
+        # model may still bring in: limits.constant_bytes, shared by all of them
+        self.budget = [limits.current().constant_bytes]
 
     @property
     def opset(self) -> int:
@@ -41,7 +45,7 @@ class OnnxContext:
                 if isinstance(v, bytes):
                     v = v.decode("utf-8", "replace")
                 elif hasattr(v, "dims") and hasattr(v, "data_type"):  # TensorProto
-                    v = tensor_to_numpy(v, self.model_dir)
+                    v = tensor_to_numpy(v, self.model_dir, self.budget)
                 elif isinstance(v, list):
                     v = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in v]
                 return v
@@ -107,18 +111,26 @@ class OnnxContext:
         return n
 
 
-def tensor_to_numpy(tp, model_dir: Path | None) -> np.ndarray:
+def tensor_to_numpy(tp, model_dir: Path | None, budget: list | None = None) -> np.ndarray:
+    """An initializer's data, checked before anything is read or decoded: its shape
+    against ``limits.tensor_elements`` and its bytes against what is left of
+    ``limits.constant_bytes`` (``budget``: a one-element list of the bytes still free,
+    shared by all initializers of a model)."""
     from onnx import numpy_helper
     from onnx.external_data_helper import uses_external_data
     name = tp.name[:80]
     dims = tuple(int(d) for d in tp.dims)
     if any(d < 0 for d in dims):
         raise EdgecError(f"initializer {name!r} has a negative dimension {list(dims)}")
-    n = int(np.prod(dims)) if dims else 1
-    if n > (1 << 28):
-        raise EdgecError(f"initializer {name!r} is too large ({list(dims)})")
+    check_shape(dims, tp.name)
+    nbytes = math.prod(dims) * _itemsize(tp.data_type)
+    if budget is not None:
+        if nbytes > budget[0]:
+            raise limits.exceeded("constant_bytes", f"initializer {name!r} {list(dims)} "
+                                  f"({nbytes:,} bytes) takes the model's constants")
+        budget[0] -= nbytes
     if uses_external_data(tp):
-        _load_external(tp, model_dir)
+        _load_external(tp, model_dir, nbytes)
     try:
         arr = numpy_helper.to_array(tp)
     except Exception as e:  # noqa: BLE001 - malformed protobuf content
@@ -131,7 +143,10 @@ def tensor_to_numpy(tp, model_dir: Path | None) -> np.ndarray:
     return arr
 
 
-def _load_external(tp, model_dir: Path | None) -> None:
+def _load_external(tp, model_dir: Path | None, expected: int) -> None:
+    """Read an initializer's external data: only a regular file inside the model's
+    directory, only the ``expected`` bytes its shape needs (the declared length must
+    agree), never more."""
     info = {e.key: e.value for e in tp.external_data}
     loc = info.get("location", "")
     name = tp.name[:80]
@@ -146,7 +161,8 @@ def _load_external(tp, model_dir: Path | None) -> None:
         raise EdgecError(f"initializer {name!r}: external data path {loc[:120]!r} "
                          "points outside the model directory")
     if not p.is_file():
-        raise EdgecError(f"initializer {name!r}: external data file {loc[:120]!r} not found")
+        raise EdgecError(f"initializer {name!r}: external data file {loc[:120]!r} not found "
+                         "(or not a regular file)")
     try:
         offset = int(info.get("offset", 0))
         length = int(info["length"]) if "length" in info else None
@@ -155,12 +171,28 @@ def _load_external(tp, model_dir: Path | None) -> None:
     size = p.stat().st_size
     if offset < 0 or offset > size or (length is not None and (length < 0 or offset + length > size)):
         raise EdgecError(f"initializer {name!r}: external data range is outside {loc[:120]!r}")
+    if length is not None and length != expected:
+        raise EdgecError(f"initializer {name!r}: external data length {length:,} bytes, but its "
+                         f"shape needs {expected:,}")
+    if length is None and size - offset != expected:
+        raise EdgecError(f"initializer {name!r}: external data file {loc[:120]!r} holds "
+                         f"{size - offset:,} bytes after offset {offset}, its shape needs {expected:,} "
+                         "(give a length to read part of a file)")
     with open(p, "rb") as f:
         f.seek(offset)
-        data = f.read(length if length is not None else size - offset)
+        data = f.read(expected)
     tp.raw_data = data
     del tp.external_data[:]
     tp.data_location = 0
+
+
+def _itemsize(elem_type: int) -> int:
+    """Bytes per element of an ONNX element type (1 for types edgec refuses later)."""
+    from onnx import helper
+    try:
+        return max(1, np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).itemsize)
+    except Exception:  # noqa: BLE001 - unknown codes are refused when the data is decoded
+        return 1
 
 
 def _np_dtype_name(elem_type: int) -> str:
@@ -244,6 +276,7 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
         raise UnsupportedError([f"opset {opsets['']} (the newest edgec knows is "
                                 f"{defs.onnx_opset_version()})"])
     if model.functions:
+        check_inlined_size(model)
         try:
             from onnx import inliner
             model = inliner.inline_local_functions(model)
@@ -268,7 +301,7 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
             g.meta.setdefault("labels", {})[name] = table
             ctx.names[tp.name] = name
             continue
-        arr = tensor_to_numpy(tp, model_dir)
+        arr = tensor_to_numpy(tp, model_dir, ctx.budget)
         name = g.unique_name(tp.name)
         dt = _np_dtype_name(tp.data_type)
         g.add_tensor(name, arr.shape, dt, data=arr, origin=tp.name)
@@ -372,6 +405,42 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     g.remove_dead()
     g.validate()
     return g
+
+
+def check_inlined_size(model) -> None:
+    """Count the nodes inlining the model's local functions would make, before onnx's
+    inliner (C++, not interruptible) makes them: a function calling the previous one
+    twice doubles the count at every level, so a small file can ask for 2^40 nodes.
+    Over ``limits.nodes`` (or a function that calls itself) is refused.  Subgraphs
+    (If / Loop / Scan bodies) count with their nodes."""
+    funcs = {(f.domain, f.name): f for f in model.functions}
+    limit = limits.current().nodes
+    size: dict = {}
+    active: set = set()
+
+    def nodes(node_list) -> int:
+        total = 0
+        for n in node_list:
+            callee = (n.domain, n.op_type)
+            total += function(callee) if callee in funcs else 1
+            for a in n.attribute:
+                for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    total += nodes(sub.node)
+            if total > limit:
+                break   # enough to know it is over
+        return total
+
+    def function(key) -> int:
+        if key not in size:
+            if key in active:
+                raise EdgecError(f"local function {key[1][:80]!r} calls itself")
+            active.add(key)
+            size[key] = nodes(funcs[key].node)
+            active.discard(key)
+        return size[key]
+
+    if nodes(model.graph.node) > limit:
+        raise limits.exceeded("nodes", "inlining the model's local functions makes more nodes than that")
 
 
 def _string_label_tables(graph) -> dict[str, list[str]]:
@@ -575,7 +644,7 @@ def _onnx_if(ctx: OnnxContext, node) -> None:
     if len(sub.output) != len(node.output):
         raise EdgecError(f"If: the branch has {len(sub.output)} outputs, the node {len(node.output)}")
     for t in sub.initializer:
-        arr = tensor_to_numpy(t, ctx.model_dir)
+        arr = tensor_to_numpy(t, ctx.model_dir, ctx.budget)
         name = ctx.g.unique_name(t.name)
         ctx.g.add_tensor(name, arr.shape, _np_dtype_name(t.data_type), data=arr, origin=t.name)
         ctx.names[t.name] = name
@@ -604,7 +673,7 @@ def _inline_body(ctx: OnnxContext, body, inputs: list[str], tag: str) -> list[st
     for vi, name in zip(sub.input, inputs):
         ctx.names[vi.name] = name
     for t in sub.initializer:
-        arr = tensor_to_numpy(t, ctx.model_dir)
+        arr = tensor_to_numpy(t, ctx.model_dir, ctx.budget)
         name = ctx.g.unique_name(t.name)
         ctx.g.add_tensor(name, arr.shape, _np_dtype_name(t.data_type), data=arr, origin=t.name)
         ctx.names[t.name] = name

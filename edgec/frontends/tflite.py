@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import ops
+from .. import limits, ops
 from ..errors import EdgecError, UnsupportedError
 from ..graph import Graph, QuantParams
 
@@ -120,6 +120,7 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
     g.meta["tflite_flatbuffer"] = buf  # the model as given (the tflm backend bundles it)
     ntens = sg.TensorsLength()
     names: dict[int, str] = {}
+    const_budget = limits.current().constant_bytes
     for i in range(ntens):
         t = sg.Tensors(i)
         tname = (t.Name() or b"").decode("utf-8", "replace")[:256] or f"t{i}"
@@ -157,6 +158,10 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
             if len(raw) != count * npt.itemsize:
                 raise EdgecError(f"tensor {tname!r}: buffer of {len(raw)} bytes does not "
                                  f"match its shape {list(shape)} ({dt})")
+            const_budget -= len(raw)
+            if const_budget < 0:
+                raise limits.exceeded("constant_bytes", f"tensor {tname[:80]!r} ({len(raw):,} bytes) "
+                                      "takes the model's constants")
             data = np.frombuffer(raw, dtype=npt).reshape(shape)
         uname = g.unique_name(tname)
         if data is None and i in {int(x) for x in sg.InputsAsNumpy()} and tname in input_shapes:

@@ -22,12 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, limits
 from ..errors import EdgecError, UnsupportedError
 from ..graph import Graph, Node, QuantParams
-
-# Largest constant edgec computes at compile time (elements).
-MAX_FOLD_ELEMENTS = 1 << 24
 
 
 @dataclass
@@ -136,8 +133,26 @@ def infer_node(g: Graph, n: Node) -> None:
             t.quant = s.quant
 
 
+def _drop_node(g: Graph, n: Node) -> None:
+    """Remove a node just folded (the last one, as a rule: O(1) then)."""
+    if g.nodes and g.nodes[-1] is n:
+        g.nodes.pop()
+    else:
+        g.nodes.remove(n)
+
+
+def fold_growth(g: Graph, n: Node) -> int:
+    """Bytes folding ``n`` would add beyond the constants it reads (0 for a node that
+    only moves or shrinks them), checked against ``limits.fold_bytes``."""
+    out = sum(g.tensors[o].nbytes for o in n.outputs if o)
+    read = sum(g.tensors[i].nbytes for i in n.inputs if i)
+    return max(0, out - read)
+
+
 def try_fold(g: Graph, n: Node) -> bool:
-    """Replace an all-constant node's outputs by constants (compile-time evaluation)."""
+    """Replace an all-constant node's outputs by constants (compile-time evaluation).
+    A node whose result would take the graph's folded bytes past ``limits.fold_bytes``
+    stays an operator (computed at run time)."""
     op = get(n.op)
     outs = [g.tensors[o] for o in n.outputs if o]
     if outs and all(t.size == 0 for t in outs):
@@ -146,27 +161,28 @@ def try_fold(g: Graph, n: Node) -> bool:
             y = np.zeros(t.shape, dtypes.np_dtype(t.dtype))
             y.setflags(write=False)
             t.data = y
-        g.nodes.remove(n)
+        _drop_node(g, n)
         return True
     if not op.foldable:
         return False
     ins = [i for i in n.inputs if i]
     if not all(g.tensors[i].is_const for i in ins):
         return False
-    if any(t.size > MAX_FOLD_ELEMENTS for t in outs):
-        raise EdgecError(f"node {n.name!r} ({n.op}) computes a constant of "
-                         f"{max(t.size for t in outs)} elements; too large")
+    growth = fold_growth(g, n)
+    if g.fold_growth + growth > limits.current().fold_bytes:
+        return False
     xs = [g.tensors[i].data if i else None for i in n.inputs]
     try:
         ys = op.reference(g, n, xs)
     except UnsupportedError:
         return False
+    g.fold_growth += growth
     for t, y in zip(outs, ys):
         y = np.asarray(y).astype(dtypes.np_dtype(t.dtype), copy=False).reshape(t.shape)
         y = np.asarray(y, order="C")
         y.setflags(write=False)
         t.data = y
-    g.nodes.remove(n)
+    _drop_node(g, n)
     return True
 
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import dtypes
 from ..errors import EdgecError
-from . import MAX_FOLD_ELEMENTS, OutSpec, Op, onnx_op, register
+from .. import limits
+from . import OutSpec, Op, onnx_op, register
 
 
 def _onnx_dtype(code: int) -> str:
@@ -30,8 +31,10 @@ class Generated(Op):
         shape = tuple(int(d) for d in n.attrs["shape"])
         if any(d < 0 for d in shape):
             raise EdgecError(f"{n.op}: negative dimension in {list(shape)}")
-        if math.prod(shape) > MAX_FOLD_ELEMENTS:
-            raise EdgecError(f"{n.op}: a constant of {list(shape)} is too large")
+        nbytes = math.prod(shape) * dtypes.itemsize(n.attrs["dtype"])
+        if g.fold_growth + nbytes > limits.current().fold_bytes:
+            # these ops only exist as compile-time constants: too large is refused
+            raise limits.exceeded("fold_bytes", f"a constant of {list(shape)} ({nbytes:,} bytes)")
         return [OutSpec(shape, n.attrs["dtype"])]
 
 
