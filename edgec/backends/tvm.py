@@ -91,10 +91,10 @@ def import_model(path: Path, g: Graph):
         if fmt == "onnx":
             import onnx
             from tvm.relax.frontend.onnx import from_onnx
-            model = onnx.load(str(path))
+            model, renamed = _anonymous_onnx(onnx.load(str(path)))
             init = {t.name for t in model.graph.initializer}
             names = [i.name for i in model.graph.input if i.name not in init]
-            shape_dict = {n: shapes[n] for n in names if n in shapes}
+            shape_dict = {renamed[n]: shapes[n] for n in renamed if renamed[n] in names and n in shapes}
             return from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
         if fmt == "tflite":
             quant = [t for t in g.tensors.values() if t.quant is not None]
@@ -104,7 +104,7 @@ def import_model(path: Path, g: Graph):
                                  "use --backend native for int8 models")
             import tflite
             from tvm.relax.frontend.tflite import from_tflite
-            model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
+            model = tflite.Model.GetRootAsModel(_anonymous_tflite(path.read_bytes()), 0)
             return from_tflite(model)
     except EdgecError:
         raise
@@ -118,6 +118,78 @@ def import_model(path: Path, g: Graph):
     import gc
     gc.collect()
     raise err
+
+
+def _anonymous_onnx(model):
+    """A copy of the model for TVM's importer in which every name is generated
+    (values ``v<i>``, nodes ``n<i>``, graphs ``g<i>``; no doc strings or metadata):
+    TVM writes names into the C it generates (identifiers, comments) unescaped, so
+    no model-supplied text may reach it.  Local functions are inlined first (their
+    size checked like the native frontend's).  Returns (model, old value name -> new)."""
+    import onnx
+    from onnx import inliner
+
+    from ..frontends.onnx import check_inlined_size
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    if m.functions:
+        check_inlined_size(m)
+        m = inliner.inline_local_functions(m)
+    values: dict[str, str] = {}
+    counts = {"n": 0, "g": 0}
+
+    def value(name: str) -> str:
+        if not name:
+            return name   # an absent optional input or output
+        if name not in values:
+            values[name] = f"v{len(values)}"
+        return values[name]
+
+    def graph(gr) -> None:
+        gr.name = f"g{counts['g']}"
+        counts["g"] += 1
+        gr.doc_string = ""
+        for coll in (gr.input, gr.output, gr.value_info):
+            for vi in coll:
+                vi.name = value(vi.name)
+                vi.doc_string = ""
+        for t in gr.initializer:
+            t.name = value(t.name)
+            t.doc_string = ""
+        for st in gr.sparse_initializer:
+            st.values.name = value(st.values.name)
+            st.indices.name = value(st.indices.name)
+        for n in gr.node:
+            n.name = f"n{counts['n']}"
+            counts["n"] += 1
+            n.doc_string = ""
+            n.input[:] = [value(i) for i in n.input]
+            n.output[:] = [value(o) for o in n.output]
+            for a in n.attribute:
+                a.doc_string = ""
+                if a.HasField("t"):
+                    a.t.name = ""
+                for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    graph(sub)
+
+    graph(m.graph)
+    m.doc_string = ""
+    m.producer_name = ""
+    m.domain = ""
+    del m.metadata_props[:]
+    return m, values
+
+
+def _anonymous_tflite(buf: bytes) -> bytes:
+    """The TFLite flatbuffer for TVM's importer with generated tensor names (``t<i>``)
+    and no description, subgraph names or signatures (see :func:`_anonymous_onnx`)."""
+    from ai_edge_litert.tools import flatbuffer_utils as fb
+    model = fb.read_model_from_bytearray(bytearray(buf))
+    fb.strip_strings(model)
+    for sg in model.subgraphs or []:
+        for i, t in enumerate(sg.tensors or []):
+            t.name = f"t{i}"
+    return bytes(fb.convert_object_to_bytearray(model))
 
 
 def _first_line(e: Exception) -> str:
