@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-MLPERF = Path(os.environ.get("MLPERF_TINY", ROOT.parent / "shared" / "models" / "mlperf_tiny"))
+MLPERF = Path(os.environ.get("MLPERF_TINY", ROOT / "models" / "mlperf_tiny"))
 OUT = ROOT / "benchmarks" / "results" / "compression"
 
 

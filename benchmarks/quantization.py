@@ -34,7 +34,7 @@ from edgec import accuracy, calibration  # noqa: E402
 from edgec.compiler import Options, compile_full, load, lower  # noqa: E402
 from edgec.passes import quantize as qz  # noqa: E402
 
-MLPERF = Path(os.environ.get("MLPERF_TINY", ROOT.parent / "shared" / "models" / "mlperf_tiny"))
+MLPERF = Path(os.environ.get("MLPERF_TINY", ROOT / "models" / "mlperf_tiny"))
 MODELS = [  # float model, official int8 model, input range
     ("VWW", "vww_96_float.tflite", "vww_96_int8.tflite", 0.0, 1.0),
     ("IC (ResNet-8)", "pretrainedResnet.tflite", "pretrainedResnet_quant.tflite", 0.0, 255.0),

@@ -15,7 +15,7 @@ library for cortex-m4), `edgec bench MODEL --backend tflm` is measured the same
 way and replaces the anchors' TFLM figures.  Per-model JSON goes to benchmarks/results/<target>/,
 the tables into benchmarks/README.md and README.md between the
 `<!-- bench:begin -->` / `<!-- bench:end -->` markers.  The models come from
-../shared/models/mlperf_tiny (or $MLPERF_TINY).
+models/mlperf_tiny (or $MLPERF_TINY).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def models_dir() -> Path:
-    d = Path(os.environ.get("MLPERF_TINY", ROOT.parent / "shared" / "models" / "mlperf_tiny"))
+    d = Path(os.environ.get("MLPERF_TINY", ROOT / "models" / "mlperf_tiny"))
     if not d.is_dir():
         sys.exit(f"benchmarks/run.py: MLPerf Tiny models not found in {d} (set MLPERF_TINY=dir)")
     return d

@@ -5,7 +5,7 @@ published figures, and the compile cost of a 500-tree forest.
                                                     # "Tree ensembles" section of benchmarks/README.md
     .venv/bin/python benchmarks/trees.py --no-readme --no-qemu
 
-Sonar (../shared/data/sonar.csv, or $SONAR_CSV): 208 rows x 60 features, split
+Sonar (models/data/sonar.csv, or $SONAR_CSV): 208 rows x 60 features, split
 156 training / 52 held-out rows (scikit-learn train_test_split, test_size=0.25,
 stratified, random_state=0); RandomForestClassifier(n_estimators=10,
 max_depth=10, random_state=0); skl2onnx with zipmap=False and a [1, 60] input.
@@ -59,7 +59,7 @@ VARIANTS = [  # (name, edgec options, emlearn figure to compare with)
 
 
 def sonar_csv() -> Path:
-    p = Path(os.environ.get("SONAR_CSV", ROOT.parent / "shared" / "data" / "sonar.csv"))
+    p = Path(os.environ.get("SONAR_CSV", ROOT / "models" / "data" / "sonar.csv"))
     if not p.is_file():
         sys.exit(f"benchmarks/trees.py: {p} not found (set SONAR_CSV=path)")
     return p
@@ -235,7 +235,7 @@ def markdown(res: dict) -> str:
     b = res["forest500"]
     return f"""### Sonar random forest vs emlearn (Cortex-M4F)
 
-RandomForestClassifier(n_estimators=10, max_depth=10) on `../shared/data/sonar.csv`
+RandomForestClassifier(n_estimators=10, max_depth=10) on `models/data/sonar.csv`
 ({f['train_rows']} training rows, {f['heldout_rows']} held-out rows; {f['nodes']} tree nodes),
 exported with skl2onnx, compiled by edgec for cortex-m4 (arm-none-eabi-gcc 12.2 `-Os`).
 

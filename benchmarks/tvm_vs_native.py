@@ -7,7 +7,7 @@ For each float model and each code generator, `edgec bench MODEL --target cortex
 --runs 2 [--backend tvm --tvm-schedule S]`; the per-run JSON goes to
 benchmarks/results/cortex-m4-tvm/, the table into benchmarks/README.md between
 the `<!-- bench-tvm:begin -->` / `<!-- bench-tvm:end -->` markers.  Needs the tvm
-extra (apache-tvm) and ../shared/models/mlperf_tiny (or $MLPERF_TINY).
+extra (apache-tvm) and models/mlperf_tiny (or $MLPERF_TINY).
 """
 from __future__ import annotations
 

@@ -6,18 +6,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-MLPERF = SHARED / "models" / "mlperf_tiny"
-ONNX_MODELS = SHARED / "models" / "onnx"
+# every model and data file the tests read lives in the repository (models/NOTICE)
+MODELS = ROOT / "models"
+MLPERF = MODELS / "mlperf_tiny"
+ONNX_MODELS = MODELS / "onnx"
+SONAR = MODELS / "data" / "sonar.csv"
 EXAMPLE_KWS = ROOT / "firmware_examples" / "kws" / "model" / "kws_ref_model.tflite"
 
 sys.path.insert(0, str(ROOT))
 
 
 def shared_model(rel: str) -> Path:
-    p = SHARED / "models" / rel
-    if not p.exists():
-        pytest.skip(f"{p} not available (../shared missing)")
+    """A model of the repository's models/ folder (a missing one is an error, not a skip)."""
+    p = MODELS / rel
+    assert p.exists(), f"{p} is missing from the repository"
     return p
 
 

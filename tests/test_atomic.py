@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import hostile_corpus
-from conftest import EXAMPLE_KWS, MLPERF, ROOT, SHARED
+from conftest import EXAMPLE_KWS, MLPERF, ROOT, ONNX_MODELS
 
 
 def _tree(d: Path) -> dict:
@@ -36,7 +36,7 @@ def _hostile_onnx(tmp: Path) -> Path:
 
 MODELS = {
     "kws-int8-cortex-m4": (lambda t: EXAMPLE_KWS, ["--target", "cortex-m4"]),
-    "mnist-onnx-host": (lambda t: SHARED / "models" / "onnx" / "mnist-8.onnx", ["--target", "host"]),
+    "mnist-onnx-host": (lambda t: ONNX_MODELS / "mnist-8.onnx", ["--target", "host"]),
     "ad01-float-m0plus": (lambda t: MLPERF / "ad01_fp32.tflite", ["--target", "cortex-m0plus"]),
     "hostile-names": (_hostile_onnx, ["--target", "host", "--name", "net"]),
     "fuzz-regression": (lambda t: ROOT / "tests" / "fuzz_regressions" / "int8-s1-i21.tflite", []),
@@ -47,8 +47,6 @@ MODELS = {
 def test_byte_identical_across_processes_and_hash_seeds(case, tmp_path):
     make, args = MODELS[case]
     model = make(tmp_path)
-    if not model.exists():
-        pytest.skip(f"{model} not available")
     trees = []
     for seed, sub in (("1", "a"), ("987654", "elsewhere/b")):
         cwd = tmp_path / f"cwd{seed}"
@@ -196,8 +194,6 @@ def test_random_kills_leave_old_or_new_bundle(tmp_path):
     """SIGKILL a real build at random moments: the output directory is always either
     the complete previous bundle or the complete new one."""
     model = MLPERF / "vww_96_float.tflite"
-    if not model.exists():
-        model = EXAMPLE_KWS
     out = tmp_path / "out"
     assert _cli(["build", EXAMPLE_KWS, "-o", out, "--name", "old"]).returncode == 0
     old = _tree(out)

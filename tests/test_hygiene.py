@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE_KWS, MLPERF, ROOT, SHARED
+from conftest import EXAMPLE_KWS, MLPERF, ROOT, ONNX_MODELS
 from edgec import targets
 from edgec.compiler import Options, compile_full
 from edgec.fuzz.runner import EXTRA_WARNINGS
@@ -19,8 +19,8 @@ from edgec.toolchain import STRICT
 
 def _models():
     ms = [EXAMPLE_KWS]
-    ms += sorted(MLPERF.glob("*.tflite")) if MLPERF.exists() else []
-    ms += [p for p in (SHARED / "models" / "onnx" / "mnist-8.onnx",) if p.exists()]
+    ms += sorted(MLPERF.glob("*.tflite"))
+    ms += [ONNX_MODELS / "mnist-8.onnx"]
     ms += sorted(p for p in (ROOT / "tests" / "fuzz_regressions").glob("*") if p.suffix in (".onnx", ".tflite"))
     return list({m.name: m for m in ms}.values())
 
@@ -97,14 +97,12 @@ def test_cross_compilers(bundles, target, optimize, tmp_path):
         _check_symbols(nm, obj, f"{m.name} ({target} bundle, {optimize}) on {target}")
 
 
-@pytest.mark.parametrize("model", [EXAMPLE_KWS, SHARED / "models" / "onnx" / "mnist-8.onnx",
+@pytest.mark.parametrize("model", [EXAMPLE_KWS, ONNX_MODELS / "mnist-8.onnx",
                                    MLPERF / "ad01_fp32.tflite"], ids=lambda p: p.name)
 def test_sanitizers(model):
     """Host runs under -fsanitize=address,undefined (fatal on the first report),
     every intermediate tensor compared with the reference."""
     from edgec.verify import verify
-    if not model.exists():
-        pytest.skip(f"{model} not available")
     res = verify(model, n=3, layers=True, sanitize=True, compare_litert=False)
     assert res.ok, [c.line() for c in res.outputs + res.layers if not c.ok]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED, have
+from conftest import SONAR, have
 
 pytestmark = pytest.mark.ml
 
@@ -417,7 +417,6 @@ def test_malformed_trees_are_refused():
 
 # --- size against emlearn, compile cost ------------------------------------------------------
 
-SONAR = SHARED / "data" / "sonar.csv"
 
 
 def _object_bytes(bundle, tmp: Path) -> int:
@@ -433,8 +432,6 @@ def test_sonar_forest_is_smaller_than_emlearn(tmp_path):
     features) and 2,204 B (int8 features) on a Cortex-M4F.  Measured here: .text +
     .rodata + .data of the model object (arm-none-eabi-gcc -Os); labels of the 52
     held-out rows unchanged (compiled C on the host vs onnxruntime's float model)."""
-    if not SONAR.exists():
-        pytest.skip(f"{SONAR} not available (../shared missing)")
     if not have("arm-none-eabi-gcc"):
         pytest.skip("arm-none-eabi-gcc not installed")
     from sklearn.ensemble import RandomForestClassifier
@@ -529,8 +526,6 @@ def test_500_tree_forest_compiles_in_seconds(tmp_path):
 # --- command line ---------------------------------------------------------------------------
 
 def test_cli_tree_options(tmp_path, edgec_cli):
-    if not SONAR.exists():
-        pytest.skip(f"{SONAR} not available (../shared missing)")
     from sklearn.ensemble import RandomForestClassifier
     d = np.loadtxt(SONAR, delimiter=",", dtype=str)
     X, y = d[:, :60].astype(np.float32), (d[:, 60] == "M").astype(np.int64)
