@@ -6,9 +6,18 @@ from pathlib import Path
 
 import jinja2
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = ROOT / "templates"
-TARGETS = ROOT / "targets"
+_PKG = Path(__file__).resolve().parent
+
+
+def _data_dir(name: str) -> Path:
+    """A run-time folder: inside the package in an installed wheel (pyproject maps the
+    top-level folder to edgec/_builtin/), at the top of the source tree in a checkout."""
+    inside = _PKG / "_builtin" / name
+    return inside if inside.is_dir() else _PKG.parent / name
+
+
+TEMPLATES = _data_dir("templates")
+TARGETS = _data_dir("targets")
 
 
 @functools.lru_cache(maxsize=None)
