@@ -132,11 +132,57 @@ def c_literal(v, dtype: str) -> str:
     return c_int(v, dtype)
 
 
+def _c_float_from_repr(r: str) -> str:
+    """``c_float``'s text from numpy's shortest round-trip text of a finite float32
+    (same digits, as ``str(np.float32)`` / ``astype(str)`` give them): ``-d.ddde[+-]xx``
+    or positional, turned into c_float's layout (positional for decimal exponents -5..7,
+    else ``d.ddde<exp>``) without formatting the value again."""
+    sign = ""
+    if r[0] == "-":
+        sign, r = "-", r[1:]
+    mant, _, ex = r.partition("e")
+    ip, _, fp = mant.partition(".")
+    digits = ip + fp
+    point = len(ip) + (int(ex) if ex else 0)   # decimal point after this many digits
+    stripped = digits.lstrip("0")
+    point -= len(digits) - len(stripped)
+    digits = stripped.rstrip("0")
+    if not digits:
+        return sign + "0.0f"
+    e = point - 1
+    if -5 <= e <= 7:
+        if point <= 0:
+            text = "0." + "0" * -point + digits
+        elif point >= len(digits):
+            text = digits + "0" * (point - len(digits)) + ".0"
+        else:
+            text = digits[:point] + "." + digits[point:]
+    else:
+        text = digits[0] + "." + (digits[1:] or "0") + f"e{e}"
+    return sign + text + "f"
+
+
+def float_literals(values) -> list[str]:
+    """``c_float`` of every element, fast: numpy formats the shortest digits in C
+    (``astype(str)``), Python only rearranges them; repeated values are formatted once."""
+    flat = np.asarray(values, dtype=np.float32).reshape(-1)
+    texts = flat.astype(str).tolist()
+    cache: dict[str, str] = {}
+    out = []
+    for r in texts:
+        c = cache.get(r)
+        if c is None:
+            c = c_float(np.float32(r)) if r in ("nan", "inf", "-inf", "-nan") else _c_float_from_repr(r)
+            cache[r] = c
+        out.append(c)
+    return out
+
+
 def array_body(data: np.ndarray, dtype: str, per_line: int | None = None) -> str:
     """The brace-enclosed initializer of a flat array."""
     flat = np.asarray(data).reshape(-1)
     if dtype == "float32":
-        items = [c_float(v) for v in flat.astype(np.float32)]
+        items = float_literals(flat)
         per_line = per_line or 8
     elif dtype == "float64":
         items = [c_double(v) for v in flat.astype(np.float64)]
@@ -144,6 +190,9 @@ def array_body(data: np.ndarray, dtype: str, per_line: int | None = None) -> str
     elif dtype == "bool":
         items = ["1" if v else "0" for v in flat]
         per_line = per_line or 32
+    elif dtype in ("int8", "uint8", "int16", "uint16"):
+        items = flat.astype(dtypes.np_dtype(dtype)).astype(str).tolist()
+        per_line = per_line or 24
     else:
         npt = dtypes.np_dtype(dtype)
         items = [c_int(v, dtype) for v in flat.astype(npt).tolist()]
