@@ -511,6 +511,8 @@ def _print_build(r: dict, path) -> None:
                       f"trees as {tr['layout']} (estimated {tr['estimate_bytes']['data']:,} B as data, "
                       f"{tr['estimate_bytes']['code']:,} B as code), "
                       + (f"{fe['bits']}-bit features ({fe['input']})" if fe else f"{tr['threshold_type']} features"))
+    for note in r.get("notes", []):
+        con.print(f"[yellow]note: {note}[/yellow]")
     from .ops.conv import HYBRID_NOTE
     for tr in r.get("transformations", []):
         if "tree ensemble" in tr or "ZipMap" in tr or tr.startswith(HYBRID_NOTE):

@@ -189,6 +189,8 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
             **{k: v for k, v in sorted(opts.extra.items()) if _jsonable(v)},
         },
         "transformations": list(g.meta.get("passes", [])) + list(g.meta.get("transforms", [])),
+        # what the user should know about how the model was read (defaults taken for them)
+        "notes": list(g.meta.get("notes", [])),
         "inputs": _io(g, g.inputs),
         "outputs": _io(g, g.outputs),
         "arena_bytes": arena,

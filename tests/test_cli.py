@@ -111,12 +111,28 @@ def test_unknown_target(edgec_cli):
     assert r.returncode == 2 and "unknown target" in r.stderr
 
 
-def test_dynamic_shape_needs_input_shape(edgec_cli, tmp_path):
-    m = shared_model("onnx/tfl_helloworld.onnx")
-    r = edgec_cli("build", m, "-o", tmp_path / "o")
-    assert r.returncode == 2 and "--input-shape" in r.stderr
-    r = edgec_cli("build", m, "-o", tmp_path / "o", "--input-shape", "1x1", "--target", "host")
+def test_dynamic_batch_defaults_to_1_other_dims_need_input_shape(edgec_cli, tmp_path):
+    """A leading dynamic batch dimension becomes 1 with a note; any other dynamic
+    dimension still needs --input-shape."""
+    import json
+
+    import onnx
+    m = shared_model("onnx/tfl_helloworld.onnx")   # input [N, 1]
+    r = edgec_cli("build", m, "-o", tmp_path / "o", "--target", "host")
     assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["inputs"][0]["shape"] == [1, 1]
+    assert any("dynamic batch dimension 'N' set to 1" in n for n in rep["notes"]), rep["notes"]
+    assert "note: input 'dense_2_input': dynamic batch dimension" in r.stdout
+    r = edgec_cli("build", m, "-o", tmp_path / "o4", "--input-shape", "4x1", "--target", "host")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "o4" / "report.json").read_text())["inputs"][0]["shape"] == [4, 1]
+    model = onnx.load(m)
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "F"   # [N, F]: not only the batch
+    p = tmp_path / "nf.onnx"
+    onnx.save(model, p)
+    r = edgec_cli("build", p, "-o", tmp_path / "o2")
+    assert r.returncode == 2 and "--input-shape" in r.stderr
 
 
 def test_unsupported_ops_listed_at_once(edgec_cli, tmp_path):

@@ -361,6 +361,14 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
                 if d > 0 and d != s:
                     raise EdgecError(f"--input-shape {list(shape)} conflicts with the fixed "
                                      f"shape of input {vi.name[:80]!r}")
+        elif dynamic and tt.HasField("shape") and dims[0] == -1 and all(d >= 0 for d in dims[1:]) \
+                and len(dims) > 1:
+            # a leading dynamic batch dimension: one sample per invoke, as on a microcontroller
+            shape = (1, *dims[1:])
+            dim0 = tt.shape.dim[0].dim_param or "?"
+            g.meta.setdefault("notes", []).append(
+                f"input {vi.name[:80]!r}: dynamic batch dimension {dim0[:40]!r} set to 1 "
+                f"(--input-shape {_hint_name(vi.name)}:" + "x".join(str(d) for d in shape) + " chooses another)")
         elif dynamic or not tt.HasField("shape"):
             raise EdgecError(f"input {vi.name[:80]!r} has a dynamic shape {_fmt_dims(tt)}; "
                              f"give it with --input-shape {_hint_name(vi.name)}:" +
