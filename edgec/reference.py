@@ -3,7 +3,9 @@
 * int8 TFLite models: the TFLite Micro interpreter (``tflite-micro`` from PyPI),
   which is what runs on microcontrollers (CMSIS-NN matches it bit for bit);
 * float TFLite models: ai-edge-litert with the reference kernels (BUILTIN_REF);
-* ONNX models: onnxruntime with graph optimizations off.
+* ONNX models: onnxruntime with graph optimizations off;
+* Keras / SavedModel models: TensorFlow running the model itself (and, beside it,
+  ai-edge-litert running the file TensorFlow's converter made of it).
 
 Each runner returns the outputs per sample and, on request, every intermediate
 tensor keyed by the source model's own tensor id (TFLite index, ONNX name).
@@ -30,6 +32,8 @@ def kind_for(model_path: Path, g) -> str:
         return "tflm" if ints else "litert"
     if fmt == "onnx":
         return "onnxruntime"
+    if fmt in ("keras", "savedmodel"):
+        return "tensorflow"
     return "edgec"
 
 
@@ -213,9 +217,11 @@ def _tflite_tensor_count(data: bytes) -> int:
     return Model.GetRootAs(data, 0).Subgraphs(0).TensorsLength()
 
 
-def run_litert(model: Path, samples, intermediates: bool = False):
+def run_litert(model: Path | bytes, samples, intermediates: bool = False):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    it = Interpreter(model_path=str(model), experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+    src = dict(model_content=bytes(model)) if isinstance(model, (bytes, bytearray)) else \
+        dict(model_path=str(model))
+    it = Interpreter(**src, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
                      experimental_preserve_all_tensors=intermediates)
     it.allocate_tensors()
     ins = it.get_input_details()
@@ -235,6 +241,97 @@ def run_litert(model: Path, samples, intermediates: bool = False):
                     pass
             inters.append(d)
     return outs, (inters if intermediates else None)
+
+
+def _tflite_signature(buf: bytes) -> tuple[dict[int, str], dict[int, str]]:
+    """{tensor index: name} of the inputs and outputs of the converted file's first
+    signature (empty where the converter wrote none)."""
+    from tflite.Model import Model
+    m = Model.GetRootAs(buf, 0)
+    if not m.SignatureDefsLength():
+        return {}, {}
+    sd = m.SignatureDefs(0)
+    ins = {sd.Inputs(i).TensorIndex(): sd.Inputs(i).Name().decode() for i in range(sd.InputsLength())}
+    outs = {sd.Outputs(i).TensorIndex(): sd.Outputs(i).Name().decode() for i in range(sd.OutputsLength())}
+    return ins, outs
+
+
+def _by_name_or_position(wanted: list[str], given: list[str], what: str) -> list[int]:
+    """For each of ``wanted`` (names from the converted file's signature, '' if none),
+    its position in ``given`` (the TensorFlow model's own names); positions in order
+    when the names do not all match."""
+    if all(w in given for w in wanted) and len(set(wanted)) == len(wanted):
+        return [given.index(w) for w in wanted]
+    if len(wanted) != len(given):
+        raise EdgecError(f"the converted model has {len(wanted)} {what}s, the TensorFlow model "
+                         f"{len(given)}: cannot match them")
+    return list(range(len(given)))
+
+
+def run_tensorflow(model: Path, fmt: str, g, samples):
+    """Outputs of the Keras model (``.keras`` / ``.h5``) or SavedModel itself, run by
+    TensorFlow, for samples in the order of ``g``'s inputs (``g`` is edgec's import of
+    the file TensorFlow's converter made: its tensors' ``origin`` are that file's tensor
+    indices, matched with the model's inputs and outputs through the file's signature)."""
+    from .frontends.keras import _import_tf, _quiet
+    tf = _import_tf()
+    sig_in, sig_out = _tflite_signature(g.meta["tflite_flatbuffer"])
+    in_names = [sig_in.get(g.tensors[i].origin, "") for i in g.inputs]
+    out_names = [sig_out.get(g.tensors[o].origin, "") for o in g.outputs]
+    with _quiet():
+        if fmt == "keras":
+            import keras
+            m = keras.models.load_model(str(model), compile=False)
+            model_ins = [getattr(t, "name", f"input{k}").split(":")[0] for k, t in enumerate(m.inputs)]
+            order = _by_name_or_position(in_names, model_ins, "input")
+            n_out = len(m.outputs)
+            out_order = _by_name_or_position(out_names, [f"output_{k}" for k in range(n_out)], "output")
+
+            def call(xs):
+                feed = [None] * len(model_ins)
+                for k, pos in enumerate(order):
+                    feed[pos] = tf.constant(xs[k])
+                y = m(feed if len(feed) > 1 else feed[0], training=False)
+                flat = tf.nest.flatten(y)
+                return [np.asarray(flat[p]) for p in out_order]
+        else:
+            call = _savedmodel_runner(tf, model, in_names, out_names)
+        return [call([np.asarray(x, np.float32) if np.asarray(x).dtype == np.float64 else np.asarray(x)
+                      for x in s]) for s in samples]
+
+
+def _savedmodel_runner(tf, model: Path, in_names: list[str], out_names: list[str]):
+    """A function running the SavedModel's serving signature: TensorFlow 2's loader, or
+    a TensorFlow 1 session where that loader cannot restore the file (SavedModels of
+    older Keras versions, such as the MLPerf Tiny KWS model)."""
+    try:
+        fn = tf.saved_model.load(str(model)).signatures["serving_default"]
+        keys = sorted(fn.structured_input_signature[1])
+        outs = sorted(fn.structured_outputs)
+        order = _by_name_or_position(in_names, keys, "input")
+        out_order = _by_name_or_position(out_names, outs, "output")
+
+        def call(xs):
+            y = fn(**{keys[p]: tf.constant(xs[k]) for k, p in enumerate(order)})
+            return [np.asarray(y[outs[p]]) for p in out_order]
+        return call
+    except EdgecError:
+        raise
+    except Exception:  # noqa: BLE001 - try the TensorFlow 1 loader
+        pass
+    graph = tf.Graph()
+    sess = tf.compat.v1.Session(graph=graph)
+    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], str(model))
+    sig = meta.signature_def["serving_default"]
+    keys, outs = sorted(sig.inputs), sorted(sig.outputs)
+    order = _by_name_or_position(in_names, keys, "input")
+    out_order = _by_name_or_position(out_names, outs, "output")
+
+    def call(xs):
+        feed = {sig.inputs[keys[p]].name: xs[k] for k, p in enumerate(order)}
+        res = sess.run([sig.outputs[outs[p]].name for p in out_order], feed)
+        return [np.asarray(r) for r in res]
+    return call
 
 
 def _zipmap_labels(m) -> dict:

@@ -204,7 +204,7 @@ def views_of(g: Graph) -> dict[str, list[str]]:
 
 
 REFERENCE_NAMES = {"tflm": "TFLite Micro interpreter", "litert": "ai-edge-litert (BUILTIN_REF)",
-                   "onnxruntime": "onnxruntime",
+                   "onnxruntime": "onnxruntime", "tensorflow": "TensorFlow (the model itself)",
                    "edgec": "edgec transformed-graph reference (edgec.interp)"}
 
 
@@ -228,6 +228,12 @@ def _run_reference(kind: str, model: Path, g: Graph, samples, intermediates: boo
         return reference.isolated(reference.run_tflm, model, samples, intermediates)
     if kind == "litert":
         return reference.run_litert(model, samples, intermediates)
+    if kind == "tensorflow":
+        # the model itself in TensorFlow; intermediate tensors from ai-edge-litert running
+        # the converted file (edgec's graph is its import: the same tensors)
+        outs = reference.run_tensorflow(model, g.meta["format"], g, samples)
+        inter = reference.run_litert(g.meta["tflite_flatbuffer"], samples, True)[1] if intermediates else None
+        return outs, inter
     if kind == "onnxruntime":
         names = [str(g.tensors[i].origin) for i in g.inputs]
         inter = None
@@ -330,6 +336,15 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
             if backend != "native" and not res.layers:
                 res.notes.append(f"the {backend} backend's fused kernels have no counterpart in the "
                                  "reference's tensors: only the outputs were compared")
+        if kind == "tensorflow":
+            # and the converted file in ai-edge-litert: an import mistake shows here, a
+            # converter mistake against TensorFlow above
+            lit_outs, _ = run_reference("litert", g0.meta["tflite_flatbuffer"], g0, samples, False)
+            for j, name in enumerate(g.outputs):
+                got = np.stack([o[j] for o in outs])
+                lit = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in lit_outs])
+                res.outputs.append(compare(f"output {j} vs ai-edge-litert (converted .tflite)",
+                                           str(g.tensors[name].origin), got, lit, rtol))
         if kind == "tflm" and compare_litert:
             try:
                 lit_outs, _ = reference.run_litert(model, samples)
