@@ -114,7 +114,8 @@ def m0_sizes(model: Path, optimize: str) -> dict:
     from edgec.verify import make_inputs
     with tempfile.TemporaryDirectory(prefix="edgec-m0-") as d:
         d = Path(d)
-        bundle, g = compile_full(model, Options(target="cortex-m0plus", name="model", optimize=optimize))
+        bundle, g = compile_full(model, Options(target="cortex-m0plus", name="model", optimize=optimize,
+                                                fit_check=False))
         bdir = bundle.write(d / "bundle")
         s = make_inputs(g, 1)
         fw = firmware.build(bdir, bundle.report, targets.load("cortex-m0plus"), d / "fw", samples=s,

@@ -88,7 +88,8 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
           inputs_file: str | None = None, opt_level: str = "s", lto: bool = False,
           layers: bool = True, runs: int = 2, input_shapes=None, work_dir: str | None = None,
           timeout: float | None = None, options: dict | None = None,
-          backend: str = "native", compress=None, optimize: str = "speed") -> BenchResult:
+          backend: str = "native", compress=None, optimize: str = "speed",
+          fit_check: bool = True) -> BenchResult:
     """``backend="tflm"``: the TensorFlow Lite Micro bundle linked with the user's
     TFLM (TFLM_DIR, TFLM_LIB), built and measured the same way.  ``compress`` (an
     edgec.compress.CompressConfig): benchmark the low-rank / pruned / binarized model."""
@@ -103,8 +104,8 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     samples = make_inputs(g0, n, seed, inputs_file)
     if not samples:
         raise EdgecError("no input samples to benchmark with")
-    opts = Options(target=target, backend=backend, name="model", opt_level=opt_level, lto=lto,
-                   optimize=optimize, extra=dict(options or {}), compress=compress)
+    opts = Options(target=tgt, backend=backend, name="model", opt_level=opt_level, lto=lto,
+                   optimize=optimize, extra=dict(options or {}), compress=compress, fit_check=fit_check)
     if backend == "tflm":
         from .backends import tflm
         inst = tflm.tflm_install(target_name=tgt.name)  # says what to set before building

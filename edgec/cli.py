@@ -273,6 +273,28 @@ def _sparse_options(sparse) -> dict:
     return {} if sparse is None else {"sparse": sparse}
 
 
+def fit_options(fn):
+    """--flash / --ram (the part's memory, for the fit check and the firmware's linker
+    script) and --no-fit-check."""
+    fn = click.option("--no-fit-check", "no_fit_check", is_flag=True,
+                      help="Build even when the model's constants or arena exceed the target's declared "
+                           "flash / RAM (the firmware link then fails, as it would for the board).")(fn)
+    fn = click.option("--ram", "part_ram", default=None, metavar="SIZE",
+                      help="RAM of your part (e.g. 128K), instead of the target's typical size.")(fn)
+    return click.option("--flash", "part_flash", default=None, metavar="SIZE",
+                        help="Flash of your part (e.g. 512K, 2M), instead of the target's typical size.")(fn)
+
+
+def _part_target(target, part_flash, part_ram):
+    """The target (name or file), with the part's memory when --flash / --ram are given."""
+    if part_flash is None and part_ram is None:
+        return target
+    from . import targets
+    return targets.load(target).with_memory(
+        None if part_flash is None else targets.parse_size(part_flash, "--flash"),
+        None if part_ram is None else targets.parse_size(part_ram, "--ram"))
+
+
 config_opt = click.option(
     "--config", "config_path", default=None, type=click.Path(),
     help="Project config file (default: ./edgec.toml, or [tool.edgec] in ./pyproject.toml).")
@@ -303,9 +325,10 @@ config_opt = click.option(
 @compress_options
 @config_opt
 @tree_options
+@fit_options
 @handle_errors
 def build(model, target, out_dir, name, backend, opt_level, lto, optimize, kernels, firmware, test_inputs,
-          test_samples,
+          test_samples, part_flash, part_ram, no_fit_check,
           tvm_schedule, tvm_codegen, input_shapes, quant_mode, calibration, calibration_method, percentile,
           calibration_samples,
           keep_float, float_io, per_tensor, eval_data, config_path, trees_layout, tree_features,
@@ -339,7 +362,8 @@ def build(model, target, out_dir, name, backend, opt_level, lto, optimize, kerne
         raise EdgecError("--eval compares the float model with its int8 or compressed version: it needs "
                          "--quantize int8, --prune, --low-rank or --binarize")
     shapes = list(input_shapes) or (cfg.input_shapes if cfg else []) or None
-    opts = Options(target=pick(target, "target", "cortex-m4"), backend=pick(backend, "backend", "native"),
+    opts = Options(target=_part_target(pick(target, "target", "cortex-m4"), part_flash, part_ram),
+                   backend=pick(backend, "backend", "native"), fit_check=not no_fit_check,
                    name=pick(name, "name", "model"), input_shapes=shapes,
                    opt_level=pick(opt_level, "opt_level", "s"), lto=pick(lto, "lto", False),
                    optimize=pick(optimize, "optimize", "speed"), firmware=firmware,
@@ -499,6 +523,11 @@ def _print_build(r: dict, path) -> None:
     con.print(f"weights (flash): {r['weights_bytes']:,} B   arena (RAM): {r['arena_bytes']:,} B "
               f"(lifetime lower bound {r['arena_lower_bound']:,} B)   I/O buffers: {r['io_bytes']:,} B   "
               f"MACs: {r['macs']:,}")
+    fit = r.get("fit")
+    if fit:
+        con.print(f"target {r['target']} declares {fit['target_flash']:,} B flash, {fit['target_ram']:,} B RAM: "
+                  f"headroom {fit['flash_headroom']:,} B flash, {fit['ram_headroom']:,} B RAM before code, "
+                  "stack and C library")
     con.print(f"[dim]estimate before linking: flash >= {est['flash_constants_bytes']:,} B (the model's "
               f"constants; code not counted), RAM >= {est['ram_bytes']:,} B (arena + I/O buffers; stack and "
               f"C library not counted). `edgec size` on the linked firmware gives the real figures.[/dim]")
@@ -607,9 +636,10 @@ def _kb(n: int) -> str:
 @quant_options()
 @tree_options
 @compress_options
+@fit_options
 @handle_errors
 def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, optimize, kernels, backend,
-           tvm_schedule,
+           part_flash, part_ram, no_fit_check, tvm_schedule,
            tvm_codegen, as_json, input_shapes,
            quant_mode, calibration, calibration_method, percentile, calibration_samples,
            keep_float, float_io, per_tensor, eval_data, trees_layout, tree_features, tree_calibration,
@@ -628,7 +658,8 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, op
     if eval_data:
         from .errors import EdgecError
         raise EdgecError("--eval belongs to build, quantize and explore, not verify")
-    res = do_verify(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
+    res = do_verify(model, target=_part_target(target, part_flash, part_ram), n=samples, seed=seed,
+                    inputs_file=inputs_file, fit_check=not no_fit_check,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
                     sanitize=sanitize, quantize=qcfg, backend=backend, compress=ccfg, optimize=optimize,
                     options={**_backend_options(backend, tvm_schedule, tvm_codegen),
@@ -740,16 +771,18 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, cross, bind, verbo
 @compress_options
 @click.option("--calibration", default=None, metavar="DATA",
               help="With --binarize (xnor mode): data measuring each binarized layer's input.")
+@fit_options
 @handle_errors
 def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, optimize, kernels, no_layers,
-          backend,
+          backend, part_flash, part_ram, no_fit_check,
           tvm_schedule, tvm_codegen, as_json, input_shapes, trees_layout, tree_features, tree_calibration,
           quantized_input, low_rank, prune, binarize, binarize_mode, sparse, calibration):
     """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware.
 
     With --prune, --low-rank or --binarize: of the transformed model."""
     from .bench import bench as do_bench
-    r = do_bench(model, target=target, n=samples, seed=seed, inputs_file=inputs_file,
+    r = do_bench(model, target=_part_target(target, part_flash, part_ram), n=samples, seed=seed,
+                 inputs_file=inputs_file, fit_check=not no_fit_check,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
                  input_shapes=list(input_shapes) or None, backend=backend, optimize=optimize,
                  compress=_compress_config(low_rank, prune, binarize, binarize_mode, calibration),

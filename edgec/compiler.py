@@ -46,6 +46,9 @@ class Options:
     # compression beyond int8 (edgec.compress.CompressConfig: low-rank, prune, binarize),
     # applied to the lowered float graph before quantization
     compress: object | None = None
+    # refuse a model whose constants or arena + I/O buffers alone exceed the target's
+    # declared flash / RAM (--no-fit-check builds it anyway)
+    fit_check: bool = True
     extra: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -103,7 +106,9 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
                          f"(the {opts.backend} backend compiles the model file as it is)")
     if opts.backend == "tflm":
         from .backends import tflm
-        return tflm.compile_bundle(model, opts, tgt, prefix)
+        b, g = tflm.compile_bundle(model, opts, tgt, prefix)
+        fit_to_target(b.report, tgt, opts.fit_check)
+        return b, g
     if isinstance(model, Graph):
         g = model
         source = {"source": g.meta.get("source", g.name), "format": g.meta.get("format", "ir")}
@@ -233,7 +238,30 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
     if objects:
         # prebuilt objects of the bundle that every build of it links (--tvm-codegen llvm)
         b.report["link_objects"] = list(objects)
+    fit_to_target(b.report, tgt, opts.fit_check)
     return b, g
+
+
+def fit_to_target(report: dict, tgt, check: bool = True) -> None:
+    """Compare the build's estimate (constants in flash; arena and I/O buffers in RAM;
+    code, stack and the C library come on top) with the target's declared memory: the
+    headroom goes into the report; a model that cannot fit even so is refused, unless
+    ``check`` is off (``--no-fit-check``: then the firmware link fails as on the board)."""
+    est = report["estimate"]
+    flash, ram = est["flash_constants_bytes"], est["ram_bytes"]
+    report["fit"] = {"target_flash": tgt.flash, "target_ram": tgt.ram,
+                     "flash_headroom": tgt.flash - flash, "ram_headroom": tgt.ram - ram,
+                     "note": "headroom before code, stack and C library (estimate before linking)"}
+    over = []
+    if flash > tgt.flash:
+        over.append(f"its constants take {flash:,} B of flash, {flash - tgt.flash:,} B more than the "
+                    f"{tgt.flash:,} B it declares")
+    if ram > tgt.ram:
+        over.append(f"its arena and I/O buffers take {ram:,} B of RAM, {ram - tgt.ram:,} B more than the "
+                    f"{tgt.ram:,} B it declares")
+    if over and check:
+        raise EdgecError(f"the model does not fit target {tgt.name}: {'; '.join(over)} "
+                         "(--flash/--ram give your part's memory; --no-fit-check builds it anyway)")
 
 
 def quantize_graph(g: Graph, cfg, eval_data=None):

@@ -82,9 +82,12 @@ def link_memory(target: Target, memory: str = "target") -> dict:
         raise EdgecError(f"unknown memory layout {memory!r} (target or unbounded)")
     q = target.qemu
     if q is not None:
-        m = dict(flash_origin=q.flash_origin, flash_size=q.flash_size,
-                 ram_origin=q.ram_origin, ram_size=q.ram_size,
-                 memory_note=f"Memory map of QEMU {q.machine}.")
+        # the part's declared memory (at most the emulator's): a model that does not fit
+        # the part fails to link, as it would for the board
+        m = dict(flash_origin=q.flash_origin, flash_size=min(q.flash_size, target.flash),
+                 ram_origin=q.ram_origin, ram_size=min(q.ram_size, target.ram),
+                 memory_note=f"The target's declared memory ({target.flash:,} B flash, {target.ram:,} B RAM) "
+                             f"in the memory map of QEMU {q.machine}.")
     elif target.arch == "riscv":
         m = dict(flash_origin=0x80000000, flash_size=target.flash,
                  ram_origin=0x80000000 + max(target.flash, 1 << 22), ram_size=target.ram,

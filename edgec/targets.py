@@ -83,6 +83,13 @@ class Target:
     def has(self, feature: str) -> bool:
         return feature in self.features
 
+    def with_memory(self, flash: int | None = None, ram: int | None = None) -> "Target":
+        """The same core with the memory of a particular part (``--flash`` / ``--ram``):
+        what the fit check and the firmware's linker script use."""
+        import dataclasses
+        return dataclasses.replace(self, flash=self.flash if flash is None else int(flash),
+                                   ram=self.ram if ram is None else int(ram))
+
     def summary(self) -> dict:
         d = {
             "name": self.name, "description": self.description, "arch": self.arch,
@@ -138,7 +145,9 @@ def available() -> list[str]:
     return sorted(p.stem for p in TARGETS.glob("*.toml"))
 
 
-def load(name_or_path: str | None) -> Target:
+def load(name_or_path: "str | Target | None") -> Target:
+    if isinstance(name_or_path, Target):
+        return name_or_path
     name = name_or_path or DEFAULT_TARGET
     if name.endswith(".toml") or "/" in name:
         p = Path(name)

@@ -264,7 +264,7 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
            layers: bool = False, rtol: float = 1e-4, input_shapes=None, sanitize: bool = False,
            work_dir: str | None = None, options: dict | None = None,
            compare_litert: bool = True, quantize=None, backend: str = "native",
-           compress=None, optimize: str = "speed") -> VerifyResult:
+           compress=None, optimize: str = "speed", fit_check: bool = True) -> VerifyResult:
     """``quantize`` (a QuantConfig): quantize the float model with edgec first and
     check the compiled int8 model bit for bit against edgec's quantized-graph reference.
     ``compress`` (an edgec.compress.CompressConfig): likewise with the low-rank /
@@ -305,7 +305,7 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     if not samples:
         raise EdgecError("no input samples to verify with")
     opts = Options(target=target, backend=backend, name="model", input_shapes=None, optimize=optimize,
-                   extra=dict(options or {}))
+                   extra=dict(options or {}), fit_check=fit_check)
     tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
     work = Path(work_dir or tmp.name)
     try:
