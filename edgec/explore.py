@@ -174,7 +174,9 @@ def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techn
                                             calibration=str(cal) if c.binarize_mode == "xnor" else None)
                     if c.binarize else None)
                 q = QuantConfig(calibration=str(cal)) if c.int8 else None
-                opts = Options(target=target, name="model", compress=cc if cc.any() else None, quantize=q)
+                # a point that does not fit the part is measured and marked, not refused
+                opts = Options(target=target, name="model", compress=cc if cc.any() else None, quantize=q,
+                               fit_check=False)
                 bundle, g = compile_full(g0, opts)
                 pr = parameters(g)
                 p.weights, p.weight_bits = pr["weights"], pr["weight_bits"]
@@ -228,7 +230,7 @@ def _measure(p: Point, bundle, g, tgt, work: Path, ds, bench: bool) -> None:
     expected = firmware.expected_outputs(g, sample)
     run = bench and tgt.qemu is not None
     fw = firmware.build(bdir, rep, tgt, work / "fw", samples=sample, expected=expected, bench=run,
-                        memory="target" if run else "unbounded")
+                        memory="emulator" if run else "unbounded")
     sizes = elfsize.breakdown(elfsize.read(fw.elf), fw.prefix)
     f, r = sizes["flash"], sizes["ram"]
     p.flash_weights = f["weights"]

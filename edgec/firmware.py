@@ -74,14 +74,19 @@ def _io_ctx(entries) -> list[dict]:
 
 
 def link_memory(target: Target, memory: str = "target") -> dict:
-    """Flash and RAM regions of the linker script. ``memory="target"``: the QEMU
-    machine's map when the target has one, else the target's typical sizes at
-    the usual Cortex-M / RISC-V addresses; ``"unbounded"``: the same origins
-    with 64 MB each (size-only builds of models larger than the part)."""
-    if memory not in ("target", "unbounded"):
-        raise EdgecError(f"unknown memory layout {memory!r} (target or unbounded)")
+    """Flash and RAM regions of the linker script. ``memory="target"``: the target's
+    declared sizes, in the QEMU machine's map when the target has one (at most its
+    memory), else at the usual Cortex-M / RISC-V addresses; ``"emulator"``: all the
+    QEMU machine's memory (measuring models larger than the part, as explore does);
+    ``"unbounded"``: the same origins with 64 MB each (size-only builds)."""
+    if memory not in ("target", "emulator", "unbounded"):
+        raise EdgecError(f"unknown memory layout {memory!r} (target, emulator or unbounded)")
     q = target.qemu
-    if q is not None:
+    if q is not None and memory == "emulator":
+        m = dict(flash_origin=q.flash_origin, flash_size=q.flash_size,
+                 ram_origin=q.ram_origin, ram_size=q.ram_size,
+                 memory_note=f"All the memory of QEMU {q.machine} (not the part's).")
+    elif q is not None:
         # the part's declared memory (at most the emulator's): a model that does not fit
         # the part fails to link, as it would for the board
         m = dict(flash_origin=q.flash_origin, flash_size=min(q.flash_size, target.flash),
