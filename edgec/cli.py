@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from . import __version__, limits
+from . import __version__, limits, progress
 from .errors import EXIT_INTERNAL, EdgecError, ToolchainError
 
 _DEBUG = {"on": False}
@@ -44,7 +44,8 @@ def handle_errors(fn):
         if debug:
             _DEBUG["on"] = True
         try:
-            with limits.using(limits.parse(limit_items)):
+            show = sys.stderr.isatty() and not kwargs.get("as_json")
+            with limits.using(limits.parse(limit_items)), progress.shown(show):
                 return fn(*args, **kwargs)
         except EdgecError as e:
             if _DEBUG["on"]:
@@ -718,14 +719,8 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, cross, bind, verbo
     inputs and compared with its shipped outputs.  Exit 0 when nothing fails, 1 otherwise.
     """
     from . import conformance as conf
-    progress = None
-    if not as_json and sys.stderr.isatty():
-        def progress(done, total):
-            click.echo(f"\r{done}/{total}", nl=False, err=True)
     rep = conf.run(patterns, exclude, jobs=jobs, opt_level=opt_level, sanitize=sanitize,
-                   bind=bind, cross=cross, progress=progress)
-    if progress:
-        click.echo("", err=True)
+                   bind=bind, cross=cross)
     if write_skips:
         if patterns or exclude or not bind:
             raise EdgecError("--write-skips needs a full run (no --filter/--exclude/--no-bind)")
@@ -864,16 +859,10 @@ def explore(model, eval_data, target, calibration, techniques, no_bench, eval_sa
     from pathlib import Path
 
     from . import explore as ex
-    progress = None
-    if not as_json and sys.stderr.isatty():
-        def progress(i, n, label):
-            click.echo(f"\r[{i + 1}/{n}] {label:<30}", nl=False, err=True)
     res = ex.explore(model, eval_data, target=target, calibration=calibration,
                      techniques=[t.strip() for t in techniques.split(",") if t.strip()],
                      bench=not no_bench, eval_samples=eval_samples,
-                     input_shapes=list(input_shapes) or None, progress=progress)
-    if progress:
-        click.echo("", err=True)
+                     input_shapes=list(input_shapes) or None)
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

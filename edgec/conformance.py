@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, progress as progress_bar
 from .errors import EdgecError, UnsupportedError
 
 SKIPS_FILE = Path(__file__).resolve().parent.parent / "tests" / "conformance_skips.txt"
@@ -532,7 +532,7 @@ def _work_batch(args):
 
 def run(patterns=(), exclude=(), jobs: int | None = None, batch_size: int = 48,
         work_dir: str | None = None, opt_level: str = "1", sanitize: bool = False,
-        bind: bool = True, cross=(), progress=None) -> Report:
+        bind: bool = True, cross=()) -> Report:
     import onnx
     global _CASES
     t0 = time.time()
@@ -555,18 +555,18 @@ def run(patterns=(), exclude=(), jobs: int | None = None, batch_size: int = 48,
              for k, b in enumerate(batches)]
     results: list[CaseResult] = []
     try:
-        if jobs > 1 and len(tasks) > 1:
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(jobs, mp_context=ctx) as ex:
-                for res in ex.map(_work_batch, tasks):
+        with progress_bar.task("ONNX node tests", len(cases)) as bar:
+            if jobs > 1 and len(tasks) > 1:
+                ctx = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(jobs, mp_context=ctx) as ex:
+                    for res in ex.map(_work_batch, tasks):
+                        results += res
+                        bar.advance(len(res), f"{sum(r.status == 'fail' for r in results)} failing")
+            else:
+                for t in tasks:
+                    res = _work_batch(t)
                     results += res
-                    if progress:
-                        progress(len(results), len(cases))
-        else:
-            for t in tasks:
-                results += _work_batch(t)
-                if progress:
-                    progress(len(results), len(cases))
+                    bar.advance(len(res), f"{sum(r.status == 'fail' for r in results)} failing")
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import targets
+from . import progress as progress_bar, targets
 from .errors import EdgecError
 
 SCHEMA = "edgec-explore/1"
@@ -135,7 +135,7 @@ def plan(is_float: bool, techniques, can_int8: bool) -> list[Config]:
 
 def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techniques=TECHNIQUES,
             bench: bool = True, eval_samples: int = 300, input_shapes=None, work_dir=None,
-            progress=None) -> dict:
+            ) -> dict:
     from . import calibration as calib
     from .compiler import Options, compile_full, evaluate_transformed, load, lower
     from .compress import CompressConfig, parameters
@@ -161,45 +161,45 @@ def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techn
     work = Path(work_dir or tmp.name)
     points = []
     try:
-        for i, c in enumerate(cfgs):
-            if progress:
-                progress(i, len(cfgs), c.label)
-            t0 = time.time()
-            p = Point(c)
-            try:
-                cc = CompressConfig(
-                    low_rank=LowRankConfig.parse(c.low_rank) if c.low_rank else None,
-                    prune=PruneConfig.parse(c.prune) if c.prune else None,
-                    binarize=BinarizeConfig(layers=c.binarize, mode=c.binarize_mode,
-                                            calibration=str(cal) if c.binarize_mode == "xnor" else None)
-                    if c.binarize else None)
-                q = QuantConfig(calibration=str(cal)) if c.int8 else None
-                # a point that does not fit the part is measured and marked, not refused
-                opts = Options(target=target, name="model", compress=cc if cc.any() else None, quantize=q,
-                               fit_check=False)
-                bundle, g = compile_full(g0, opts)
-                pr = parameters(g)
-                p.weights, p.weight_bits = pr["weights"], pr["weight_bits"]
-                p.nonzero = pr["nonzero_weights"]
-                acc = evaluate_transformed(g0, g, ds)
-                if "top1" in acc:
-                    p.metric = acc["top1"]["quantized"]
-                    p.delta = acc["top1"]["delta_points"]
-                    p.details["metric_name"] = "top-1"
-                else:
-                    sq = acc["outputs"][0]["sqnr_db"]
-                    p.metric = float(sq) if not isinstance(sq, str) else (math.inf if sq == "inf" else -math.inf)
-                    p.delta = p.metric
-                    p.details["metric_name"] = "output SQNR dB"
-                _measure(p, bundle, g, tgt, work / f"p{i}", ds, bench)
-                p.details["transformations"] = bundle.report["transformations"]
-                if bundle.report.get("sparse"):
-                    p.details["sparse_layers"] = bundle.report["sparse"]["layers"]
-            except Exception as e:  # noqa: BLE001 - one point failing does not stop the exploration
-                p.ok = False
-                p.error = (str(e).splitlines() or [type(e).__name__])[0][:300]
-            p.seconds = time.time() - t0
-            points.append(p)
+        with progress_bar.task("explore", len(cfgs)) as bar:
+            for i, c in enumerate(cfgs):
+                t0 = time.time()
+                p = Point(c)
+                try:
+                    cc = CompressConfig(
+                        low_rank=LowRankConfig.parse(c.low_rank) if c.low_rank else None,
+                        prune=PruneConfig.parse(c.prune) if c.prune else None,
+                        binarize=BinarizeConfig(layers=c.binarize, mode=c.binarize_mode,
+                                                calibration=str(cal) if c.binarize_mode == "xnor" else None)
+                        if c.binarize else None)
+                    q = QuantConfig(calibration=str(cal)) if c.int8 else None
+                    # a point that does not fit the part is measured and marked, not refused
+                    opts = Options(target=target, name="model", compress=cc if cc.any() else None, quantize=q,
+                                   fit_check=False)
+                    bundle, g = compile_full(g0, opts)
+                    pr = parameters(g)
+                    p.weights, p.weight_bits = pr["weights"], pr["weight_bits"]
+                    p.nonzero = pr["nonzero_weights"]
+                    acc = evaluate_transformed(g0, g, ds)
+                    if "top1" in acc:
+                        p.metric = acc["top1"]["quantized"]
+                        p.delta = acc["top1"]["delta_points"]
+                        p.details["metric_name"] = "top-1"
+                    else:
+                        sq = acc["outputs"][0]["sqnr_db"]
+                        p.metric = float(sq) if not isinstance(sq, str) else (math.inf if sq == "inf" else -math.inf)
+                        p.delta = p.metric
+                        p.details["metric_name"] = "output SQNR dB"
+                    _measure(p, bundle, g, tgt, work / f"p{i}", ds, bench)
+                    p.details["transformations"] = bundle.report["transformations"]
+                    if bundle.report.get("sparse"):
+                        p.details["sparse_layers"] = bundle.report["sparse"]["layers"]
+                except Exception as e:  # noqa: BLE001 - one point failing does not stop the exploration
+                    p.ok = False
+                    p.error = (str(e).splitlines() or [type(e).__name__])[0][:300]
+                p.seconds = time.time() - t0
+                points.append(p)
+                bar.advance(1, c.label)
     finally:
         if tmp is not None:
             tmp.cleanup()

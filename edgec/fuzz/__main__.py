@@ -39,8 +39,10 @@ def main(argv=None) -> int:
         print(f"[{time.time() - t0:6.0f} s] {rep.graphs} graphs, {len(rep.failures)} failing, "
               f"{len(rep.invalid)} invalid", flush=True)
 
-    rep = fuzz(a.graphs, a.seed, kinds, a.batch, a.start, a.time_limit, a.sanitize, a.cross,
-               not a.no_shrink, a.save, a.max_nodes, progress)
+    from .. import progress as progress_bar
+    with progress_bar.shown(sys.stderr.isatty() and not a.quiet):
+        rep = fuzz(a.graphs, a.seed, kinds, a.batch, a.start, a.time_limit, a.sanitize, a.cross,
+                   not a.no_shrink, a.save, a.max_nodes, None if sys.stderr.isatty() else progress)
     for o in rep.failures:
         print(f"FAIL {o.case.name} [{o.status}] {o.detail}\n     ops: {', '.join(o.case.ops)}")
     for o in rep.invalid[:20]:

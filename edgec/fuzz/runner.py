@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, progress as progress_bar
 from ..errors import EdgecError, UnsupportedError
 
 RTOL = 1e-4
@@ -526,27 +526,29 @@ def fuzz(graphs: int = 100, seed: int = 0, kinds=KINDS, batch: int = 24, start: 
     tmp = Path(tempfile.mkdtemp(prefix="edgec-fuzz-", dir=work_dir))
     try:
         todo = [(kind, i) for i in range(start, start + graphs) for kind in kinds]
-        for b in range(0, len(todo), batch):
-            if time_limit is not None and time.time() - t0 > time_limit:
-                break
-            cases, outs = [], []
-            for kind, i in todo[b:b + batch]:
-                try:
-                    cases.append(make_case(kind, seed, i, max_nodes))
-                except Exception as e:  # noqa: BLE001 - a generator bug, not edgec's
-                    outs.append(Outcome(Case(kind, seed, i), "gen-error", _short(f"{type(e).__name__}: {e}")))
-            outs += check_cases(cases, ref, tmp / f"b{b}", sanitize, cross)
-            shutil.rmtree(tmp / f"b{b}", ignore_errors=True)
-            for o in outs:
-                rep.add(o)
-                if o.failed:
-                    if shrink:
-                        from .shrink import shrink_case
-                        o.case = shrink_case(o, ref, tmp / "shrink")
-                    if save_dir is not None:
-                        rep.saved.append(str(save_regression(o, Path(save_dir))))
-            if progress:
-                progress(rep)
+        with progress_bar.task("fuzz", len(todo)) as bar:
+            for b in range(0, len(todo), batch):
+                if time_limit is not None and time.time() - t0 > time_limit:
+                    break
+                cases, outs = [], []
+                for kind, i in todo[b:b + batch]:
+                    try:
+                        cases.append(make_case(kind, seed, i, max_nodes))
+                    except Exception as e:  # noqa: BLE001 - a generator bug, not edgec's
+                        outs.append(Outcome(Case(kind, seed, i), "gen-error", _short(f"{type(e).__name__}: {e}")))
+                outs += check_cases(cases, ref, tmp / f"b{b}", sanitize, cross)
+                shutil.rmtree(tmp / f"b{b}", ignore_errors=True)
+                for o in outs:
+                    rep.add(o)
+                    if o.failed:
+                        if shrink:
+                            from .shrink import shrink_case
+                            o.case = shrink_case(o, ref, tmp / "shrink")
+                        if save_dir is not None:
+                            rep.saved.append(str(save_regression(o, Path(save_dir))))
+                bar.advance(len(todo[b:b + batch]), f"{len(rep.failures)} failing")
+                if progress:
+                    progress(rep)
     finally:
         ref.close()
         shutil.rmtree(tmp, ignore_errors=True)
