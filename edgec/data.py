@@ -3,7 +3,7 @@
 Every option that reads samples goes through here: ``verify --inputs``, ``bench
 --inputs``, ``build --firmware --test-inputs``, ``--calibration``, ``--eval`` and
 ``--tree-calibration``.  The data layer depends only on the IR (:mod:`edgec.graph`,
-:mod:`edgec.dtypes`, :mod:`edgec.errors`).
+:mod:`edgec.dtypes`, :mod:`edgec.errors`, :mod:`edgec.limits`).
 
 Files (:class:`ArrayFile`): an ``.npz`` (one array per model input, named after the
 input, ``input0``/``input_0``/``arr_0`` by position, or ``x`` for a single-input
@@ -17,8 +17,9 @@ are untrusted:
   is opened; symlinks to regular files are fine);
 * an ``.npz``'s members are checked from the zip directory and each ``.npy``
   header (shape and dtype) before any data is decompressed: the decoded size of
-  all members together is limited (:data:`DEFAULT_MAX_BYTES`, ``max_bytes=``,
-  ``EDGEC_DATA_LIMIT``), so a zip bomb costs a few kilobytes of reading; object,
+  all members together is limited (``max_bytes=``, by default the ``data_bytes``
+  budget of :mod:`edgec.limits`, ``--limit data_bytes=N``), so a zip bomb costs a few
+  kilobytes of reading; object,
   string, bytes, structured and 0-d arrays are refused (nothing is unpickled);
 * every problem is one :class:`~edgec.errors.EdgecError` line naming the file and
   the array.
@@ -57,14 +58,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, limits
 from .errors import EdgecError
 from .graph import Graph, Tensor
 
-# Decoded bytes of sample data one file may hold (all members of an .npz, all
-# files of a directory); the caller can pass max_bytes, the user EDGEC_DATA_LIMIT.
-DEFAULT_MAX_BYTES = 256 << 20
-LIMIT_ENV = "EDGEC_DATA_LIMIT"
+# Decoded bytes of sample data one file may hold (all members of an .npz, all files
+# of a directory): the caller's max_bytes, else limits.current().data_bytes (256 MiB,
+# --limit data_bytes=N).
+LIMIT = "data_bytes"
 LABEL_KEYS = ("y", "labels", "label", "targets")
 OUTPUT_KEYS = ("outputs", "y_ref", "reference")
 SINGLE_INPUT_KEYS = ("x", "inputs", "input", "data", "images")
@@ -94,19 +95,8 @@ class Dataset:
 # --- limits and messages -----------------------------------------------------------
 
 def max_bytes_default() -> int:
-    """:data:`DEFAULT_MAX_BYTES`, or ``EDGEC_DATA_LIMIT`` (bytes; K, M, G suffixes)."""
-    env = os.environ.get(LIMIT_ENV)
-    if not env:
-        return DEFAULT_MAX_BYTES
-    s = env.strip().upper().removesuffix("B").removesuffix("I")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(s[-1:], 1)
-    try:
-        n = int(float(s[:-1] if mult > 1 else s) * mult)
-    except ValueError:
-        raise EdgecError(f"bad {LIMIT_ENV} {env!r} (bytes, e.g. 512M)") from None
-    if n <= 0:
-        raise EdgecError(f"bad {LIMIT_ENV} {env!r} (bytes, e.g. 512M)")
-    return n
+    """The ``data_bytes`` budget of :mod:`edgec.limits` (``--limit data_bytes=N``)."""
+    return getattr(limits.current(), LIMIT)
 
 
 def _size(n: int) -> str:
@@ -117,8 +107,9 @@ def _size(n: int) -> str:
 
 
 def _over_limit(what: str, holds: str, n: int, limit: int) -> str:
-    return (f"{what}: {holds} {n:,} bytes of samples, over the {_size(limit)} limit for sample files "
-            f"({LIMIT_ENV}=bytes raises it)")
+    return (f"{what}: {holds} {n:,} bytes of samples, over the limit {LIMIT}={limit:,} "
+            f"({_size(limit)} decoded per sample file); raise it with --limit {LIMIT}=N "
+            "if the file is trusted")
 
 
 def _show(name) -> str:

@@ -284,17 +284,18 @@ def test_zip_bomb_is_refused_before_decompressing(zip_bomb):
     finally:
         tracemalloc.stop()
     msg = str(e.value)
-    assert "member 'x.npy'" in msg and "256 MiB limit" in msg and "EDGEC_DATA_LIMIT" in msg, msg
+    assert "member 'x.npy' decompresses to 335,544,448 bytes" in msg, msg
+    assert "over the limit data_bytes=268,435,456 (256 MiB" in msg and "--limit data_bytes=N" in msg
     assert seconds < 0.5 and peak < 4 << 20, (seconds, peak)
     # the caller's limit
-    with pytest.raises(EdgecError, match="1 KiB limit"):
+    with pytest.raises(EdgecError, match=r"data_bytes=1,024 \(1 KiB"):
         data.load(_float_graph(), zip_bomb, max_bytes=1024)
 
 
 def test_zip_bomb_and_fifo_on_the_command_line(zip_bomb, int8_model, tmp_path, edgec_cli):
     t0 = time.perf_counter()
     line = _one_line_error(edgec_cli("verify", int8_model, "--inputs", zip_bomb, timeout=60))
-    assert "over the 256 MiB limit" in line and time.perf_counter() - t0 < 30
+    assert "over the limit data_bytes" in line and time.perf_counter() - t0 < 30
     # a calibration directory holding a FIFO named *.npy hung the build before
     d = tmp_path / "cal"
     d.mkdir()
@@ -381,7 +382,7 @@ def test_corrupt_members_are_one_line(tmp_path):
         np.lib.format.write_array_header_1_0(hdr, {"descr": "<f4", "fortran_order": False,
                                                    "shape": (1 << 40, 5)})
         z.writestr("x.npy", hdr.getvalue() + bytes(8))
-    with pytest.raises(EdgecError, match="256 MiB limit"):
+    with pytest.raises(EdgecError, match="over the limit data_bytes"):
         data.load(g, p)
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04" + bytes(100))
     with pytest.raises(EdgecError, match="not a valid .npz"):
@@ -425,16 +426,17 @@ def test_zero_samples_and_rows_are_refused(tmp_path):
         data.load(g, tmp_path / "empty")
 
 
-def test_limit_from_the_environment(tmp_path, monkeypatch):
+def test_the_data_bytes_budget(tmp_path, int8_model, edgec_cli):
+    """The limit is edgec.limits' data_bytes (--limit data_bytes=N on the command line)."""
+    from edgec import limits
     p = _npz_with(tmp_path, "x.npz", x=np.ones((100, 5), np.float32))
-    monkeypatch.setenv("EDGEC_DATA_LIMIT", "1K")
-    with pytest.raises(EdgecError, match="1 KiB limit.*EDGEC_DATA_LIMIT"):
-        data.load(_float_graph(), p)
-    monkeypatch.setenv("EDGEC_DATA_LIMIT", "2M")
+    with limits.using(limits.parse(["data_bytes=1K"])):
+        with pytest.raises(EdgecError, match=r"over the limit data_bytes=1,024 \(1 KiB"):
+            data.load(_float_graph(), p)
     assert len(data.load(_float_graph(), p)) == 100
-    monkeypatch.setenv("EDGEC_DATA_LIMIT", "lots")
-    with pytest.raises(EdgecError, match="bad EDGEC_DATA_LIMIT"):
-        data.load(_float_graph(), p)
+    q = _npz_with(tmp_path, "q.npz", x=np.zeros((40, 6, 4), np.float32))
+    line = _one_line_error(edgec_cli("verify", int8_model, "--inputs", q, "--limit", "data_bytes=2K"))
+    assert "3,840 bytes of samples, over the limit data_bytes=2,048" in line
 
 
 # --- CSV -----------------------------------------------------------------------------------
