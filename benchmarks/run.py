@@ -111,13 +111,13 @@ def m0_sizes(model: Path, optimize: str) -> dict:
     """Flash of a size-only firmware for cortex-m0plus (no emulator)."""
     from edgec import elfsize, firmware, targets
     from edgec.compiler import Options, compile_full
-    from edgec.verify import make_inputs
+    from edgec.data import random_samples
     with tempfile.TemporaryDirectory(prefix="edgec-m0-") as d:
         d = Path(d)
         bundle, g = compile_full(model, Options(target="cortex-m0plus", name="model", optimize=optimize,
                                                 fit_check=False))
         bdir = bundle.write(d / "bundle")
-        s = make_inputs(g, 1)
+        s = random_samples(g, 1)
         fw = firmware.build(bdir, bundle.report, targets.load("cortex-m0plus"), d / "fw", samples=s,
                             expected=firmware.expected_outputs(g, s), memory="unbounded")
         return elfsize.breakdown(elfsize.read(fw.elf), "model")["flash"]

@@ -105,12 +105,12 @@ def changed_rows(model, heldout, extra, work) -> list[dict]:
     from edgec import reference
     from edgec.compiler import Options, compile_full
     from edgec.emulator import HostProgram
-    from edgec.verify import encode_inputs
+    from edgec.data import encode
     samples = [[x.reshape(1, -1)] for x in np.load(heldout)["X"]]
     ref, _ = reference.run_onnxruntime(Path(model), samples)
     b, g = compile_full(model, Options(target="host", extra=dict(extra)))
     prog = HostProgram(b.write(work / "host_b"), b.report, work / "host_w")
-    outs, _ = prog.run(encode_inputs(g, samples))
+    outs, _ = prog.run(encode(g, samples))
     return [{"row": i, "float_p1": round(float(ref[i][1].reshape(-1)[1]), 4),
              "compiled_p1": round(float(outs[i][1].reshape(-1)[1]), 4)}
             for i in range(len(samples)) if int(outs[i][0][0]) != int(ref[i][0][0])]

@@ -2,7 +2,7 @@
 
 Both graphs run in edgec's reference interpreter (:mod:`edgec.interp`; the int8
 graph bit-exact with the compiled C), on the same float inputs (quantized with the
-int8 graph's input parameters where its inputs are int8).  Reported per output:
+int8 graph's input parameters where its inputs are int8: :func:`edgec.data.encode`).  Reported per output:
 SQNR, max/mean absolute error, argmax agreement and, with labels, top-1 accuracy of
 both models; with reference outputs in the file, both models' error against them;
 per layer: the SQNR of every tensor the two graphs share (the int8 one
@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import interp, qmath
+from . import data, interp
 from .graph import Graph, QuantParams
 
 
@@ -24,13 +24,6 @@ def sqnr_db(signal_power: float, noise_power: float) -> float:
     if signal_power <= 0:
         return float("-inf")
     return 10.0 * math.log10(signal_power / noise_power)
-
-
-def quantize_array(x: np.ndarray, q: QuantParams, dtype=np.int8) -> np.ndarray:
-    s, z = q.scalar()
-    info = np.iinfo(dtype)
-    v = x.astype(np.float32) / np.float32(s)
-    return np.clip(qmath.np_round_half_away(v) + z, info.min, info.max).astype(dtype)
 
 
 def dequantize_array(x: np.ndarray, q: QuantParams | None) -> np.ndarray:
@@ -73,20 +66,9 @@ def _num(v: float):
     return v
 
 
-def q_inputs(gq: Graph, sample) -> list:
-    out = []
-    for name, x in zip(gq.inputs, sample):
-        t = gq.tensors[name]
-        if t.dtype == "int8" and np.asarray(x).dtype.kind == "f":
-            out.append(quantize_array(np.asarray(x), t.quant))
-        else:
-            out.append(x)
-    return out
-
-
 def evaluate(g_float: Graph, g_q: Graph, dataset, layers: bool = True,
              labels: tuple[str, str] | None = None) -> dict:
-    """Run both graphs over ``dataset`` (:class:`edgec.calibration.Dataset`).
+    """Run both graphs over ``dataset`` (:class:`edgec.data.Dataset`).
 
     ``g_float`` is the reference (float; an int8 reference's outputs are
     dequantized), ``g_q`` the transformed model; ``labels`` name the two in the
@@ -100,9 +82,11 @@ def evaluate(g_float: Graph, g_q: Graph, dataset, layers: bool = True,
         shared = [o for o in order if o in g_q.tensors and not g_q.tensors[o].is_const
                   and g_float.tensors[o].dtype == "float32"]
     layer_acc = {o: _Acc() for o in shared}
-    for s in samples:
-        ef = interp.run(g_float, q_inputs(g_float, s), keep_all=layers)
-        eq = interp.run(g_q, q_inputs(g_q, s), keep_all=layers)
+    enc_f = data.encode(g_float, samples, what="eval")
+    enc_q = data.encode(g_q, samples, what="eval")
+    for sf, sq in zip(enc_f, enc_q):
+        ef = interp.run(g_float, sf, keep_all=layers)
+        eq = interp.run(g_q, sq, keep_all=layers)
         for j, o in enumerate(g_float.outputs):
             outs_f[j].append(dequantize_array(np.asarray(ef[o]), g_float.tensors[o].quant))
         for j, o in enumerate(g_q.outputs):
@@ -110,6 +94,8 @@ def evaluate(g_float: Graph, g_q: Graph, dataset, layers: bool = True,
         for o in shared:
             layer_acc[o].add(ef[o], dequantize_array(np.asarray(eq[o]), g_q.tensors[o].quant))
     res: dict = {"samples": len(samples), "source": dataset.source, "outputs": []}
+    if dataset.notes:
+        res["notes"] = list(dataset.notes)
     if labels is not None:
         res["labels"] = list(labels)
     for j in range(len(g_float.outputs)):
@@ -164,6 +150,7 @@ def format_table(res: dict, max_layers: int = 60) -> str:
     """Plain-text tables for the CLI."""
     a, b = res.get("labels") or ("float", "quantized")
     lines = [f"accuracy on {res['samples']} samples from {res['source']} ({a} model vs {b} model):"]
+    lines += [f"  note: {n}" for n in res.get("notes", [])]
     if "top1" in res:
         t = res["top1"]
         lines.append(f"  top-1 accuracy: {a} {100 * t['float']:.2f}%   {b} {100 * t['quantized']:.2f}%"

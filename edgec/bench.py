@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import elfsize, firmware, targets
+from . import data, elfsize, firmware, targets
 from .compiler import Options, compile_full, load
 from .errors import CheckFailed, EdgecError
 
@@ -49,6 +49,7 @@ class BenchResult:
     layers: list[dict] = field(default_factory=list)
     qemu: str = ""
     options: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)     # what was done to the given inputs
 
     @property
     def macs_per_instruction(self) -> float:
@@ -66,6 +67,7 @@ class BenchResult:
             "runs": self.runs, "repeatable": self.repeatable,
             "flash": self.flash, "ram": self.ram, "layers": self.layers,
             "qemu": self.qemu, "options": self.options,
+            **({"notes": self.notes} if self.notes else {}),
         }
 
 
@@ -89,11 +91,11 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
           layers: bool = True, runs: int = 2, input_shapes=None, work_dir: str | None = None,
           timeout: float | None = None, options: dict | None = None,
           backend: str = "native", compress=None, optimize: str = "speed",
-          fit_check: bool = True) -> BenchResult:
+          raw_inputs: bool = False, fit_check: bool = True) -> BenchResult:
     """``backend="tflm"``: the TensorFlow Lite Micro bundle linked with the user's
     TFLM (TFLM_DIR, TFLM_LIB), built and measured the same way.  ``compress`` (an
-    edgec.compress.CompressConfig): benchmark the low-rank / pruned / binarized model."""
-    from .verify import make_inputs
+    edgec.compress.CompressConfig): benchmark the low-rank / pruned / binarized model.
+    ``inputs_file`` / ``raw_inputs``: as for :func:`edgec.verify.verify`."""
     tgt = targets.load(target)
     if tgt.qemu is None:
         raise EdgecError(f"target {tgt.name} has no emulator to benchmark on (no [qemu] section)")
@@ -101,7 +103,8 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
         raise EdgecError("--runs must be at least 1")
     model = Path(model)
     g0 = load(model, input_shapes)
-    samples = make_inputs(g0, n, seed, inputs_file)
+    notes: list[str] = []
+    samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
     if not samples:
         raise EdgecError("no input samples to benchmark with")
     opts = Options(target=tgt, backend=backend, name="model", opt_level=opt_level, lto=lto,
@@ -117,9 +120,8 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     try:
         bundle, g = compile_full(g0, opts)
         bdir = bundle.write(work / "bundle")
-        from .verify import encode_inputs
         if g is not None:
-            samples = encode_inputs(g, samples)
+            samples = data.encode(g, samples, notes=notes)
         expected = firmware.expected_outputs(g if g is not None else g0, samples)
         rep = bundle.report
         to = timeout or firmware.run_timeout(rep, len(samples) + 1)
@@ -179,7 +181,8 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
             qemu=" ".join(first.command[:-2] + ["-kernel", "firmware.elf"]),
             options={"backend": backend, "opt_level": opt_level, "lto": lto, "optimize": optimize,
                      "kernels": (options or {}).get("kernels", "auto"), "seed": seed,
-                     "inputs": inputs_file or "random"})
+                     "inputs": inputs_file or "random"},
+            notes=notes)
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -270,6 +270,13 @@ def _compress_config(low_rank, prune, binarize, binarize_mode, calibration):
     return cfg if cfg.any() else None
 
 
+raw_inputs_opt = click.option(
+    "--raw-inputs", is_flag=True,
+    help="The inputs file holds the integer levels of integer (int8) inputs themselves: taken as "
+         "they are, non-integer, non-finite or out-of-range values refused. Without it, float "
+         "values for an int8 input are quantized with the input's scale and zero point.")
+
+
 def _sparse_options(sparse) -> dict:
     return {} if sparse is None else {"sparse": sparse}
 
@@ -317,7 +324,9 @@ config_opt = click.option(
                    "portable C kernels everywhere (for comparison).")
 @click.option("--firmware/--no-firmware", default=None, help="Also write a firmware harness (MCU targets): "
               "`make firmware` links it, `make run` runs it in QEMU.")
-@click.option("--test-inputs", default=None, type=click.Path(), help="With --firmware: .npz of test inputs to embed.")
+@click.option("--test-inputs", default=None, type=click.Path(),
+              help="With --firmware: test inputs to embed (.npz / .npy / .csv, as verify --inputs).")
+@raw_inputs_opt
 @click.option("--test-samples", default=None, type=click.IntRange(1, 1000),
               help="With --firmware: random test inputs to embed (when no --test-inputs).  [default: 2]")
 @tvm_schedule_opt
@@ -329,7 +338,7 @@ config_opt = click.option(
 @fit_options
 @handle_errors
 def build(model, target, out_dir, name, backend, opt_level, lto, optimize, kernels, firmware, test_inputs,
-          test_samples, part_flash, part_ram, no_fit_check,
+          raw_inputs, test_samples, part_flash, part_ram, no_fit_check,
           tvm_schedule, tvm_codegen, input_shapes, quant_mode, calibration, calibration_method, percentile,
           calibration_samples,
           keep_float, float_io, per_tensor, eval_data, config_path, trees_layout, tree_features,
@@ -354,6 +363,9 @@ def build(model, target, out_dir, name, backend, opt_level, lto, optimize, kerne
     test_samples_v = pick(test_samples, "test_samples", 2)
     if (test_inputs or test_samples is not None) and not firmware:
         raise click.UsageError("--test-inputs / --test-samples need --firmware")
+    if raw_inputs and not test_inputs:
+        from .errors import EdgecError
+        raise EdgecError("--raw-inputs describes a --test-inputs file: give one")
     ccfg = _compress_config(low_rank, prune, binarize, binarize_mode, calibration)
     qcfg = _quant_config(quant_mode, None if (quant_mode is None and binarize) else calibration,
                          calibration_method, percentile,
@@ -368,7 +380,7 @@ def build(model, target, out_dir, name, backend, opt_level, lto, optimize, kerne
                    name=pick(name, "name", "model"), input_shapes=shapes,
                    opt_level=pick(opt_level, "opt_level", "s"), lto=pick(lto, "lto", False),
                    optimize=pick(optimize, "optimize", "speed"), firmware=firmware,
-                   test_inputs=test_inputs, test_samples=test_samples_v,
+                   test_inputs=test_inputs, test_samples=test_samples_v, raw_inputs=raw_inputs,
                    quantize=qcfg, eval_data=eval_data, compress=ccfg)
     opts.extra.update(_backend_options(opts.backend, tvm_schedule, tvm_codegen))
     opts.extra.update(_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input))
@@ -541,7 +553,7 @@ def _print_build(r: dict, path) -> None:
                       f"trees as {tr['layout']} (estimated {tr['estimate_bytes']['data']:,} B as data, "
                       f"{tr['estimate_bytes']['code']:,} B as code), "
                       + (f"{fe['bits']}-bit features ({fe['input']})" if fe else f"{tr['threshold_type']} features"))
-    for note in r.get("notes", []):
+    for note in r.get("notes", []) + (r.get("test_inputs") or {}).get("notes", []):
         con.print(f"[yellow]note: {note}[/yellow]")
     from .ops.conv import HYBRID_NOTE
     for tr in r.get("transformations", []):
@@ -616,7 +628,10 @@ def _kb(n: int) -> str:
 @click.argument("model", type=click.Path())
 @click.option("-t", "--target", default="host", show_default=True, help="host, or an MCU target with an emulator.")
 @click.option("-n", "--samples", default=10, show_default=True, type=click.IntRange(1, 100000), help="Random input samples.")
-@click.option("--inputs", "inputs_file", default=None, type=click.Path(), help=".npz of inputs instead of random ones.")
+@click.option("--inputs", "inputs_file", default=None, type=click.Path(),
+              help="Samples instead of random ones: .npz (arrays named after the inputs, input0..., "
+                   "arr_0..., or x; labels y ignored), .npy, a directory of .npy files, or .csv.")
+@raw_inputs_opt
 @click.option("--layers", is_flag=True, help="Compare every intermediate tensor too.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--rtol", default=1e-4, show_default=True, help="Float tolerance relative to the largest reference value.")
@@ -639,8 +654,8 @@ def _kb(n: int) -> str:
 @compress_options
 @fit_options
 @handle_errors
-def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, optimize, kernels, backend,
-           part_flash, part_ram, no_fit_check, tvm_schedule,
+def verify(model, target, samples, inputs_file, raw_inputs, layers, seed, rtol, sanitize, optimize, kernels,
+           backend, part_flash, part_ram, no_fit_check, tvm_schedule,
            tvm_codegen, as_json, input_shapes,
            quant_mode, calibration, calibration_method, percentile, calibration_samples,
            keep_float, float_io, per_tensor, eval_data, trees_layout, tree_features, tree_calibration,
@@ -663,6 +678,7 @@ def verify(model, target, samples, inputs_file, layers, seed, rtol, sanitize, op
                     inputs_file=inputs_file, fit_check=not no_fit_check,
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
                     sanitize=sanitize, quantize=qcfg, backend=backend, compress=ccfg, optimize=optimize,
+                    raw_inputs=raw_inputs,
                     options={**_backend_options(backend, tvm_schedule, tvm_codegen),
                              **({} if kernels == "auto" else {"kernels": kernels}),
                              **_tree_extra(trees_layout, tree_features, tree_calibration, quantized_input),
@@ -745,7 +761,9 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, cross, bind, verbo
 @click.argument("model", type=click.Path())
 @click.option("-t", "--target", default="cortex-m4", show_default=True, help="An MCU target with an emulator.")
 @click.option("-n", "--samples", default=1, show_default=True, type=click.IntRange(1, 1000), help="Random input samples (sample 0 is the one reported).")
-@click.option("--inputs", "inputs_file", default=None, type=click.Path(), help=".npz of inputs instead of random ones.")
+@click.option("--inputs", "inputs_file", default=None, type=click.Path(),
+              help="Samples instead of random ones (as verify --inputs).")
+@raw_inputs_opt
 @click.option("--seed", default=0, show_default=True)
 @click.option("--opt-level", default="s", show_default=True, help="C optimization level (0,1,2,3,s,z,fast).")
 @click.option("--lto", is_flag=True, help="Link-time optimization.")
@@ -768,8 +786,8 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, cross, bind, verbo
               help="With --binarize (xnor mode): data measuring each binarized layer's input.")
 @fit_options
 @handle_errors
-def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, optimize, kernels, no_layers,
-          backend, part_flash, part_ram, no_fit_check,
+def bench(model, target, samples, inputs_file, raw_inputs, seed, opt_level, lto, runs, optimize, kernels,
+          no_layers, backend, part_flash, part_ram, no_fit_check,
           tvm_schedule, tvm_codegen, as_json, input_shapes, trees_layout, tree_features, tree_calibration,
           quantized_input, low_rank, prune, binarize, binarize_mode, sparse, calibration):
     """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware.
@@ -777,7 +795,7 @@ def bench(model, target, samples, inputs_file, seed, opt_level, lto, runs, optim
     With --prune, --low-rank or --binarize: of the transformed model."""
     from .bench import bench as do_bench
     r = do_bench(model, target=_part_target(target, part_flash, part_ram), n=samples, seed=seed,
-                 inputs_file=inputs_file, fit_check=not no_fit_check,
+                 inputs_file=inputs_file, raw_inputs=raw_inputs, fit_check=not no_fit_check,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
                  input_shapes=list(input_shapes) or None, backend=backend, optimize=optimize,
                  compress=_compress_config(low_rank, prune, binarize, binarize_mode, calibration),
@@ -805,6 +823,8 @@ def _print_bench(r) -> None:
     if r.samples > 1:
         con.print(f"  over {r.samples} samples                {r.instructions_min:,} .. {r.instructions_max:,}")
     con.print(f"  MACs                     {r.macs:>14,}   MACs / instruction {r.macs_per_instruction:.3f}")
+    for note in r.notes:
+        con.print(f"  [yellow]note: {note}[/yellow]")
     f, m = r.flash, r.ram
     con.print(f"  flash {f['firmware']:>9,} B   code {f['code']:,} (model kernels {f['model_code']:,}, "
               f"rest harness + libc)   weights {f['weights']:,}   [dim](+ test vectors {f['test_data']:,})[/dim]")

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, cgen, emulator, frontends, passes, targets
+from . import __version__, cgen, data, emulator, frontends, passes, targets
 from .bundle import Bundle
 from .errors import EdgecError
 from .graph import Graph
@@ -35,12 +35,14 @@ class Options:
     # with run-time parameters (size)
     optimize: str = "speed"
     firmware: bool = False
-    # test vectors for the firmware harness: list of input arrays per sample, or a .npz path;
-    # without them, test_samples random samples (seed 0)
+    # test vectors for the firmware harness: list of input arrays per sample, or a sample file
+    # (edgec.data); without them, test_samples random samples (seed 0); raw_inputs: the
+    # file holds the integer levels of integer inputs (no quantization of float values)
     test_inputs: list | str | None = None
     test_samples: int = 2
+    raw_inputs: bool = False
     # post-training quantization (edgec.passes.quantize.QuantConfig) and, with it,
-    # an accuracy evaluation on this data (path or calibration.Dataset)
+    # an accuracy evaluation on this data (path or edgec.data.Dataset)
     quantize: object | None = None
     eval_data: object | None = None
     # compression beyond int8 (edgec.compress.CompressConfig: low-rank, prune, binarize),
@@ -165,9 +167,10 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
                ar="arm-none-eabi-ar" if tgt.arch == "arm" else (
                    "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar"),
                qemu_cmd=emulator.qemu_command_line(tgt))
+    test_inputs = None
     if opts.firmware:
         from . import firmware
-        firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
+        test_inputs = firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
     b.add("edgec.mk", render("edgec.mk.j2", **ctx))
     b.add("Makefile", render("Makefile.j2", **ctx))
     b.add("CMakeLists.txt", render("CMakeLists.txt.j2", **ctx))
@@ -227,6 +230,8 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
                 f"sparse_storage ({len(sparse_layers)} layers store only their non-zero weights: "
                 f"{', '.join(str(L['index']) + ':' + L['weights_format']['format'] for L in sparse_layers[:12])}"
                 f"; {sp['dense_bytes']:,} -> {sp['stored_bytes']:,} weight bytes in layers with zeros)")
+    if test_inputs is not None:
+        b.report["test_inputs"] = test_inputs
     if comp_info is not None:
         b.report["compression"] = comp_info
     if quant_info is not None:
@@ -267,7 +272,6 @@ def fit_to_target(report: dict, tgt, check: bool = True) -> None:
 def quantize_graph(g: Graph, cfg, eval_data=None):
     """Quantize a lowered float graph; with ``eval_data``, also measure what it cost.
     Returns (graph, quantization info, accuracy report or None)."""
-    from . import calibration
     from .passes import quantize as qz
     res = qz.quantize(g, cfg)
     acc = None
@@ -275,9 +279,8 @@ def quantize_graph(g: Graph, cfg, eval_data=None):
         if cfg.mode != "int8":
             raise EdgecError("--eval measures full-integer quantization (--quantize int8)")
         from . import accuracy as accm
-        ds = calibration.read_dataset(g, eval_data, "eval", with_targets=True) \
-            if isinstance(eval_data, (str, Path)) else calibration.get_dataset(g, eval_data, "eval")
-        acc = accm.evaluate(g, res.graph, ds)
+        acc = accm.evaluate(g, res.graph, data.load(g, eval_data, "eval", targets=True,
+                                                    allow_nan=False))
     return res.graph, res.info, acc
 
 
@@ -293,9 +296,8 @@ def compress_graph(g: Graph, cfg, quant_cfg=None):
 
 def evaluate_transformed(g_ref: Graph, g: Graph, eval_data) -> dict:
     """Accuracy of the transformed model ``g`` against the model as loaded."""
-    from . import accuracy as accm, calibration
-    ds = calibration.read_dataset(g_ref, eval_data, "eval", with_targets=True) \
-        if isinstance(eval_data, (str, Path)) else calibration.get_dataset(g_ref, eval_data, "eval")
+    from . import accuracy as accm
+    ds = data.load(g_ref, eval_data, "eval", targets=True, allow_nan=False)
     res = accm.evaluate(g_ref, g, ds, labels=("original", "compressed"))
     res["compared"] = ("the model as loaded (lowered) against the compiled graph "
                        "(after low-rank, pruning, binarization and quantization, as given)")
@@ -303,8 +305,7 @@ def evaluate_transformed(g_ref: Graph, g: Graph, eval_data) -> dict:
 
 
 def _source_name(v) -> str:
-    from .calibration import Dataset
-    if isinstance(v, Dataset):
+    if isinstance(v, data.Dataset):
         return v.source
     return str(v) if isinstance(v, (str, Path)) else "arrays"
 

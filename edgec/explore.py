@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import progress as progress_bar, targets
+from . import data, progress as progress_bar, targets
 from .errors import EdgecError
 
 SCHEMA = "edgec-explore/1"
@@ -136,7 +136,6 @@ def plan(is_float: bool, techniques, can_int8: bool) -> list[Config]:
 def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techniques=TECHNIQUES,
             bench: bool = True, eval_samples: int = 300, input_shapes=None, work_dir=None,
             ) -> dict:
-    from . import calibration as calib
     from .compiler import Options, compile_full, evaluate_transformed, load, lower
     from .compress import CompressConfig, parameters
     from .passes.binarize import BinarizeConfig
@@ -150,7 +149,7 @@ def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techn
     g0 = lower(load(model, input_shapes))
     is_float = any(t.dtype == "float32" for t in g0.tensors.values() if t.is_const) and \
         not any(t.quant is not None and not t.is_const for t in g0.tensors.values())
-    ds = calib.read_dataset(g0, eval_data, "eval", max_samples=eval_samples, with_targets=True)
+    ds = data.load(g0, eval_data, "eval", max_samples=eval_samples, targets=True, allow_nan=False)
     cal = calibration if calibration is not None else eval_data
     notes = []
     if calibration is None and is_float:
@@ -216,7 +215,6 @@ def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techn
 def _measure(p: Point, bundle, g, tgt, work: Path, ds, bench: bool) -> None:
     """Flash / RAM (and instructions) of the compiled model on the target."""
     from . import elfsize, firmware
-    from .accuracy import q_inputs
     rep = bundle.report
     if tgt.is_host or tgt.cc is None:
         p.estimate = True
@@ -226,7 +224,7 @@ def _measure(p: Point, bundle, g, tgt, work: Path, ds, bench: bool) -> None:
         p.arena = rep["arena_bytes"]
         return
     bdir = bundle.write(work / "bundle")
-    sample = [q_inputs(g, ds.samples[0])]
+    sample = data.encode(g, ds.samples[:1], what="eval")
     expected = firmware.expected_outputs(g, sample)
     run = bench and tgt.qemu is not None
     fw = firmware.build(bdir, rep, tgt, work / "fw", samples=sample, expected=expected, bench=run,

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cgen, dtypes, toolchain
+from . import cgen, data, dtypes, toolchain
 from .emulator import (QemuRun, io_specs, parse_trace, read_outputs, run_firmware,
                        write_samples)
 from .errors import CheckFailed, EdgecError
@@ -172,40 +172,49 @@ def expected_outputs(g, samples) -> list[list[np.ndarray]]:
     return res
 
 
-def test_samples_for(g, opts) -> list:
-    """The test inputs of ``edgec build --firmware``: ``opts.test_inputs`` (a list
-    of samples or a .npz path), else ``opts.test_samples`` random ones (seed 0)."""
-    from .verify import encode_inputs, load_inputs, make_inputs
+def test_samples_for(g, opts, notes: list | None = None) -> list:
+    """The test inputs of ``edgec build --firmware`` for the compiled graph ``g``:
+    ``opts.test_inputs`` (a sample file or a list of samples, read and encoded by
+    :mod:`edgec.data`: float values for int8 inputs quantized, float features of
+    ``--quantized-input`` trees as levels; ``opts.raw_inputs``: the file holds the
+    levels), else ``opts.test_samples`` random ones (seed 0).  ``notes`` collects
+    what was done to the values."""
     ti = opts.test_inputs
-    enc = g.meta.get("input_encoding") or {}
+    raw = bool(getattr(opts, "raw_inputs", False))
     if isinstance(ti, (str, os.PathLike)):
-        if enc:   # --quantized-input trees: float features in the file, levels in the firmware
-            gf = g.copy()
-            for name in enc:
-                gf.tensors[name].dtype = "float32"
-            return encode_inputs(g, load_inputs(gf, str(ti)))
-        return load_inputs(g, str(ti))
+        return data.input_samples(g, 0, source=ti, what="test inputs", raw=raw, notes=notes)
     if ti is not None:
-        return encode_inputs(g, list(ti))
-    return make_inputs(g, int(getattr(opts, "test_samples", DEFAULT_TEST_SAMPLES)), seed=0)
+        return data.encode(g, list(ti), raw=raw, notes=notes, what="test inputs")
+    if raw:
+        raise EdgecError("--raw-inputs describes a --test-inputs file: give one")
+    return data.random_samples(g, int(getattr(opts, "test_samples", DEFAULT_TEST_SAMPLES)), seed=0)
 
 
-def add_to_bundle(bundle, g, prefix: str, target: Target, opts, ctx: dict) -> None:
+def add_to_bundle(bundle, g, prefix: str, target: Target, opts, ctx: dict) -> dict:
     """``edgec build --firmware``: add ``firmware/`` (harness sources, linker
     script, test vectors with expected outputs from edgec's interpreter) to the
     bundle; its Makefile's ``make firmware`` links ``firmware.elf`` and
-    ``make run`` runs it in QEMU."""
+    ``make run`` runs it in QEMU.  Returns what the report says about the test
+    inputs (``source``, ``samples``, ``notes``)."""
     from .compiler import _io
-    samples = test_samples_for(g, opts)
+    notes: list[str] = []
+    samples = test_samples_for(g, opts, notes)
     expected = expected_outputs(g, samples) if samples else None
+    ti = opts.test_inputs
     files = harness_files(prefix, _io(g, g.inputs), _io(g, g.outputs), target,
                           samples=samples, expected=expected,
-                          note="Test inputs: " + ("given with the build" if opts.test_inputs is not None
+                          note="Test inputs: " + ("given with the build" if ti is not None
                                                   else "random (seed 0)") +
                           "; expected outputs: edgec's graph interpreter.")
     for name, text in files.items():
         bundle.add(f"firmware/{name}", text)
     ctx["firmware"] = True
+    source = Path(ti).name if isinstance(ti, (str, os.PathLike)) else \
+        ("arrays" if ti is not None else "random (seed 0)")
+    info = {"source": source, "samples": len(samples), "notes": notes}
+    if getattr(opts, "raw_inputs", False):
+        info["raw_inputs"] = True     # the file's integer levels, as they are
+    return info
 
 
 def build(bundle_dir, report: dict, target: Target, out_dir, *, samples=None, expected=None,
@@ -280,8 +289,9 @@ def run_timeout(report: dict, samples: int, trace: bool = False) -> float:
     return 60.0 + samples * per * (3 if trace else 1)
 
 
-def run_on_target(g0, opts, samples, work, layers: bool):
-    """Compile ``g0`` for ``opts.target``, run every sample in one QEMU run
+def run_on_target(g0, opts, samples, work, layers: bool, notes: list | None = None):
+    """Compile ``g0`` for ``opts.target``, run every sample (encoded for the compiled
+    graph by :func:`edgec.data.encode`, what it did added to ``notes``) in one QEMU run
     (inputs and outputs through semihosting files), and return
     ``(outputs per sample, trace records or None, bundle, lowered graph, info)``.
     A firmware that hangs, faults or fails raises :class:`CheckFailed` saying so."""
@@ -300,8 +310,7 @@ def run_on_target(g0, opts, samples, work, layers: bool):
     fw = build(bdir, bundle.report, tgt, work / "firmware", hostio=True, trace=layers,
                opt_level=opts.opt_level, lto=opts.lto)
     ins, outs_spec = io_specs(bundle.report)
-    from .verify import encode_inputs
-    samples = encode_inputs(g, samples)
+    samples = data.encode(g, samples, notes=notes)
     write_samples(fw.dir / "edgec_in.bin", samples, ins)
     for f in ("edgec_out.bin", "edgec_trace.bin"):
         (fw.dir / f).unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtypes, reference
+from . import data, dtypes, reference
 from .compiler import Options, compile_full, load
 from .errors import EdgecError
 from .graph import Graph
@@ -92,85 +92,6 @@ def compare(what: str, tensor: str, got: np.ndarray, ref: np.ndarray, rtol: floa
     mism = int(np.count_nonzero(diff > tol))
     return Comparison(what, tensor, False, float(diff.max(initial=0.0)), ref_max, mism,
                       int(r.size), mism == 0)
-
-
-def make_inputs(g: Graph, n: int, seed: int = 0, inputs_file: str | None = None):
-    """n samples of random inputs within each input's range, or those of a .npz file."""
-    if inputs_file:
-        return load_inputs(g, inputs_file)
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(n):
-        s = []
-        for name in g.inputs:
-            t = g.tensors[name]
-            if dtypes.is_float(t.dtype):
-                s.append(rng.uniform(-1.0, 1.0, t.shape).astype(dtypes.np_dtype(t.dtype)))
-            elif t.dtype == "bool":
-                s.append(rng.integers(0, 2, t.shape).astype(bool))
-            else:
-                lo, hi = dtypes.int_range(t.dtype)
-                lo, hi = max(lo, -(1 << 15)), min(hi, (1 << 15) - 1)
-                s.append(rng.integers(lo, hi + 1, t.shape).astype(dtypes.np_dtype(t.dtype)))
-        samples.append(s)
-    return samples
-
-
-def load_inputs(g: Graph, path: str):
-    """A .npz with one array per model input (by name, or arr_0, arr_1, ... in order),
-    each with a leading sample dimension or exactly the input's shape."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise EdgecError(f"cannot read inputs: {e}", path) from None
-    keys = list(data.keys())
-    arrays = []
-    for i, name in enumerate(g.inputs):
-        t = g.tensors[name]
-        origin = str(t.origin) if t.origin is not None else name
-        for k in (origin, name, f"arr_{i}", f"input{i}", f"input_{i}"):
-            if k in keys:
-                arrays.append(np.asarray(data[k]))
-                break
-        else:
-            if len(g.inputs) == 1 and len(keys) == 1:
-                arrays.append(np.asarray(data[keys[0]]))
-            else:
-                raise EdgecError(f"no array for input {origin!r} (arrays: {', '.join(keys)})", path)
-    samples = None
-    per = []
-    for name, a in zip(g.inputs, arrays):
-        t = g.tensors[name]
-        if tuple(a.shape) == t.shape:
-            a = a[None]
-        if tuple(a.shape[1:]) != t.shape and a.reshape(a.shape[0], -1).shape[1] != t.size:
-            raise EdgecError(f"array of shape {list(a.shape)} does not fit input {list(t.shape)}", path)
-        per.append(a.reshape((a.shape[0],) + t.shape).astype(dtypes.np_dtype(t.dtype)))
-    n = per[0].shape[0] if per else 0
-    if any(p.shape[0] != n for p in per):
-        raise EdgecError("inputs have different numbers of samples", path)
-    samples = [[p[i] for p in per] for i in range(n)]
-    return samples
-
-
-def encode_inputs(g: Graph, samples):
-    """Samples for the compiled graph ``g``: float features become integer levels for
-    the inputs of ``--quantized-input`` tree models (``g.meta['input_encoding']``);
-    integer samples (levels already) and everything else pass through."""
-    enc = (g.meta.get("input_encoding") or {}) if g is not None else {}
-    if not enc:
-        return samples
-    from .ops.trees import encode_levels
-    out = []
-    for s in samples:
-        s2 = list(s)
-        for i, name in enumerate(g.inputs):
-            e = enc.get(name)
-            x = np.asarray(s[i])
-            if e is not None and x.dtype.kind == "f":      # integer samples already are levels
-                s2[i] = encode_levels(x.astype(np.float64), e["lo"], e["inv"], e["bits"])
-        out.append(s2)
-    return out
 
 
 def label_indices(g: Graph, name: str, ref: np.ndarray) -> np.ndarray:
@@ -264,12 +185,19 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
            layers: bool = False, rtol: float = 1e-4, input_shapes=None, sanitize: bool = False,
            work_dir: str | None = None, options: dict | None = None,
            compare_litert: bool = True, quantize=None, backend: str = "native",
-           compress=None, optimize: str = "speed", fit_check: bool = True) -> VerifyResult:
+           compress=None, optimize: str = "speed", raw_inputs: bool = False,
+           fit_check: bool = True) -> VerifyResult:
     """``quantize`` (a QuantConfig): quantize the float model with edgec first and
     check the compiled int8 model bit for bit against edgec's quantized-graph reference.
     ``compress`` (an edgec.compress.CompressConfig): likewise with the low-rank /
-    pruned / binarized graph as the reference.  ``backend="tflm"``: see :func:`verify_tflm`."""
+    pruned / binarized graph as the reference.  ``backend="tflm"``: see :func:`verify_tflm`.
+    ``inputs_file``: samples read by :func:`edgec.data.load` (float values for an int8
+    input are quantized with its scale and zero point, and a note says so);
+    ``raw_inputs``: the file holds the integer levels of integer inputs themselves."""
     model = Path(model)
+    if raw_inputs and (options or {}).get("tree_quantized_input"):
+        raise EdgecError("--raw-inputs with --quantized-input: the reference runtime takes the "
+                         "model's float features; give those (edgec encodes them as levels)")
     if backend == "tflm":
         if compress is not None and compress.any():
             raise EdgecError("--prune, --low-rank and --binarize need --backend native")
@@ -281,12 +209,11 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
             from .compiler import lower, quantize_graph
             graph, _, _ = quantize_graph(lower(load(model, input_shapes)), quantize)
         return verify_tflm(model, target, n, seed, inputs_file, rtol, input_shapes, work_dir,
-                           graph=graph)
+                           graph=graph, raw_inputs=raw_inputs)
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
     from .ops.conv import HYBRID_NOTE
     hybrid = [t for t in g0.meta.get("transforms", []) if t.startswith(HYBRID_NOTE)]
-    samples = None
     if quantize is not None or (compress is not None and compress.any()):
         from .compiler import compress_graph, lower, quantize_graph
         gf = lower(g0)
@@ -296,12 +223,8 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
         if quantize is not None:
             g0, _, _ = quantize_graph(g0, quantize)
         kind = "edgec"
-        if inputs_file:  # float inputs of the float model, quantized like the int8 model's inputs
-            from .accuracy import q_inputs
-            from .calibration import read_dataset
-            samples = [q_inputs(g0, s) for s in read_dataset(gf, inputs_file, "verify").samples]
-    if samples is None:
-        samples = make_inputs(g0, n, seed, inputs_file)
+    notes: list[str] = []
+    samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
     if not samples:
         raise EdgecError("no input samples to verify with")
     opts = Options(target=target, backend=backend, name="model", input_shapes=None, optimize=optimize,
@@ -309,7 +232,8 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
     work = Path(work_dir or tmp.name)
     try:
-        res = VerifyResult(str(model), target, REFERENCE_NAMES.get(kind, kind), len(samples))
+        res = VerifyResult(str(model), target, REFERENCE_NAMES.get(kind, kind), len(samples),
+                           notes=notes)
         if kind == "edgec":
             ref_outs, ref_inter = run_edgec_reference(g0, samples, layers)
         else:
@@ -321,10 +245,11 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
             bdir = bundle.write(work / "bundle")
             from .emulator import HostProgram
             prog = HostProgram(bdir, bundle.report, work / "host", trace=layers, sanitize=sanitize)
-            outs, trace = prog.run(encode_inputs(g, samples), trace=layers)
+            outs, trace = prog.run(data.encode(g, samples, notes=res.notes), trace=layers)
         else:
             from . import firmware
-            outs, trace, bundle, g, fw_info = firmware.run_on_target(g0, opts, samples, work, layers)
+            outs, trace, bundle, g, fw_info = firmware.run_on_target(g0, opts, samples, work, layers,
+                                                                     notes=res.notes)
             res.extra["firmware"] = fw_info
         for j, name in enumerate(g.outputs):
             got = np.stack([o[j] for o in outs])
@@ -396,7 +321,7 @@ def _compare_layers(res: VerifyResult, g: Graph, report: dict, trace: dict, ref_
 
 def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
                 inputs_file: str | None = None, rtol: float = 1e-4, input_shapes=None,
-                work_dir: str | None = None, graph=None) -> VerifyResult:
+                work_dir: str | None = None, graph=None, raw_inputs: bool = False) -> VerifyResult:
     """``--backend tflm``: on the host, the bundled model array runs in the
     tflite-micro Python interpreter with the arena the bundle declares, and its
     outputs are compared with edgec's native backend (both follow TFLite Micro's
@@ -410,20 +335,24 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
     except EdgecError as e:
         raise EdgecError(f"edgec cannot import this model, so there is nothing to compare the "
                          f"TFLM bundle with ({e})") from None
-    samples = make_inputs(g0, n, seed, inputs_file)
+    notes: list[str] = []
+    samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
     if not samples:
         raise EdgecError("no input samples to verify with")
     tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
     work = Path(work_dir or tmp.name)
     try:
         if not tgt.is_host:
-            return _verify_tflm_firmware(model, graph, tgt, samples, work, rtol)
+            res = _verify_tflm_firmware(model, graph, tgt, samples, work, rtol)
+            res.notes[:0] = notes
+            return res
         bundle, _ = compile_full(graph if graph is not None else model,
                                  Options(target="host", backend="tflm", name="model",
                                          extra={"tflm_check": False}))
         flat = bundle.tflm_model
         arena = bundle.report["arena_bytes"]
-        res = VerifyResult(str(model), target, "edgec native backend (host build)", len(samples))
+        res = VerifyResult(str(model), target, "edgec native backend (host build)", len(samples),
+                           notes=notes)
         try:
             ok, used = reference.tflm_try_allocate_isolated(flat, arena)
         except ImportError:

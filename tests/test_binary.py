@@ -11,7 +11,7 @@ import pytest
 import bnn_digits
 import digits
 from conftest import have
-from edgec import accuracy, calibration, interp
+from edgec import accuracy, data, interp
 from edgec.compiler import Options, compile_full, load, lower
 from edgec.emulator import HostProgram
 from edgec.errors import EdgecError
@@ -243,7 +243,7 @@ def float_mlp(tmp_path_factory):
 
 def test_binarize_float_mlp_reports_the_cost_and_runs_bit_exact(float_mlp, tmp_path, edgec_cli):
     g = lower(load(float_mlp["path"]))
-    ds = calibration.read_dataset(g, float_mlp["test"], "eval", with_targets=True)
+    ds = data.load(g, float_mlp["test"], "eval", targets=True)
     gb, info = bz.binarize(g, bz.BinarizeConfig(layers=("hidden",), mode="xnor",
                                                 calibration=str(float_mlp["cal"])))
     gb = lower(gb)

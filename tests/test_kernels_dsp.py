@@ -273,8 +273,8 @@ def run(g, target, samples, tmp, **extra):
 
 def check(g, target, tmp, seed, **extra):
     from edgec import interp
-    from edgec.verify import make_inputs
-    samples = make_inputs(g, 2, seed=seed)
+    from edgec.data import random_samples
+    samples = random_samples(g, 2, seed=seed)
     want = [[interp.run(g, s)[o] for o in g.outputs] for s in samples]
     got = run(g, target, samples, tmp, **extra)
     for si, (w, o) in enumerate(zip(want, got)):

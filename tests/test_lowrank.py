@@ -9,7 +9,7 @@ import pytest
 
 import digits
 from conftest import have, shared_model
-from edgec import calibration, interp
+from edgec import data, interp
 from edgec.compiler import Options, compile_full, load, lower
 from edgec.compress import CompressConfig, apply
 from edgec.emulator import HostProgram
@@ -17,7 +17,7 @@ from edgec.errors import EdgecError
 from edgec.graph import Graph
 from edgec.passes import lowrank as lr
 from edgec.passes import quantize as qz
-from edgec.verify import make_inputs
+from edgec.data import random_samples
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +102,8 @@ def test_low_rank_then_int8_is_bit_exact_with_its_reference(mlp, tmp_path):
     gq = qz.quantize(g2, qz.QuantConfig(calibration=str(mlp["cal"]))).graph
     bundle, gl = compile_full(gq, Options(target="host"))
     prog = HostProgram(bundle.write(tmp_path / "b"), bundle.report, tmp_path / "w")
-    ds = calibration.read_dataset(g, mlp["test"], "eval")
-    from edgec.accuracy import q_inputs
-    samples = [q_inputs(gq, s) for s in ds.samples[:40]]
+    ds = data.load(g, mlp["test"], "eval")
+    samples = data.encode(gq, ds.samples[:40])
     outs, _ = prog.run(samples)
     for s, o in zip(samples, outs):
         assert np.array_equal(o[0], interp.run(gl, s)[gl.outputs[0]])
@@ -118,7 +117,7 @@ def test_ad01_low_rank_cuts_40_percent(tmp_path):
     assert c["weights_cut"] >= 0.40 and len(c["low_rank"]["layers"]) == 10
     assert bundle.report["weights_bytes"] < 0.65 * compile_full(g, Options(target="host"))[0].report["weights_bytes"]
     prog = HostProgram(bundle.write(tmp_path / "b"), bundle.report, tmp_path / "w")
-    samples = make_inputs(gl, 3, seed=0)
+    samples = random_samples(gl, 3, seed=0)
     outs, _ = prog.run(samples)
     for s, o in zip(samples, outs):
         ref = interp.run(gl, s)[gl.outputs[0]]

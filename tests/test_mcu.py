@@ -52,11 +52,11 @@ def _bit_exact(res, min_layers):
 def _kws_firmware(tmp_path, target="cortex-m4", defines=(), samples=2):
     from edgec import firmware, targets
     from edgec.compiler import Options, compile_full, load
-    from edgec.verify import make_inputs
+    from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target=target, name="kws"))
     bdir = bundle.write(tmp_path / "bundle")
-    s = make_inputs(g0, samples, seed=1)
+    s = random_samples(g0, samples, seed=1)
     return firmware.build(bdir, bundle.report, targets.load(target), tmp_path / "fw",
                           samples=s, expected=firmware.expected_outputs(g, s), defines=defines)
 
@@ -89,11 +89,11 @@ def test_self_checking_firmware_passes_and_detects_a_wrong_expectation(tmp_path)
     need_arm()
     from edgec import firmware, targets
     from edgec.compiler import Options, compile_full, load
-    from edgec.verify import make_inputs
+    from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target="cortex-m4", name="kws"))
     bdir = bundle.write(tmp_path / "bundle")
-    s = make_inputs(g0, 3, seed=5)
+    s = random_samples(g0, 3, seed=5)
     exp = firmware.expected_outputs(g, s)
     fw = firmware.build(bdir, bundle.report, targets.load("cortex-m4"), tmp_path / "ok",
                         samples=s, expected=exp)
@@ -130,10 +130,10 @@ def test_stack_overflow_is_an_error(tmp_path):
     need_arm()
     from edgec import firmware, targets
     from edgec.compiler import Options, compile_full, load
-    from edgec.verify import make_inputs
+    from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target="cortex-m4", name="kws"))
-    s = make_inputs(g0, 1)
+    s = random_samples(g0, 1)
     fw = firmware.build(bundle.write(tmp_path / "b"), bundle.report, targets.load("cortex-m4"),
                         tmp_path / "fw", samples=s, expected=firmware.expected_outputs(g, s),
                         stack_size=128)
@@ -149,10 +149,10 @@ def test_lto_firmware_passes(target, tmp_path):
     need("arm-none-eabi-gcc" if target != "riscv32" else "riscv64-unknown-elf-gcc")
     from edgec import firmware, targets
     from edgec.compiler import Options, compile_full, load
-    from edgec.verify import make_inputs
+    from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target=target, name="kws", lto=True))
-    s = make_inputs(g0, 1)
+    s = random_samples(g0, 1)
     fw = firmware.build(bundle.write(tmp_path / "b"), bundle.report, targets.load(target),
                         tmp_path / "fw", samples=s, expected=firmware.expected_outputs(g, s),
                         lto=True, opt_level="2")
@@ -259,12 +259,12 @@ def test_cortex_m0plus_size_only_build(tmp_path):
 def _size_only(model, tmp_path):
     from edgec import elfsize, firmware, targets
     from edgec.compiler import Options, compile_full, load
-    from edgec.verify import make_inputs
+    from edgec.data import random_samples
     tgt = targets.load("cortex-m0plus")
     g0 = load(model)
     bundle, g = compile_full(g0, Options(target="cortex-m0plus", name="model", fit_check=False))
     bdir = bundle.write(tmp_path / "bundle")
-    s = make_inputs(g0, 1)
+    s = random_samples(g0, 1)
     fw = firmware.build(bdir, bundle.report, tgt, tmp_path / "fw", samples=s,
                         expected=firmware.expected_outputs(g, s), memory="unbounded")
     b = elfsize.breakdown(elfsize.read(fw.elf), "model")

@@ -73,9 +73,9 @@ def test_numpy_reference_interpreter_matches_tflm():
     """edgec's own graph interpreter is bit-exact with TFLite Micro on int8 models."""
     from edgec import interp, reference
     from edgec.compiler import load, lower
-    from edgec.verify import make_inputs
+    from edgec.data import random_samples
     g = lower(load(EXAMPLE_KWS))
-    samples = make_inputs(g, 3, seed=3)
+    samples = random_samples(g, 3, seed=3)
     ref, _ = reference.run_tflm(EXAMPLE_KWS, samples)
     for s, r in zip(samples, ref):
         out = interp.run(g, s)[g.outputs[0]]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_model
-from edgec import accuracy, calibration, interp
+from edgec import calibration, data, interp
 from edgec.compiler import Options, compile_full, load, lower
 from edgec.emulator import HostProgram
 from edgec.errors import EdgecError
@@ -58,18 +58,18 @@ def _mnist():
 def test_dataset_shape_and_dtype_errors_are_one_line(tmp_path):
     g = _mnist()  # input [1, 1, 28, 28]
     np.savez(tmp_path / "ok.npz", x=np.zeros((5, 28, 28), np.float32))
-    assert len(calibration.read_dataset(g, tmp_path / "ok.npz")) == 5
+    assert len(data.load(g, tmp_path / "ok.npz", "calibration")) == 5
     np.savez(tmp_path / "shape.npz", x=np.zeros((5, 32, 32), np.float32))
     with pytest.raises(EdgecError, match=r"shape \[5, 32, 32\], which does not fit .* \[N, 1, 28, 28\]"):
-        calibration.read_dataset(g, tmp_path / "shape.npz")
+        data.load(g, tmp_path / "shape.npz", "calibration")
     np.savez(tmp_path / "dtype.npz", x=np.zeros((5, 1, 28, 28), np.uint8))
     with pytest.raises(EdgecError, match="dtype uint8 but input"):
-        calibration.read_dataset(g, tmp_path / "dtype.npz")
+        data.load(g, tmp_path / "dtype.npz", "calibration")
     d = tmp_path / "npys"
     d.mkdir()
     for i in range(3):
         np.save(d / f"{i}.npy", np.zeros((2, 1, 28, 28), np.float32))
-    assert len(calibration.read_dataset(g, d)) == 6
+    assert len(data.load(g, d, "calibration")) == 6
     with pytest.raises(EdgecError, match="needs calibration data"):
         qz.quantize(g, qz.QuantConfig())
 
@@ -90,7 +90,7 @@ def test_onnx_nchw_int8_bit_exact_on_host(tmp_path):
     assert gq.tensors[gq.inputs[0]].shape == (1, 1, 28, 28)
     bundle, gl = compile_full(gq, Options(target="host"))
     prog = HostProgram(bundle.write(tmp_path / "b"), bundle.report, tmp_path / "w", trace=True)
-    samples = [accuracy.q_inputs(gq, [xi]) for xi in x[30:]]
+    samples = data.encode(gq, [[xi] for xi in x[30:]])
     outs, trace = prog.run(samples, trace=True)
     for s, (inp, o) in enumerate(zip(samples, outs)):
         env = interp.run(gq, inp, keep_all=True)
@@ -133,7 +133,7 @@ def test_onnx_qdq_export_runs_in_onnxruntime(tmp_path):
     assert sess.get_inputs()[0].type == "tensor(int8)"
     oq = gq.tensors[gq.outputs[0]].quant
     for xi in x[:5]:
-        xq = accuracy.q_inputs(gq, [xi])[0]
+        xq = data.encode(gq, [[xi]])[0][0]
         ref = interp.run(gq, [xq])[gq.outputs[0]]
         got = sess.run(None, {sess.get_inputs()[0].name: xq})[0]
         # ONNX rounds half to even and requantizes in float: a step or two, not bit for bit
@@ -239,7 +239,7 @@ def test_onnx_quantized_to_tflite_runs_bit_exact_in_tflite_micro(tmp_path):
                            rtol=1e-5, atol=1e-5)
     gq = qz.quantize(gn, qz.QuantConfig(calibration=[x[:16]])).graph
     path = tflite.save(gq, tmp_path / "q.tflite")
-    samples = [accuracy.q_inputs(gq, [xi]) for xi in x[16:]]
+    samples = data.encode(gq, [[xi] for xi in x[16:]])
     outs, _ = reference.run_tflm(path, samples)
     for s, o in zip(samples, outs):
         assert np.array_equal(np.asarray(o[0]).reshape(-1), interp.run(gq, s)[gq.outputs[0]].reshape(-1))

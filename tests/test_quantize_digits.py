@@ -10,7 +10,7 @@ import pytest
 
 import digits
 from conftest import shared_model
-from edgec import accuracy, calibration, interp
+from edgec import accuracy, data, interp
 from edgec.compiler import Options, compile_full, load, lower
 from edgec.emulator import HostProgram
 from edgec.passes import quantize as qz
@@ -43,7 +43,7 @@ def test_keras_frontend_matches_keras(digits_model):
 
 def test_digits_int8_loses_at_most_one_point_and_runs_bit_exact(digits_model, tmp_path):
     g, gq = digits_model["g"], digits_model["gq"]
-    ds = calibration.read_dataset(g, digits_model["test"], "eval", with_targets=True)
+    ds = data.load(g, digits_model["test"], "eval", targets=True)
     rep = accuracy.evaluate(g, gq, ds)
     top1 = rep["top1"]
     assert top1["float"] >= 0.95, top1
@@ -52,7 +52,7 @@ def test_digits_int8_loses_at_most_one_point_and_runs_bit_exact(digits_model, tm
     # the compiled C on the host, all 360 test images: bit-exact, same accuracy
     bundle, _ = compile_full(gq, Options(target="host"))
     prog = HostProgram(bundle.write(tmp_path / "b"), bundle.report, tmp_path / "w")
-    samples = [accuracy.q_inputs(gq, s) for s in ds.samples]
+    samples = data.encode(gq, ds.samples)
     outs, _ = prog.run(samples)
     ref = [interp.run(gq, s)[gq.outputs[0]] for s in samples]
     assert all(np.array_equal(o[0], r) for o, r in zip(outs, ref))
@@ -84,8 +84,8 @@ def test_digits_tflite_export_bit_exact_with_tflite_micro(digits_model, tmp_path
     gq = digits_model["gq"]
     path = tmp_path / "q.tflite"
     exp.save(gq, path)
-    ds = calibration.read_dataset(digits_model["g"], digits_model["test"], "eval")
-    samples = [accuracy.q_inputs(gq, s) for s in ds.samples[:100]]
+    ds = data.load(digits_model["g"], digits_model["test"], "eval")
+    samples = data.encode(gq, ds.samples[:100])
     outs, _ = reference.run_tflm(path, samples)
     for s, o in zip(samples, outs):
         assert np.array_equal(np.asarray(o[0]).reshape(-1), interp.run(gq, s)[gq.outputs[0]].reshape(-1))
@@ -98,8 +98,8 @@ def test_digits_int8_bit_exact_in_qemu_cortex_m4(digits_model, tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
     gq = digits_model["gq"]
-    ds = calibration.read_dataset(digits_model["g"], digits_model["test"], "eval", with_targets=True)
-    samples = [accuracy.q_inputs(gq, s) for s in ds.samples[:60]]
+    ds = data.load(digits_model["g"], digits_model["test"], "eval", targets=True)
+    samples = data.encode(gq, ds.samples[:60])
     outs, _, _, _, _ = firmware.run_on_target(gq, Options(target="cortex-m4", name="model"), samples,
                                               tmp_path, False)
     for s, o in zip(samples, outs):

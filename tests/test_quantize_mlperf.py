@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, have, shared_model
-from edgec import accuracy, calibration, interp, reference
+from edgec import accuracy, calibration, data, interp, reference
 from edgec.compiler import load, lower
 from edgec.passes import quantize as qz
 
@@ -43,7 +43,7 @@ def test_edgec_int8_sqnr_at_least_official_and_flash(fl, ql, lo, hi, tmp_path):
         assert fq["flash_bytes"] <= 0.30 * ff["flash_bytes"], (fq, ff)
     from edgec.exporters import tflite
     path = tflite.save(gq, tmp_path / "q.tflite")
-    samples = [accuracy.q_inputs(gq, s) for s in ev.samples[:5]]
+    samples = data.encode(gq, ev.samples[:5])
     outs, _ = reference.run_tflm(path, samples)
     for s, o in zip(samples, outs):
         env = interp.run(gq, s)

@@ -18,7 +18,7 @@ from edgec.errors import EdgecError
 from edgec.graph import Graph
 from edgec.passes import prune as pr
 from edgec.passes import quantize as qz
-from edgec.verify import make_inputs
+from edgec.data import random_samples
 
 
 def _build(g, tmp_path, name, **extra):
@@ -101,7 +101,7 @@ def test_sparse_int8_conv_depthwise_fc_bit_exact(sparsity, tmp_path):
     assert "bitmap" in fm or "csr8" in fm
     if sparsity > 0.9:
         assert "csr8" in fm
-    samples = make_inputs(gp, 3, seed=2)
+    samples = random_samples(gp, 3, seed=2)
     o_s, _ = p_s.run(samples)
     o_d, _ = p_d.run(samples)
     for s, a, b in zip(samples, o_s, o_d):
@@ -160,7 +160,7 @@ def test_ad01_pruned_half_saves_30_percent_weight_flash(model, tmp_path):
     assert b.report["compression"]["prune"]["sparsity"] == 0.5
     assert any(t.startswith("sparse_storage") for t in b.report["transformations"])
     prog = HostProgram(b.write(tmp_path / "b"), b.report, tmp_path / "w")
-    samples = make_inputs(gl, 4, seed=3)
+    samples = random_samples(gl, 4, seed=3)
     outs, _ = prog.run(samples)
     for s, o in zip(samples, outs):
         ref = interp.run(gl, s)[gl.outputs[0]]
@@ -177,7 +177,7 @@ def test_ad01_int8_pruned_runs_bit_exact_in_qemu_with_less_weight_flash(tmp_path
     from edgec import firmware, report
     g0 = lower(load(shared_model("mlperf_tiny/ad01_int8.tflite")))
     cc = CompressConfig(prune=pr.PruneConfig.parse(["0.5"]))
-    samples = make_inputs(g0, 8, seed=4)
+    samples = random_samples(g0, 8, seed=4)
     sizes = {}
     for name, c in (("dense", None), ("sparse", cc)):
         outs, _, bundle, gl, info = firmware.run_on_target(

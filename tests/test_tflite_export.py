@@ -9,7 +9,7 @@ from edgec import frontends, interp, reference
 from edgec.errors import UnsupportedError
 from edgec.exporters import tflite as tw
 from edgec.graph import Graph, QuantParams
-from edgec.verify import make_inputs
+from edgec.data import random_samples
 
 RELU = [0.0, float("inf")]
 RELU6 = [0.0, 6.0]
@@ -38,7 +38,7 @@ def _roundtrip_tflm(g: Graph, n: int = 4, seed: int = 0):
     interpreter on both graphs: all bit-exact."""
     data = tw.to_bytes(g)
     g2 = frontends.tflite.from_bytes(data)
-    samples = make_inputs(g, n, seed)
+    samples = random_samples(g, n, seed)
     ref, _ = reference.run_tflm(data, samples)
     for s, r in zip(samples, ref):
         ours = interp.run(g, s)
@@ -68,7 +68,7 @@ def test_mlperf_int8_roundtrip(name):
 def test_float_roundtrip_litert(tmp_path):
     g = frontends.load(shared_model("mlperf_tiny/ad01_fp32.tflite"))
     p = tw.save(g, tmp_path / "f.tflite")
-    samples = make_inputs(g, 3, 1)
+    samples = random_samples(g, 3, 1)
     a, _ = reference.run_litert(shared_model("mlperf_tiny/ad01_fp32.tflite"), samples)
     b, _ = reference.run_litert(p, samples)
     for x, y in zip(a, b):
@@ -221,7 +221,7 @@ def test_float_ops_litert(tmp_path):
     p = tw.save(g, tmp_path / "f.tflite")
     g2 = frontends.load(p)
     _same_graph(g, g2)
-    samples = make_inputs(g, 3, 2)
+    samples = random_samples(g, 3, 2)
     ref, _ = reference.run_litert(p, samples)
     for s, r in zip(samples, ref):
         ours = interp.run(g, s)

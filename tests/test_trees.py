@@ -30,7 +30,8 @@ from edgec.compiler import Options, compile_full  # noqa: E402
 from edgec.emulator import HostProgram  # noqa: E402
 from edgec.errors import EdgecError  # noqa: E402
 from edgec.frontends.onnx import from_model  # noqa: E402
-from edgec.verify import encode_inputs, label_indices, verify  # noqa: E402
+from edgec.data import encode, feature_levels  # noqa: E402
+from edgec.verify import label_indices, verify  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tree_models import MODES, make_model, ort_run, random_trees  # noqa: E402
@@ -81,7 +82,7 @@ def _compile_run(m, X, extra=None, target="host"):
     b, g = compile_full(g0, Options(target=target, extra=dict(extra or {})))
     with tempfile.TemporaryDirectory() as d:
         prog = HostProgram(b.write(Path(d) / "b"), b.report, Path(d) / "w")
-        outs = prog.run(encode_inputs(g, [[X]]))[0][0]
+        outs = prog.run(encode(g, [[X]]))[0][0]
     return outs, b, g
 
 
@@ -365,7 +366,7 @@ def test_integer_features_compile_to_their_reference():
                  "tree_quantized_input": bool((it // 4) % 2),
                  "tree_calibration": rng.normal(size=(50, F)).astype(np.float32) if it % 3 else None}
         outs, b, g = _compile_run(m, X, extra)
-        ref = interp.run(g, encode_inputs(g, [[X]])[0])
+        ref = interp.run(g, encode(g, [[X]])[0])
         for o, name in zip(outs, g.outputs):
             assert np.allclose(ref[name].astype(np.float64), o.astype(np.float64), rtol=1e-6,
                                atol=1e-7, equal_nan=True)
@@ -485,7 +486,7 @@ def _changed_rows(p, npz, extra, n):
     b, g = compile_full(g0, Options(target="host", extra=dict(extra)))
     with tempfile.TemporaryDirectory() as d:
         prog = HostProgram(b.write(Path(d) / "b"), b.report, Path(d) / "w")
-        outs, _ = prog.run(encode_inputs(g, samples))
+        outs, _ = prog.run(encode(g, samples))
     return [i for i in range(n) if int(outs[i][0][0]) != int(ref[i][0][0])]
 
 
@@ -620,14 +621,13 @@ def test_firmware_test_vectors_of_integer_input_are_levels(tmp_path):
     feature levels (the grid's encoding), not the floats cast to bytes."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from edgec.ops.trees import encode_levels
     Xw, yw = _data("wine")
     m = _skl(RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(Xw, yw), 13)
     p, npz = _save(tmp_path, m, Xw[:3])
     b, g = compile_full(p, Options(target="cortex-m4", firmware=True, test_inputs=str(npz),
                                    extra={"tree_features": "int8", "tree_quantized_input": True}))
     enc = g.meta["input_encoding"][g.inputs[0]]
-    levels = encode_levels(Xw[0], enc["lo"], enc["inv"], 8)
+    levels = feature_levels(Xw[0], enc["lo"], enc["inv"], 8)
     text = b.files["firmware/test_vectors.c"]
     first = text.split("fw_test_in0")[1].split("{", 1)[1]
     got = [int(v) for v in first.replace("\n", " ").split(",")[:13]]

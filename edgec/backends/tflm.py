@@ -431,12 +431,13 @@ def compile_bundle(model, opts, tgt, prefix: str):
                arena_64=res.arena.arena_64, weights_bytes=res.weights_bytes, ar=ar,
                nm=ar[:-2] + "nm", cxx=cxx_compiler(tgt.cc), firmware=False,
                qemu_cmd=emulator.qemu_command_line(tgt))
+    test_inputs = None
     if opts.firmware:
         if g is None:
             raise EdgecError("--firmware with --backend tflm needs a model edgec can import "
                              "(its test vectors and expected outputs come from edgec's graph)")
         from .. import firmware
-        firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
+        test_inputs = firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
         b.add("firmware/edgec_tflm_support.cc", _SUPPORT_CC)
     b.add("edgec.mk", render("tflm/edgec.mk.j2", **ctx))
     b.add("Makefile", render("tflm/Makefile.j2", **ctx))
@@ -487,6 +488,8 @@ def compile_bundle(model, opts, tgt, prefix: str):
             "arena": res.arena.details,
         },
     }
+    if test_inputs is not None:
+        b.report["test_inputs"] = test_inputs
     b.tflm_model = flat
     return b, g
 

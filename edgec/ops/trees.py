@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data import feature_levels
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 
@@ -155,30 +156,11 @@ class FeatureQuant:
         return (1 << self.bits) - 1
 
     def levels(self, X: np.ndarray) -> np.ndarray:
+        """[N, U] levels of the used features of rows ``X`` (:func:`edgec.data.feature_levels`)."""
         X = np.asarray(X)
         if X.ndim == 1:
             X = X.reshape(1, -1)
-        x = X[:, self.used].astype(np.float32)
-        with np.errstate(invalid="ignore", over="ignore"):
-            v = (x - self.lo) * self.inv
-            q = np.floor(v + np.float32(0.5))
-            q = np.where(v <= 0, 0, np.where(v >= np.float32(self.top), self.top, q))
-            q = np.where(np.isnan(v), self.nan_level, q)
-        return q.astype(np.int64)
-
-
-def encode_levels(x, lo, inv, bits: int) -> np.ndarray:
-    """Float features -> the integer levels of ``--quantized-input`` models (uint8/uint16):
-    ``clamp(floor((x - lo) * inv + 0.5), 0, 2^bits - 2)``, NaN -> ``2^bits - 1``."""
-    x = np.asarray(x)
-    shape = x.shape
-    F = len(lo)
-    fq = FeatureQuant(bits=bits, used=np.arange(F), lo=np.asarray(lo, np.float32),
-                      inv=np.asarray(inv, np.float32), feature=np.zeros(0, np.int64),
-                      qthreshold=np.zeros(0, np.int64), swapped=np.zeros(0, bool),
-                      nan_left=np.zeros(0, bool))
-    q = fq.levels(x.reshape(-1, F))
-    return q.astype(np.uint8 if bits == 8 else np.uint16).reshape(shape)
+        return feature_levels(X[:, self.used], self.lo, self.inv, self.bits)
 
 
 def build(kind: str, *, treeids, nodeids, featureids, modes, values, truenodeids, falsenodeids,

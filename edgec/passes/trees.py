@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import data
 from ..errors import EdgecError
 from ..graph import Graph
 from ..ops import trees as T
 
 
 def _levels(x: np.ndarray, lo: np.float32, inv: np.float32, top: int) -> np.ndarray:
-    fq = T.FeatureQuant(bits=0, used=np.zeros(1, np.int64), lo=np.array([lo], np.float32),
-                        inv=np.array([inv], np.float32), feature=np.zeros(0, np.int64),
-                        qthreshold=np.zeros(0, np.int64), swapped=np.zeros(0, bool),
-                        nan_left=np.zeros(0, bool))
-    fq.bits = int(np.log2(top + 2))
-    return fq.levels(np.asarray(x, np.float32).reshape(-1, 1))[:, 0]
+    return data.feature_levels(np.asarray(x).reshape(-1), lo, inv, int(np.log2(top + 2)))
 
 
 # Grid candidates tried per feature when calibration data is given: step scale
@@ -182,7 +178,7 @@ def feature_quant(ens: T.Ensemble, bits: int, cal: np.ndarray | None = None,
                       "nodes_with_changed_decisions": unkept,
                       "changed_decisions": flips_total})
         a = T.evaluate(ens, cal)
-        b = T.evaluate(ens, T.encode_levels(cal, lo, inv, bits) if direct else cal, fq)
+        b = T.evaluate(ens, data.feature_levels(cal, lo, inv, bits) if direct else cal, fq)
         if ens.kind == "classifier":
             stats["calibration_labels_changed"] = int(np.count_nonzero(a[0] != b[0]))
         stats["calibration_max_output_change"] = float(np.nanmax(np.abs(
@@ -199,53 +195,12 @@ def feature_quant(ens: T.Ensemble, bits: int, cal: np.ndarray | None = None,
     return fq
 
 
-def _csv_rows(p, F: int) -> np.ndarray:
-    rows = []
-    for line in p.read_text(errors="replace").splitlines():
-        parts = [c.strip() for c in line.replace(";", ",").split(",")]
-        try:
-            vals = [float(c) for c in parts[:F]]
-        except ValueError:
-            continue            # a header or a malformed line
-        if len(vals) == F:
-            rows.append(vals)
-    if not rows:
-        raise EdgecError(f"no rows of {F} numbers", str(p))
-    return np.asarray(rows, np.float64)
-
-
 def load_calibration(g: Graph, source) -> list[np.ndarray] | None:
-    """Calibration rows for the graph's inputs: an array [R, F] (one input), a .npz
-    (as ``edgec verify --inputs``) or a .csv/.txt of rows (the first F numeric
-    columns of each line; other columns, such as a label, are ignored)."""
+    """Calibration rows [R, F] per input (:func:`edgec.data.load_rows`: arrays, an .npz
+    as ``edgec verify --inputs`` takes, or a .csv of rows), or None."""
     if source is None:
         return None
-    if isinstance(source, np.ndarray):
-        arrays = [source]
-    else:
-        from pathlib import Path
-        p = Path(str(source))
-        if not p.exists():
-            raise EdgecError("no such file", str(p))
-        if p.suffix.lower() == ".npz":
-            from ..verify import load_inputs
-            samples = load_inputs(g, str(p))
-            arrays = [np.stack([s[i] for s in samples]) for i in range(len(g.inputs))]
-        elif len(g.inputs) != 1:
-            raise EdgecError("a CSV calibration file needs a model with one input", str(p))
-        else:
-            arrays = [_csv_rows(p, g.tensors[g.inputs[0]].shape[-1])]
-    out = []
-    for name, a in zip(g.inputs, arrays):
-        t = g.tensors[name]
-        F = t.shape[-1]
-        a = np.asarray(a)
-        if a.ndim == 1:
-            a = a.reshape(1, -1)
-        a = a.reshape(-1, F)
-        from .. import dtypes
-        out.append(a.astype(dtypes.np_dtype(t.dtype)))
-    return out
+    return data.load_rows(g, source, "tree calibration")
 
 
 def _tree_input_values(g: Graph, node, cal_inputs: list[np.ndarray]) -> np.ndarray:
