@@ -398,7 +398,7 @@ def _verify_tflm_firmware(model: Path, graph, tgt, samples, work: Path, rtol: fl
     from .backends import tflm
     inst = tflm.tflm_install(target_name=tgt.name)
     bundle, _ = compile_full(graph if graph is not None else model,
-                             Options(target=tgt.name, backend="tflm", name="model",
+                             Options(target=tgt, backend="tflm", name="model",
                                      extra={"tflm_check": False}))
     bdir = bundle.write(work / "bundle")
     fw = firmware.build(bdir, bundle.report, tgt, work / "firmware", hostio=True)
