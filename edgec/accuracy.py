@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import data, interp
+from . import data, interp, progress
 from .graph import Graph, QuantParams
 
 
@@ -84,7 +84,7 @@ def evaluate(g_float: Graph, g_q: Graph, dataset, layers: bool = True,
     layer_acc = {o: _Acc() for o in shared}
     enc_f = data.encode(g_float, samples, what="eval")
     enc_q = data.encode(g_q, samples, what="eval")
-    for sf, sq in zip(enc_f, enc_q):
+    for sf, sq in progress.track(list(zip(enc_f, enc_q)), "evaluation"):
         ef = interp.run(g_float, sf, keep_all=layers)
         eq = interp.run(g_q, sq, keep_all=layers)
         for j, o in enumerate(g_float.outputs):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import data, dtypes
+from . import data, dtypes, progress
 from .data import Dataset
 from .errors import EdgecError
 from .graph import Graph
@@ -74,7 +74,7 @@ def collect(g: Graph, samples, keep_values: bool = True, seed: int = 0) -> dict[
     per_sample = max(64, POOL_SIZE // max(len(samples), 1))
     stats: dict[str, TensorStats] = {}
     names = [nm for nm, t in g.tensors.items() if not t.is_const and t.dtype == "float32"]
-    for s in samples:
+    for s in progress.track(samples, "calibration"):
         env = interp.run(g, s, keep_all=True)
         for nm in names:
             v = env.get(nm)
