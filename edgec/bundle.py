@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import interrupt
 from .errors import EdgecError
 
 
@@ -89,6 +90,7 @@ def write_tree(out: Path, files: dict[str, str | bytes]) -> Path:
         raise EdgecError(f"{out} exists and is neither empty nor an edgec bundle (no edgec "
                          "report.json): not replacing it")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    interrupt.track(tmp)  # removed by the supervisor if a signal finds edgec stuck in C code
     try:
         for rel in sorted(files):
             p = tmp / rel
@@ -116,4 +118,6 @@ def write_tree(out: Path, files: dict[str, str | bytes]) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        interrupt.untrack(tmp)
     return out

@@ -12,7 +12,7 @@ import traceback
 
 import click
 
-from . import __version__, limits, progress
+from . import __version__, interrupt, limits, progress
 from .errors import EXIT_INTERNAL, EdgecError, ToolchainError
 
 _DEBUG = {"on": False}
@@ -88,25 +88,24 @@ def _console():
                    width=None if sys.stdout.isatty() else 200)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Program(click.Group):
+    """The ``edgec`` program: run as a program (click's standalone mode, what the
+    console script and ``python -m edgec`` do), it installs edgec's signal handling
+    first (:mod:`edgec.interrupt`: SIGINT / SIGTERM end it within a second, exit 130 /
+    143, nothing half-written left)."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if standalone_mode:
+            interrupt.install()
+        return super().main(*args, standalone_mode=standalone_mode, **kwargs)
+
+
+@click.group(cls=_Program, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgec")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 def main(debug):
     """edgec: compile ML models (ONNX, TFLite, Keras) into small, static C for microcontrollers."""
     _DEBUG["on"] = debug
-    _terminate_cleanly()
-
-
-def _terminate_cleanly() -> None:
-    """SIGTERM unwinds like Ctrl-C (temporary bundle directories are removed) and exits 143."""
-    import signal
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-    try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread (embedded use): leave the default
-        pass
 
 
 input_shape_opt = click.option(

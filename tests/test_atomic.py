@@ -157,6 +157,14 @@ main()
 """
 
 
+def _default_signals():
+    """The child gets SIGINT / SIGTERM as a foreground command does, whatever this process
+    has: under `make test &` SIGINT is ignored here, the child would inherit that, and
+    edgec keeps an ignored SIGINT ignored (tests/test_signals.py)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
 def test_signal_mid_write_keeps_previous_bundle(tmp_path, sig):
     import edgec
@@ -164,9 +172,12 @@ def test_signal_mid_write_keeps_previous_bundle(tmp_path, sig):
     edgec.build(EXAMPLE_KWS, out, target="host", name="first")
     before = _tree(out)
     marker = tmp_path / "marker"
+    tmpdir = tmp_path / "tmpdir"  # where a SIGKILLed edgec leaves its private TMPDIR
+    tmpdir.mkdir()
     p = subprocess.Popen([sys.executable, "-c", _PAUSED_BUILD, str(marker), str(EXAMPLE_KWS), str(out)],
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         env=dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmpdir)),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_default_signals)
     t0 = time.monotonic()
     while not marker.exists():
         assert time.monotonic() - t0 < 60 and p.poll() is None, p.communicate()
@@ -177,13 +188,15 @@ def test_signal_mid_write_keeps_previous_bundle(tmp_path, sig):
     _, err = p.communicate(timeout=60)
     assert p.returncode != 0
     assert _tree(out) == before, "the previous bundle changed"
-    left = sorted(q.name for q in tmp_path.iterdir() if q.name not in ("out", "marker"))
+    left = sorted(q.name for q in tmp_path.iterdir() if q.name not in ("out", "marker", "tmpdir"))
     if sig == "SIGINT":
         assert p.returncode == 130 and "interrupted" in err
         assert not left, f"temporary files left: {left}"
+        assert not any(tmpdir.iterdir())
     elif sig == "SIGTERM":
         assert p.returncode == 143
         assert not left, f"temporary files left: {left}"
+        assert not any(tmpdir.iterdir())
     else:
         # nothing can clean up after SIGKILL: the hidden temporary directory stays,
         # never a partial `out`
@@ -204,9 +217,12 @@ def test_random_kills_leave_old_or_new_bundle(tmp_path):
     new = _tree(ref)
     rng = random.Random(5)
     seen = set()
+    tmpdir = tmp_path / "tmpdir"  # SIGKILLed edgecs leave their private TMPDIR here
+    tmpdir.mkdir()
     for k in range(6):
         p = subprocess.Popen([sys.executable, "-m", "edgec", "build", str(model), "-o", str(out),
-                              "--name", "new"], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                              "--name", "new"],
+                             env=dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmpdir)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 1.1) * full)
         p.kill()
