@@ -312,6 +312,9 @@ config_opt = click.option(
 @click.option("-t", "--target", default=None, help="Target name (see `edgec targets`) or a .toml file. Default cortex-m4.")
 @click.option("-o", "--output", "out_dir", default=None, type=click.Path(), help="Bundle directory (default: ./<name>_bundle).")
 @click.option("-n", "--name", default=None, help="Bundle name: file names and C symbol prefix.  [default: model]")
+@click.option("--force", is_flag=True,
+              help="Write the bundle even where the output directory holds files edgec did not write "
+                   "(they are kept; edgec's own files are replaced, changes to them lost).")
 @click.option("--backend", default=None, type=click.Choice(["native", "tflm", "tvm"]), help="[default: native]")
 @click.option("--opt-level", default=None, help="C optimization level of the bundle's build (0,1,2,3,s,z).  [default: s]")
 @click.option("--lto/--no-lto", default=None, help="Link-time optimization in the bundle's build flags.")
@@ -336,8 +339,8 @@ config_opt = click.option(
 @tree_options
 @fit_options
 @handle_errors
-def build(model, target, out_dir, name, backend, opt_level, lto, optimize, kernels, firmware, test_inputs,
-          raw_inputs, test_samples, part_flash, part_ram, no_fit_check,
+def build(model, target, out_dir, name, force, backend, opt_level, lto, optimize, kernels, firmware,
+          test_inputs, raw_inputs, test_samples, part_flash, part_ram, no_fit_check,
           tvm_schedule, tvm_codegen, input_shapes, quant_mode, calibration, calibration_method, percentile,
           calibration_samples,
           keep_float, float_io, per_tensor, eval_data, config_path, trees_layout, tree_features,
@@ -388,7 +391,7 @@ def build(model, target, out_dir, name, backend, opt_level, lto, optimize, kerne
         opts.extra["kernels"] = kernels
     bundle = compile_with(model, opts)
     out = out_dir or (str(cfg.output) if cfg is not None and cfg.output else None)
-    path = bundle.write(out or f"{bundle.name}_bundle")
+    path = bundle.write(out or f"{bundle.name}_bundle", force=force)
     _print_build(bundle.report, path)
     _print_compression(bundle.report)
     _print_quant(bundle.report.get("quantization"),
@@ -502,7 +505,8 @@ def quantize(model, out_path, report_path, input_shapes, quant_mode, calibration
                "quantization": info}
         if acc is not None:
             doc["accuracy"] = acc
-        Path(report_path).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        from .bundle import write_file
+        write_file(report_path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 # layers listed by `edgec build` before the table is cut (report.json lists them all)
@@ -883,10 +887,10 @@ def explore(model, eval_data, target, calibration, techniques, no_bench, eval_sa
                      bench=not no_bench, eval_samples=eval_samples,
                      input_shapes=list(input_shapes) or None)
     if out_dir:
+        from .bundle import write_file
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "explore.json").write_text(json.dumps(res, indent=2) + "\n")
-        (out / "explore.html").write_text(ex.render_html(res))
+        write_file(out / "explore.json", json.dumps(res, indent=2) + "\n")
+        write_file(out / "explore.html", ex.render_html(res))
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return

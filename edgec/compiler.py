@@ -157,7 +157,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
     else:
         raise EdgecError(f"the {opts.backend} backend is not available in this build of edgec")
 
-    b = Bundle(prefix)
+    b = Bundle(prefix, products=("*.o", f"lib{prefix}.a", "firmware.elf", "firmware.map"))
     b.add(f"{prefix}.c", model_c)
     b.add(f"{prefix}.h", model_h)
     for rel, text in sorted(extra_files.items()):
@@ -166,7 +166,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
                arena_size=arena, weights_bytes=weights, firmware=opts.firmware,
                ar="arm-none-eabi-ar" if tgt.arch == "arm" else (
                    "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar"),
-               qemu_cmd=emulator.qemu_command_line(tgt))
+               qemu_cmd=emulator.qemu_command_line(tgt), products=b.products)
     test_inputs = None
     if opts.firmware:
         from . import firmware
@@ -332,7 +332,7 @@ def _io(g: Graph, names) -> list[dict]:
     return out
 
 
-def build(model, out_dir, target: str | None = None, **kw) -> tuple[Path, Bundle]:
-    """Compile and write the bundle directory (atomically)."""
+def build(model, out_dir, target: str | None = None, force: bool = False, **kw) -> tuple[Path, Bundle]:
+    """Compile and write the bundle directory (atomically; ``force``: see Bundle.write)."""
     b = compile(model, target=target, **kw)
-    return b.write(out_dir), b
+    return b.write(out_dir, force=force), b

@@ -53,12 +53,9 @@ def title(rep: dict) -> str:
 
 
 def write(path, text: str) -> None:
-    from pathlib import Path
-    from .errors import EdgecError
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise EdgecError(f"cannot write {path}: {e.strerror}") from None
+    """Write a report file atomically (one-line EdgecError when it cannot be written)."""
+    from .bundle import write_file
+    write_file(path, text)
 
 
 def render(fmt: str, rep: dict, chk=None, symbols: int = 20) -> str:

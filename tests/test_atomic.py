@@ -14,6 +14,7 @@ import pytest
 
 import hostile_corpus
 from conftest import EXAMPLE_KWS, MLPERF, ROOT, ONNX_MODELS
+from edgec.errors import EdgecError
 
 
 def _tree(d: Path) -> dict:
@@ -93,7 +94,7 @@ def test_failed_write_keeps_previous_bundle(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real(self, data)
     monkeypatch.setattr(Path, "write_bytes", flaky)
-    with pytest.raises(OSError):
+    with pytest.raises(EdgecError, match="No space left on device"):
         edgec.build(EXAMPLE_KWS, out, target="cortex-m4", name="other")
     monkeypatch.undo()
     assert calls["n"] == 3
@@ -102,14 +103,239 @@ def test_failed_write_keeps_previous_bundle(tmp_path, monkeypatch):
 
 
 def test_new_bundle_replaces_previous_completely(tmp_path):
+    """A rebuild replaces the previous bundle and what its own Makefile built in it."""
     import edgec
     out = tmp_path / "out"
     edgec.build(EXAMPLE_KWS, out, target="host", name="first")
-    (out / "libfirst.a").write_bytes(b"a build product")
+    for product in ("libfirst.a", "first.o", "firmware.elf", "firmware.map"):
+        (out / product).write_bytes(b"a build product")
     edgec.build(EXAMPLE_KWS, out, target="host", name="second")
     names = sorted(p.name for p in out.iterdir())
-    assert "first.c" not in names and "libfirst.a" not in names and "second.c" in names
+    assert "first.c" not in names and "second.c" in names
+    assert not {"libfirst.a", "first.o", "firmware.elf", "firmware.map"} & set(names)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_manifest_lists_every_file_edgec_wrote(tmp_path):
+    import hashlib
+    import json
+
+    import edgec
+    out = tmp_path / "out"
+    edgec.build(EXAMPLE_KWS, out, target="cortex-m4", firmware=True)
+    man = json.loads((out / ".edgec-manifest.json").read_text())
+    tree = _tree(out)
+    assert man["schema"] == "edgec-manifest/1"
+    assert man["files"] == {k: hashlib.sha256(v).hexdigest() for k, v in tree.items()
+                            if k != ".edgec-manifest.json"}
+    assert {"model.c", "report.json", "Makefile", "firmware/main.c"} <= set(man["files"])
+    # what the bundle's Makefile builds in it: its `make clean` list, the same words
+    assert man["build_products"] == ["*.o", "firmware.elf", "firmware.map", "libmodel.a"]
+    assert "\trm -f *.o libmodel.a firmware.elf firmware.map\n" in tree["Makefile"].decode()
+
+
+def _one_line(r) -> str:
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("edgec: error: "), r.stderr
+    return lines[0]
+
+
+def _dirs(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_dir() or p.is_symlink())
+
+
+@pytest.mark.parametrize("what", ["file", "subfolder", "changed", "symlink", "older_bundle", "no_manifest",
+                                  "bad_manifest"])
+def test_rebuild_refuses_what_edgec_did_not_write(tmp_path, what):
+    """Only an empty directory or one holding exactly its manifest's files (and their
+    build products) is replaced; otherwise one line naming what edgec did not write."""
+    out = tmp_path / "out"
+    assert _cli(["build", EXAMPLE_KWS, "-o", out, "--target", "host"]).returncode == 0
+    (out / "libmodel.a").write_bytes(b"built by the bundle's Makefile: edgec's")
+    named = {"file": "my_app.c", "subfolder": "app/", "changed": "model.h", "symlink": "data",
+             "older_bundle": "older edgec", "no_manifest": "CMakeLists.txt", "bad_manifest": ".edgec-manifest.json"}[what]
+    if what == "file":
+        (out / "my_app.c").write_text("int main(void) { return 0; }\n")
+    elif what == "subfolder":
+        (out / "app").mkdir()
+        (out / "app" / "notes.txt").write_text("mine\n")
+    elif what == "changed":
+        with open(out / "model.h", "a") as f:
+            f.write("/* my change */\n")
+    elif what == "symlink":
+        (out / "data").symlink_to(tmp_path)
+    elif what == "older_bundle":  # report.json says edgec, but there is no manifest
+        (out / ".edgec-manifest.json").unlink()
+    elif what == "no_manifest":  # C files of unknown origin
+        (out / ".edgec-manifest.json").unlink()
+        (out / "report.json").unlink()
+    else:
+        (out / ".edgec-manifest.json").write_text("{}")
+    before, dirs = _tree(out), _dirs(out)
+    r = _cli(["build", EXAMPLE_KWS, "-o", out, "--target", "host"])
+    line = _one_line(r)
+    assert named in line and ("--force" in line)
+    assert _tree(out) == before and _dirs(out) == dirs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_force_keeps_the_users_files(tmp_path):
+    """--force: edgec's files (changed or not, and its build products) are replaced, the
+    user's files, folders and links stay as they are (the same inodes)."""
+    import json
+    out = tmp_path / "out"
+    assert _cli(["build", EXAMPLE_KWS, "-o", out, "--target", "host", "--name", "first"]).returncode == 0
+    (out / "my_app.c").write_text("int main(void) { return 0; }\n")
+    (out / "app").mkdir()
+    (out / "app" / "notes.txt").write_text("mine\n")
+    (out / ".git" / "objects").mkdir(parents=True)
+    (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (out / ".git" / "objects" / "ab").write_bytes(b"\x78\x01object")
+    os.chmod(out / ".git" / "objects" / "ab", 0o444)
+    (out / "link").symlink_to("my_app.c")
+    (out / "first.h").write_text("/* changed: edgec's file, replaced under --force */\n")
+    (out / "libfirst.a").write_bytes(b"a build product")
+    inode = (out / "my_app.c").stat().st_ino
+    r = _cli(["build", EXAMPLE_KWS, "-o", out, "--target", "host", "--name", "second", "--force"])
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([".edgec-manifest.json", ".git", "CMakeLists.txt", "Makefile", "app", "edgec.mk",
+                            "link", "my_app.c", "report.json", "second.c", "second.h"])
+    assert (out / "my_app.c").stat().st_ino == inode
+    assert (out / "app" / "notes.txt").read_text() == "mine\n"
+    assert (out / ".git" / "objects" / "ab").read_bytes() == b"\x78\x01object"
+    assert os.readlink(out / "link") == "my_app.c"
+    assert "my_app.c" not in json.loads((out / ".edgec-manifest.json").read_text())["files"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # the user's files are still not edgec's
+    assert "my_app.c" in _one_line(_cli(["build", EXAMPLE_KWS, "-o", out, "--target", "host", "--name", "second"]))
+
+
+def test_force_never_replaces_a_users_directory(tmp_path):
+    out = tmp_path / "out"
+    assert _cli(["build", EXAMPLE_KWS, "-o", out, "--target", "host", "--name", "first"]).returncode == 0
+    (out / "second.c").mkdir()  # where the new bundle writes a file
+    (out / "second.c" / "mine.txt").write_text("mine\n")
+    before, dirs = _tree(out), _dirs(out)
+    r = _cli(["build", EXAMPLE_KWS, "-o", out, "--target", "host", "--name", "second", "--force"])
+    assert "second.c" in _one_line(r)
+    assert _tree(out) == before and _dirs(out) == dirs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_force_without_atomic_exchange(tmp_path, monkeypatch):
+    import edgec
+    from edgec import bundle
+    monkeypatch.setattr(bundle, "_exchange", lambda a, b: False)
+    out = tmp_path / "out"
+    edgec.build(EXAMPLE_KWS, out, target="host", name="first")
+    (out / "my_app.c").write_text("int main(void) { return 0; }\n")
+    with pytest.raises(EdgecError, match="my_app.c"):
+        edgec.build(EXAMPLE_KWS, out, target="host", name="second")
+    edgec.build(EXAMPLE_KWS, out, target="host", name="second", force=True)
+    assert (out / "second.c").exists() and not (out / "first.c").exists() and (out / "my_app.c").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("late", ["file", "dir_in_the_way"])
+def test_files_saved_while_the_bundle_is_written_are_not_lost(tmp_path, monkeypatch, late):
+    """Between edgec's last look at the directory and the swap, the user saves a file
+    there: it is linked into the new bundle; what cannot be placed stays aside."""
+    import edgec
+    from edgec import bundle
+    out = tmp_path / "out"
+    edgec.build(EXAMPLE_KWS, out, target="host")
+    real = bundle._exchange
+
+    def saving_meanwhile(a, b):
+        if late == "file":
+            (out / "notes.txt").write_text("saved meanwhile\n")
+        else:
+            (out / "model.c").unlink()
+            (out / "model.c").mkdir()
+            (out / "model.c" / "mine.txt").write_text("saved meanwhile\n")
+        return real(a, b)
+    monkeypatch.setattr(bundle, "_exchange", saving_meanwhile)
+    edgec.build(EXAMPLE_KWS, out, target="host")
+    if late == "file":
+        assert (out / "notes.txt").read_text() == "saved meanwhile\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    else:
+        assert (out / "model.c").is_file()
+        kept = [p for p in tmp_path.iterdir() if p.name.startswith(".out.kept-")]
+        assert len(kept) == 1 and (kept[0] / "model.c" / "mine.txt").read_text() == "saved meanwhile\n"
+
+
+@pytest.mark.parametrize("case", ["dangling_link", "through_dangling_link", "parent_is_a_file", "proc",
+                                  "proc_self", "sys"])
+def test_output_paths_edgec_does_not_write_to(tmp_path, case):
+    """One line, exit 2, nothing written anywhere (not at a dangling link's target)."""
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere" / "deep")
+    (tmp_path / "file").write_text("x")
+    out = {"dangling_link": tmp_path / "link", "through_dangling_link": tmp_path / "link" / "out",
+           "parent_is_a_file": tmp_path / "file" / "out", "proc": Path("/proc/edgec-test-out"),
+           "proc_self": Path("/proc/self/cwd/out"), "sys": Path("/sys/fs/cgroup/edgec-test/out")}[case]
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    _one_line(_cli(["build", EXAMPLE_KWS, "-o", out, "--target", "host"], cwd=cwd))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "file", "link"]
+    assert list(cwd.iterdir()) == [] and not Path("/sys/fs/cgroup/edgec-test").exists()
+
+
+def _without_root_powers():
+    """As root, a child process without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH (dropped
+    from the bounding set before exec): file modes apply to it as to anyone."""
+    if os.geteuid() != 0:
+        return
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="capabilities")
+def test_output_where_the_parent_is_not_writable(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o555)
+    try:
+        for out in (locked / "out", locked / "a" / "b" / "out"):
+            try:
+                r = subprocess.run([sys.executable, "-m", "edgec", "build", str(EXAMPLE_KWS), "-o", str(out),
+                                    "--target", "host"], cwd=tmp_path, capture_output=True, text=True,
+                                   timeout=600, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                                   preexec_fn=_without_root_powers)
+            except subprocess.SubprocessError as e:
+                pytest.skip(f"cannot drop root's file powers here: {e}")
+            assert "permission denied" in _one_line(r)
+            assert list(locked.iterdir()) == []
+    finally:
+        os.chmod(locked, 0o755)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked"]
+
+
+def test_write_file_is_atomic(tmp_path, monkeypatch):
+    """Other outputs (quantize -o, size -o, explore -o) go through bundle.write_file."""
+    from edgec import bundle
+    f = tmp_path / "model.tflite"
+    bundle.write_file(f, b"old")
+    assert f.read_bytes() == b"old"
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(bundle.os, "replace", fail)
+    with pytest.raises(EdgecError, match="No space left"):
+        bundle.write_file(f, b"new")
+    monkeypatch.undo()
+    assert f.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tflite"]
+    (tmp_path / "link").symlink_to(tmp_path / "gone" / "x.json")
+    with pytest.raises(EdgecError, match="does not exist"):
+        bundle.write_file(tmp_path / "link", "{}")
+    with pytest.raises(EdgecError, match="/proc"):
+        bundle.write_file("/proc/edgec-test.json", "{}")
+    assert not (tmp_path / "gone").exists()
 
 
 def test_fallback_without_atomic_exchange(tmp_path, monkeypatch):

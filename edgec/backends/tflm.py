@@ -420,7 +420,8 @@ def compile_bundle(model, opts, tgt, prefix: str):
     flat, g, source = model_bytes(model, opts)
     res = generate(flat, prefix, tgt, graph=g, check=opts.extra.get("tflm_check", True),
                    model_name=source.get("source", "model"))
-    b = Bundle(prefix)
+    b = Bundle(prefix, products=("*.o", f"lib{prefix}.a", f"{prefix}_linked.o", "firmware.elf",
+                                 "firmware.map"))
     for name, text in res.files.items():
         b.add(name, text)
     ar = "arm-none-eabi-ar" if tgt.arch == "arm" else (
@@ -430,7 +431,7 @@ def compile_bundle(model, opts, tgt, prefix: str):
                arena_size=res.arena_size, arena_32=res.arena.arena_32,
                arena_64=res.arena.arena_64, weights_bytes=res.weights_bytes, ar=ar,
                nm=ar[:-2] + "nm", cxx=cxx_compiler(tgt.cc), firmware=False,
-               qemu_cmd=emulator.qemu_command_line(tgt))
+               qemu_cmd=emulator.qemu_command_line(tgt), products=b.products)
     test_inputs = None
     if opts.firmware:
         if g is None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import dtypes
+from ..bundle import write_file
 from ..errors import EdgecError, UnsupportedError
 from ..graph import Graph, QuantParams
 
@@ -298,10 +299,7 @@ def _version() -> str:
 
 
 def write(g: Graph, path) -> Path:
-    import onnx
+    """Write ``g`` to ``path`` as an ONNX QDQ model (atomically: temp file + rename)."""
     m = to_model(g)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(m, str(tmp))
-    tmp.replace(path)
-    return path
+    write_file(path, m.SerializeToString())
+    return Path(path)

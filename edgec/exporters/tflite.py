@@ -58,12 +58,11 @@ Adding an operator: register a function with :func:`exporter` that receives the
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..bundle import write_file
 from ..errors import EdgecError, UnsupportedError
 from ..graph import Graph, Node, QuantParams
 
@@ -384,18 +383,8 @@ def to_bytes(g: Graph, description: str = "edgec") -> bytes:
 
 def save(g: Graph, path, description: str = "edgec") -> Path:
     """Write ``g`` to ``path`` as a .tflite file (atomically: temp file + rename)."""
-    data = to_bytes(g, description)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    write_file(path, to_bytes(g, description))
+    return Path(path)
 
 
 # --- operators -------------------------------------------------------------------
