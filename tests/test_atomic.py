@@ -438,7 +438,8 @@ def test_random_kills_leave_old_or_new_bundle(tmp_path):
     old = _tree(out)
     ref = tmp_path / "ref"
     t0 = time.monotonic()
-    assert _cli(["build", model, "-o", ref, "--name", "new"]).returncode == 0
+    big = ["--no-fit-check"]  # VWW float is larger than a Cortex-M4's typical RAM; only its size matters here
+    assert _cli(["build", model, "-o", ref, "--name", "new", *big]).returncode == 0
     full = time.monotonic() - t0
     new = _tree(ref)
     rng = random.Random(5)
@@ -447,7 +448,7 @@ def test_random_kills_leave_old_or_new_bundle(tmp_path):
     tmpdir.mkdir()
     for k in range(6):
         p = subprocess.Popen([sys.executable, "-m", "edgec", "build", str(model), "-o", str(out),
-                              "--name", "new"],
+                              "--name", "new", *big],
                              env=dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmpdir)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.3, 1.1) * full)
