@@ -150,10 +150,8 @@ class Graph:
                                  f"does not match declared shape {list(shape)}")
             data = np.asarray(data, order="C")  # (np.ascontiguousarray makes 0-d arrays 1-d)
             data.setflags(write=False)
-        if quant is not None and quant.axis is not None:
-            if not 0 <= quant.axis < len(shape) or quant.scale.size != shape[quant.axis]:
-                raise EdgecError(f"tensor {name[:80]!r} {list(shape)}: {quant.scale.size} quantization "
-                                 f"scales along axis {quant.axis}")
+        if quant is not None:
+            check_quant(quant, shape, dtype, name)
         t = Tensor(name, shape, dtype, data, quant, origin)
         self.tensors[name] = t
         return t
@@ -332,6 +330,29 @@ class Graph:
                              for o in n.outputs)
             lines.append(f"  {n.op}({ins}) -> {outs}")
         return "\n".join(lines)
+
+
+def check_quant(quant: QuantParams, shape: tuple[int, ...], dtype: str, name: str) -> None:
+    """Quantization parameters every kernel can take: per-axis scales along an axis of
+    the tensor, one per slice; zero points inside the tensor's integer type (they are
+    C constants of that type), and 0 for int32 tensors (biases: TFLite and ONNX
+    define no other)."""
+    where = f"tensor {name[:80]!r}"
+    if quant.axis is not None:
+        if not 0 <= quant.axis < len(shape) or quant.scale.size != shape[quant.axis]:
+            raise EdgecError(f"{where} {list(shape)}: {quant.scale.size} quantization "
+                             f"scales along axis {quant.axis}")
+    if dtype == "int32":
+        if quant.zero_point.any():
+            raise EdgecError(f"{where} (int32): quantization zero point "
+                             f"{int(quant.zero_point[quant.zero_point != 0][0])} (must be 0)")
+    elif dtype in dtypes.INT_TYPES:
+        lo, hi = dtypes.int_range(dtype)
+        lo, hi = max(lo, -(1 << 63)), min(hi, (1 << 63) - 1)  # zero points are int64
+        bad = quant.zero_point[(quant.zero_point < lo) | (quant.zero_point > hi)]
+        if bad.size:
+            raise EdgecError(f"{where} ({dtype}): quantization zero point {int(bad[0])} "
+                             f"outside {lo}..{hi}")
 
 
 def check_shape(shape: tuple[int, ...], where: str) -> None:

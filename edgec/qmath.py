@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from .errors import EdgecError
+
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
@@ -32,6 +34,12 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
     """QuantizeMultiplier: m ~= q * 2**(shift - 31) with q in [2**30, 2**31)."""
     if m == 0.0:
         return 0, 0
+    if math.isnan(m):
+        raise EdgecError("a requantization multiplier is NaN (from quantization scales or "
+                         "parameters that are not finite)")
+    if math.isinf(m):
+        # a float32 ratio of absurd scales overflowed: saturate as below
+        return (INT32_MAX if m > 0 else -INT32_MAX), 30
     q, shift = math.frexp(m)
     q_fixed = int(tfl_round(q * (1 << 31)))
     if q_fixed == (1 << 31):

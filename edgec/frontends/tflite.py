@@ -138,10 +138,14 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
             zp = q.ZeroPointAsNumpy().astype(np.int64) if q.ZeroPointLength() else np.zeros(
                 scale.shape, np.int64)
             if np.all(scale > 0) and np.all(np.isfinite(scale)):
+                if zp.size not in (1, scale.size):
+                    raise EdgecError(f"tensor {tname!r}: {scale.size} quantization scales and "
+                                     f"{zp.size} zero points")
                 quant = QuantParams(scale, zp, int(q.QuantizedDimension()) if scale.size > 1 else None)
-            elif dt in ("int8", "uint8", "int16") and raw is None:
-                # an activation's scale is what every kernel divides by: a NaN, zero or
-                # negative one is a broken model, not something to ignore
+            elif dt in ("int8", "uint8", "int16", "int32"):
+                # a scale is what kernels multiply and divide by (a bias's is its input's
+                # times its weights'): a NaN, zero or negative one is a broken model, not
+                # something to ignore; float tensors' quantization means nothing to edgec
                 raise EdgecError(f"tensor {tname!r}: quantization scale {scale.tolist()[:4]} is not "
                                  "positive and finite")
         if dt is None:

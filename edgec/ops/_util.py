@@ -21,6 +21,20 @@ ACTIVATIONS = {
 }
 
 
+def choice(value, choices, what: str):
+    """``value`` when it is one of ``choices`` (an enum attribute: a TFLite option code,
+    an ONNX string such as ``auto_pad``), else an EdgecError naming the attribute and
+    what it may be.  ``choices`` may be a dict (code -> name) or a sequence."""
+    if value in choices:
+        return value
+    shown = repr(value)[:40] if not isinstance(value, str) else repr(value[:40])
+    if isinstance(choices, dict):
+        allowed = ", ".join(f"{k} ({v})" for k, v in choices.items())
+    else:
+        allowed = ", ".join(str(c) for c in choices)
+    raise EdgecError(f"{what} {shown} is not one of {allowed}")
+
+
 def broadcast_shape(*shapes, where: str = "") -> tuple[int, ...]:
     try:
         return tuple(int(d) for d in np.broadcast_shapes(*[tuple(s) for s in shapes]))
@@ -115,6 +129,17 @@ def c_act_float(expr: str, act, ctype: str = "float") -> str:
     if hi != INF:
         out = f"EDGEC_MIN({out}, {lit(hi)})"
     return out
+
+
+def check_per_channel(g: Graph, n: Node, index: int, channels: int, what: str = "bias",
+                      scalar: bool = False) -> None:
+    """Input ``index`` of ``n`` (a bias, or another per-output-channel vector), when
+    present, must hold one value per output channel (or, with ``scalar``, one for
+    all): the kernels index it by channel."""
+    name = n.input(index)
+    if name and g.tensors[name].size != channels and not (scalar and g.tensors[name].size == 1):
+        raise EdgecError(f"{n.op}: {what} of shape {list(g.tensors[name].shape)} for "
+                         f"{channels} output channels")
 
 
 def quant_of(g: Graph, name: str):

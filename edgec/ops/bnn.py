@@ -46,7 +46,7 @@ from .. import qmath
 from ..cgen import c_float
 from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, register, tflite_op
-from ._util import norm_axis, prod
+from ._util import check_per_channel, norm_axis, prod
 from .conv import conv_nhwc, out_size
 
 BITS = 32
@@ -194,6 +194,11 @@ def dot_bound(g, n) -> int:
     return w.shape[1] * w.shape[2] * C if n.op == "BinaryConv" else C
 
 
+def _check_vectors(g, n, channels: int) -> None:
+    for i, what in ((2, "multiplier"), (3, "bias"), (4, "threshold")):
+        check_per_channel(g, n, i, channels, what, scalar=True)
+
+
 def _check_consts(g, n, kind):
     for i, what in ((1, "weights"), (2, "multiplier"), (3, "bias"), (4, "threshold")):
         if n.input(i) and not g.tensors[n.inputs[i]].is_const:
@@ -325,6 +330,7 @@ class BinaryFullyConnected(Op):
         x = g.tensors[n.inputs[0]]
         if x.dtype not in ("int32", "float32"):
             raise UnsupportedError([f"BinaryFullyConnected[{x.dtype}]"])
+        _check_vectors(g, n, N)
         out = n.attrs.get("out", "float32")
         last = words(N) if out == "bits" else N
         dt = {"bits": "int32", "float32": "float32", "int8": "int8"}[out]
@@ -405,6 +411,7 @@ class BinaryConv(Op):
 
     def infer(self, g, n):
         N, H, W, C, O, KH, KW, OH, OW = conv_geometry(g, n)
+        _check_vectors(g, n, O)
         x = g.tensors[n.inputs[0]]
         if x.dtype not in ("int32", "float32"):
             raise UnsupportedError([f"BinaryConv[{x.dtype}]"])

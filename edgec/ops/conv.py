@@ -19,7 +19,8 @@ import numpy as np
 from .. import qmath
 from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import ACTIVATIONS, act_range_float, act_range_quant, apply_act_float, quant_of
+from ._util import (ACTIVATIONS, act_range_float, act_range_quant, apply_act_float,
+                    check_per_channel, choice, quant_of)
 from .shape import reshape_to
 
 
@@ -53,6 +54,7 @@ def geometry(g, n):
     OW = out_size(W, KW, sw, dw, pl, pr)
     if OH < 1 or OW < 1:
         raise EdgecError(f"Conv: kernel {KH}x{KW} does not fit the input {H}x{W}")
+    check_per_channel(g, n, 2, O)
     return N, H, W, C, O, KH, KW, Cg, OH, OW
 
 
@@ -302,17 +304,20 @@ def _onnx_conv(ctx, node):
         ctx.add("Conv", [x, w, b] if b else [x, w], [out], attrs, node.name)
 
 
-_TFL_ACT = {0: None, 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}
+# TFLite's ActivationFunctionType and Padding enums
+TFL_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+TFL_PADDINGS = {0: "SAME", 1: "VALID"}
 
 
 def tfl_activation(code: int):
-    if code not in _TFL_ACT:
-        raise UnsupportedError([f"fused activation {({4: 'TANH', 5: 'SIGN_BIT'}).get(code, code)}"])
-    return ACTIVATIONS[_TFL_ACT[code]]
+    name = TFL_ACTIVATIONS[choice(code, TFL_ACTIVATIONS, "fused activation")]
+    if name not in ACTIVATIONS:
+        raise UnsupportedError([f"fused activation {name}"])
+    return ACTIVATIONS[name]
 
 
 def tfl_pads(in_h, in_w, kh, kw, sh, sw, dh, dw, padding: int) -> list[int]:
-    if padding == 1:  # VALID
+    if choice(padding, TFL_PADDINGS, "padding") == 1:  # VALID
         return [0, 0, 0, 0]
     pt, pb = same_pads(in_h, kh, sh, dh)
     pl, pr = same_pads(in_w, kw, sw, dw)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
-from ._util import prod, strides
+from ._util import check_per_channel, prod, strides
 
 TYPES = ("float32", "float64", "int32")
 
@@ -41,6 +41,7 @@ def geometry(g, n):
            for i in range(nd)]
     if min(out) < 1:
         raise EdgecError(f"Conv: the kernel {ks} does not fit the input {list(x.shape[2:])}")
+    check_per_channel(g, n, 3 if n.op == "DeformConv" else 2, M)
     return N, C, M, grp, ks, out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
-from ._util import prod, strides
+from ._util import check_per_channel, prod, strides
 
 
 def _geometry(g, n):
@@ -40,6 +40,7 @@ def _geometry(g, n):
            for i in range(nd)]
     if min(out) < 1:
         raise EdgecError(f"ConvTranspose: output size {out}")
+    check_per_channel(g, n, 2, M)
     return N, C, M, grp, ks, out
 
 

@@ -19,7 +19,7 @@ from .. import qmath
 from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import (act_range_float, act_range_quant, apply_act_float, broadcast_shape,
-                    broadcast_strides, prod, quant_of)
+                    broadcast_strides, check_per_channel, choice, prod, quant_of)
 from .conv import dequantized_weights, is_weight_only, tfl_activation, weight_scales
 
 
@@ -59,6 +59,7 @@ class FullyConnected(Op):
 
     def infer(self, g, n):
         M, N, K = fc_dims(g, n)
+        check_per_channel(g, n, 2, N)
         x = g.tensors[n.inputs[0]]
         shape = tuple(x.shape[:-1]) + (N,) if n.attrs.get("keep_dims") else (M, N)
         if x.dtype not in ("float32", "int8"):
@@ -295,7 +296,8 @@ def _tfl_fc(ctx, op):
     w = _tfl_dequant_weights(ctx, w, x)
     out = ctx.outputs(op)[0]
     keep = bool(o.KeepNumDims()) if o is not None else False
-    if o is not None and o.WeightsFormat() != 0:
+    if o is not None and choice(o.WeightsFormat(), {0: "DEFAULT", 1: "SHUFFLED4x16INT8"},
+                                "weights format") != 0:
         raise UnsupportedError(["FULLY_CONNECTED with shuffled weights"])
     act = tfl_activation(o.FusedActivationFunction() if o is not None else 0)
     ot = ctx.t(out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import qmath
+from ..errors import EdgecError
 from . import OutSpec, Op, register
 from ._util import check_int8_per_tensor, quant_of
 
@@ -30,6 +31,8 @@ class QLeakyRelu(Op):
 
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]
+        if not np.isfinite(np.float32(n.attrs["alpha"])):
+            raise EdgecError(f"LEAKY_RELU alpha {n.attrs['alpha']} (the int8 kernel needs a finite one)")
         return [OutSpec(tuple(x.shape), x.dtype)]
 
     def check(self, g, n):

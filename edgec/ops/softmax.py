@@ -8,6 +8,8 @@ written with zero point -128 and scale 1/256.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import qmath
@@ -63,6 +65,11 @@ class SoftmaxFamily(Op):
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]
         self._dims(g, n)
+        beta = n.attrs.get("beta", 1.0)
+        if not (isinstance(beta, (int, float, np.floating)) and math.isfinite(beta) and beta > 0):
+            # the int8 kernel's multiplier is beta * input scale; a float softmax with a
+            # NaN, infinite or non-positive beta computes nothing meaningful either
+            raise EdgecError(f"{self.name} beta {beta!r} (must be positive and finite)")
         return [OutSpec(x.shape, x.dtype)]
 
     def check(self, g, n):
