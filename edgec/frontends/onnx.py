@@ -9,6 +9,7 @@ directory.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 from .. import dtypes, limits, ops
 from ..errors import EdgecError, UnsupportedError
 from ..graph import Graph, check_shape
+from ..ops._util import choice
 
 MAX_NAME = 4096
 
@@ -37,25 +39,50 @@ class OnnxContext:
         return self.opsets.get("", 1)
 
     # --- node access -------------------------------------------------------
-    def attr(self, node, name: str, default=None):
-        from onnx import helper
+    def raw_attr(self, node, name: str, default=None):
+        """The AttributeProto ``name`` of ``node``, or None.  Its type must be the one
+        the operator's schema gives (an INT may stand for a FLOAT); for operators
+        without a schema, the type of ``default`` when there is one."""
         for a in node.attribute:
             if a.name == name:
-                v = helper.get_attribute_value(a)
-                if isinstance(v, bytes):
-                    v = v.decode("utf-8", "replace")
-                elif hasattr(v, "dims") and hasattr(v, "data_type"):  # TensorProto
-                    v = tensor_to_numpy(v, self.model_dir, self.budget)
-                elif isinstance(v, list):
-                    v = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in v]
-                return v
-        return default
-
-    def attr_graph(self, node, name: str):
-        for a in node.attribute:
-            if a.name == name and a.type == a.GRAPH:
-                return a.g
+                want = _attr_types(node.domain, node.op_type,
+                                   self.opsets.get(_domain(node.domain), 1)).get(name)
+                if want is None and default is not None:
+                    want = _type_of_default(default)
+                if want is not None and a.type != want and not (
+                        a.type == a.INT and want == a.FLOAT):
+                    raise EdgecError(f"attribute {name[:40]!r} is {_type_name(a.type)}, "
+                                     f"expected {_type_name(want)}")
+                return a
         return None
+
+    def attr(self, node, name: str, default=None, choices=None):
+        """The value of attribute ``name`` (type-checked by :meth:`raw_attr`), or
+        ``default``; with ``choices`` (an enum: auto_pad, modes...) the value must be
+        one of them."""
+        from onnx import helper
+        a = self.raw_attr(node, name, default)
+        if a is None:
+            return default
+        try:
+            v = helper.get_attribute_value(a)
+        except Exception as e:  # noqa: BLE001 - an attribute of an undefined type
+            raise EdgecError(f"attribute {name[:40]!r}: {str(e).splitlines()[0][:80]}") from None
+        if isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        elif hasattr(v, "dims") and hasattr(v, "data_type"):  # TensorProto
+            v = tensor_to_numpy(v, self.model_dir, self.budget)
+        elif isinstance(v, list):
+            v = [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in v]
+        if choices is not None:
+            choice(v, choices, f"attribute {name[:40]!r}")
+        return v
+
+    def attr_graph(self, node, name: str, required: bool = False):
+        a = self.raw_attr(node, name)
+        if a is None and required:
+            raise EdgecError(f"{node.op_type} without its {name!r} graph")
+        return a.g if a is not None and a.type == a.GRAPH else None
 
     def has_attr(self, node, name: str) -> bool:
         return any(a.name == name for a in node.attribute)
@@ -109,6 +136,83 @@ class OnnxContext:
             if o and self.g.tensors[o].origin is None:
                 self.g.tensors[o].origin = o
         return n
+
+
+def _domain(domain: str) -> str:
+    return "" if domain in ("", "ai.onnx") else domain
+
+
+def _schema(domain: str, op_type: str, opset: int):
+    """The operator's ONNX schema at ``opset``, or None."""
+    from onnx import defs
+    try:
+        return defs.get_schema(op_type, opset, _domain(domain))
+    except Exception:  # noqa: BLE001 - no such operator (or not at this opset)
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _attr_types(domain: str, op_type: str, opset: int) -> dict[str, int]:
+    """{attribute name: AttributeProto type} from the operator's ONNX schema ({} when
+    the operator has none at this opset)."""
+    schema = _schema(domain, op_type, opset)
+    return {} if schema is None else {k: int(a.type) for k, a in schema.attributes.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _input_type_params(domain: str, op_type: str, opset: int) -> tuple:
+    """The schema's type parameter of each formal input (None for a concrete type or
+    a heterogeneous variadic), and whether the last input is variadic."""
+    from onnx import defs
+    schema = _schema(domain, op_type, opset)
+    if schema is None:
+        return (), False
+    params = {t.type_param_str for t in schema.type_constraints}
+    V = defs.OpSchema.FormalParameterOption.Variadic
+    out = tuple(f.type_str if f.type_str in params and (f.option != V or f.is_homogeneous) else None
+                for f in schema.inputs)
+    return out, bool(schema.inputs) and schema.inputs[-1].option == V
+
+
+def _check_input_types(ctx: OnnxContext, n) -> None:
+    """Inputs the operator's schema types with one parameter (MatMul's A and B, Concat's
+    inputs, Where's X and Y) must have one element type: the kernels read them as one."""
+    params, variadic = _input_type_params(n.domain, n.op_type, ctx.opsets.get(_domain(n.domain), 1))
+    if not params:
+        return
+    labels = ctx.g.meta.get("labels") or {}
+    seen: dict[str, tuple[str, str]] = {}
+    for i, src in enumerate(n.input):
+        p = params[i] if i < len(params) else (params[-1] if variadic else None)
+        if p is None or not src or src not in ctx.names:
+            continue
+        name = ctx.names[src]
+        if name in labels:
+            continue  # a string label table, held as int64 indices
+        dt = ctx.g.tensors[name].dtype
+        if p in seen and seen[p][1] != dt:
+            raise EdgecError(f"inputs {seen[p][0][:60]!r} ({seen[p][1]}) and {src[:60]!r} ({dt}) "
+                             f"must have the same element type ({p} of {n.op_type})")
+        seen.setdefault(p, (src, dt))
+
+
+def _type_of_default(default) -> int | None:
+    from onnx import AttributeProto as A
+    if isinstance(default, bool) or isinstance(default, (int, np.integer)):
+        return A.INT
+    if isinstance(default, (float, np.floating)):
+        return A.FLOAT
+    if isinstance(default, str):
+        return A.STRING
+    return None
+
+
+def _type_name(t: int) -> str:
+    from onnx import AttributeProto
+    try:
+        return AttributeProto.AttributeType.Name(t)
+    except ValueError:
+        return f"type {t}"
 
 
 def tensor_to_numpy(tp, model_dir: Path | None, budget: list | None = None) -> np.ndarray:
@@ -468,6 +572,10 @@ def _string_label_tables(graph) -> dict[str, list[str]]:
     out = {}
     for name, tp in strings.items():
         if ok[name] and len(tp.dims) <= 1:
+            count = int(tp.dims[0]) if tp.dims else 1
+            if count != len(tp.string_data):
+                raise EdgecError(f"string initializer {name[:80]!r}: {len(tp.string_data)} strings "
+                                 f"for its shape {[int(d) for d in tp.dims]}")
             out[name] = [v.decode("utf-8", "replace") for v in tp.string_data]
     return out
 
@@ -476,6 +584,7 @@ def _import_node(ctx: OnnxContext, n, depth: int = 0) -> None:
     dom = "" if n.domain in ("", "ai.onnx") else n.domain
     fn = ops.ONNX_IMPORTERS.get((dom, n.op_type))
     try:
+        _check_input_types(ctx, n)
         if fn is not None:
             fn(ctx, n)
         else:
@@ -499,13 +608,8 @@ def _import_node(ctx: OnnxContext, n, depth: int = 0) -> None:
 def _schema_function(ctx: OnnxContext, n):
     """The ONNX schema of an operator edgec has no importer for, when the
     standard defines it as a function of other operators; else None."""
-    from onnx import defs
-    dom = "" if n.domain in ("", "ai.onnx") else n.domain
-    try:
-        schema = defs.get_schema(n.op_type, ctx.opsets.get(dom, 1), dom)
-    except Exception:  # noqa: BLE001 - no such operator (or not at this opset)
-        return None
-    if schema.has_function or schema.has_context_dependent_function:
+    schema = _schema(n.domain, n.op_type, ctx.opsets.get(_domain(n.domain), 1))
+    if schema is not None and (schema.has_function or schema.has_context_dependent_function):
         return schema
     return None
 
@@ -720,9 +824,11 @@ def _onnx_scan(ctx: OnnxContext, node) -> None:
     """Scan, unrolled: the static length of the scanned axis is the trip count."""
     if ctx.opset < 9:
         raise UnsupportedError(["Scan (opset 8, with sequence_lens)"])
-    body = ctx.attr_graph(node, "body")
+    body = ctx.attr_graph(node, "body", required=True)
     nscan = int(ctx.attr(node, "num_scan_inputs"))
     ins = [ctx.inp(node, i) for i in range(len(node.input))]
+    if not 0 < nscan <= len(ins):
+        raise EdgecError(f"Scan: num_scan_inputs {nscan} for {len(ins)} inputs")
     nstate = len(ins) - nscan
     scans = ins[nstate:]
     in_axes = list(ctx.attr(node, "scan_input_axes") or [0] * nscan)
@@ -730,6 +836,10 @@ def _onnx_scan(ctx: OnnxContext, node) -> None:
     nout = len(node.output) - nstate
     out_axes = list(ctx.attr(node, "scan_output_axes") or [0] * nout)
     out_dirs = list(ctx.attr(node, "scan_output_directions") or [0] * nout)
+    if nout < 0 or len(in_axes) != nscan or len(in_dirs) != nscan or len(out_axes) != nout or \
+            len(out_dirs) != nout or not set(in_dirs + out_dirs) <= {0, 1}:
+        raise EdgecError("Scan: scan axes and directions do not match the scanned inputs and "
+                         "outputs (directions 0 or 1)")
     lens = set()
     axes = []
     for x, a in zip(scans, in_axes):
@@ -775,7 +885,7 @@ def _onnx_scan(ctx: OnnxContext, node) -> None:
 def _onnx_loop(ctx: OnnxContext, node) -> None:
     """Loop, unrolled: the trip count and every iteration's condition must be
     known at compile time."""
-    body = ctx.attr_graph(node, "body")
+    body = ctx.attr_graph(node, "body", required=True)
     M = ctx.const_input(node, 0, "trip count") if ctx.inp(node, 0) else None
     cond = ctx.const_input(node, 1, "condition") if ctx.inp(node, 1) else None
     M = None if M is None else int(np.asarray(M).reshape(-1)[0])

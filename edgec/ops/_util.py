@@ -11,6 +11,9 @@ from ..graph import Graph, Node
 
 INF = float("inf")
 
+# ONNX's auto_pad values
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
 # Fused activations as real-valued clamp ranges (TFLite's fused activation codes).
 ACTIVATIONS = {
     None: None,

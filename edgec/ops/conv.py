@@ -19,7 +19,7 @@ import numpy as np
 from .. import qmath
 from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import (ACTIVATIONS, act_range_float, act_range_quant, apply_act_float,
+from ._util import (ACTIVATIONS, AUTO_PADS, act_range_float, act_range_quant, apply_act_float,
                     check_per_channel, choice, quant_of)
 from .shape import reshape_to
 
@@ -274,7 +274,7 @@ def _onnx_conv(ctx, node):
     if len(strides) != nd or len(dil) != nd or len(pads) != 2 * nd:
         raise EdgecError(f"Conv: {len(strides)} strides, {len(dil)} dilations and {len(pads)} pads "
                          f"for a {nd}-D kernel")
-    auto_pad = ctx.attr(node, "auto_pad", "NOTSET")
+    auto_pad = ctx.attr(node, "auto_pad", "NOTSET", AUTO_PADS)
     spatial = list(xt.shape[2:])
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pads = [0] * (2 * nd)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
-from ._util import check_per_channel, prod, strides
+from ._util import AUTO_PADS, check_per_channel, prod, strides
 
 TYPES = ("float32", "float64", "int32")
 
@@ -136,7 +136,7 @@ def onnx_attrs(ctx, node, xt, wt) -> dict:
     st = list(ctx.attr(node, "strides") or [1] * nd)
     dl = list(ctx.attr(node, "dilations") or [1] * nd)
     pads = list(ctx.attr(node, "pads") or [0] * (2 * nd))
-    auto = ctx.attr(node, "auto_pad", "NOTSET")
+    auto = ctx.attr(node, "auto_pad", "NOTSET", AUTO_PADS)
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         pads = same_pads_nd(list(xt.shape[2:]), ks, st, dl, auto == "SAME_UPPER")
     elif auto == "VALID":

@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
-from ._util import check_per_channel, prod, strides
+from ._util import AUTO_PADS, check_per_channel, prod, strides
 
 
 def _geometry(g, n):
@@ -146,7 +146,7 @@ def _onnx_conv_transpose(ctx, node):
     dl = list(ctx.attr(node, "dilations") or [1] * nd)
     op = list(ctx.attr(node, "output_padding") or [0] * nd)
     pads = list(ctx.attr(node, "pads") or [0] * (2 * nd))
-    auto = ctx.attr(node, "auto_pad", "NOTSET")
+    auto = ctx.attr(node, "auto_pad", "NOTSET", AUTO_PADS)
     oshape = ctx.attr(node, "output_shape")
     ins = list(xt.shape[2:])
     if oshape is None and auto in ("SAME_UPPER", "SAME_LOWER"):

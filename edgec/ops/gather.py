@@ -432,7 +432,7 @@ class TensorScatter(Op):
 def _onnx_tensor_scatter(ctx, node):
     ins = [ctx.inp(node, i) for i in range(3)]
     ctx.add("TensorScatter", [i for i in ins[:2]] + ([ins[2]] if ins[2] else []), [ctx.out(node)],
-            {"mode": ctx.attr(node, "mode", "linear"), "axis": int(ctx.attr(node, "axis", -2))},
+            {"mode": ctx.attr(node, "mode", "linear", ("linear", "circular")), "axis": int(ctx.attr(node, "axis", -2))},
             node.name)
 
 

@@ -200,5 +200,6 @@ def _onnx_gridsample(ctx, node):
     if mode not in MODES:
         raise UnsupportedError([f"GridSample mode {mode}"])
     ctx.add("GridSample", [ctx.inp(node, 0), ctx.inp(node, 1)], [ctx.out(node)],
-            {"mode": MODES[mode], "padding_mode": ctx.attr(node, "padding_mode", "zeros"),
+            {"mode": MODES[mode], "padding_mode": ctx.attr(node, "padding_mode", "zeros",
+                                                        ("zeros", "border", "reflection")),
              "align_corners": int(ctx.attr(node, "align_corners", 0))}, node.name)

@@ -544,6 +544,10 @@ def _onnx_zipmap(ctx, node):
     labels = ctx.attr(node, "classlabels_int64s")
     if labels is None:
         labels = ctx.attr(node, "classlabels_strings") or []
+    shape = ctx.t(src).shape
+    if len(shape) != 2 or shape[1] != len(labels):
+        raise EdgecError(f"ZipMap: {len(labels)} class labels for a probability tensor "
+                         f"{list(shape)} (expected [N, {len(labels)}])")
     note = (f"ZipMap output {node.output[0][:60]!r} compiled as the probability tensor "
             f"{list(ctx.t(src).shape)} (a C program has no maps): column j is class "
             f"{', '.join(str(v) for v in list(labels)[:10])}{' ...' if len(labels) > 10 else ''}")

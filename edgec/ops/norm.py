@@ -230,6 +230,8 @@ class LRN(Op):
         x = _float_only(g, n)
         if x.rank < 3:
             raise EdgecError("LRN needs an input of rank 3 or more (N, C, ...)")
+        if not 1 <= int(n.attrs["size"]) < 1 << 31:
+            raise EdgecError(f"LRN size {n.attrs['size']} (must be 1 or more)")
         return [OutSpec(x.shape, x.dtype)]
 
     def _win(self, n):

@@ -111,7 +111,7 @@ def _onnx_pad(ctx, node):
                 full[a] = pv[j]
                 full[a + r] = pv[j + len(axes)]
             pads = full
-    mode = ctx.attr(node, "mode", "constant")
+    mode = ctx.attr(node, "mode", "constant", ("constant", "reflect", "edge", "wrap"))
     if value is None:
         value = 0
     ctx.add("Pad", [x], [ctx.out(node)],

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import act_range_float, act_range_quant, apply_act_float, quant_of
+from ._util import AUTO_PADS, act_range_float, act_range_quant, apply_act_float, quant_of
 from .conv import same_pads, tfl_activation, tfl_pads
 
 
@@ -203,7 +203,7 @@ def _onnx_pool(op):
         strides = list(ctx.attr(node, "strides") or [1, 1])
         dil = list(ctx.attr(node, "dilations") or [1, 1])
         pads = list(ctx.attr(node, "pads") or [0, 0, 0, 0])
-        auto_pad = ctx.attr(node, "auto_pad", "NOTSET")
+        auto_pad = ctx.attr(node, "auto_pad", "NOTSET", AUTO_PADS)
         H, W = xt.shape[2], xt.shape[3]
         ceil_mode = int(ctx.attr(node, "ceil_mode", 0))
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):

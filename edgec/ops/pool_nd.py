@@ -20,8 +20,9 @@ import numpy as np
 from .. import dtypes
 from ..cgen import c_literal
 from ..errors import EdgecError, UnsupportedError
+from ..graph import check_shape
 from . import OutSpec, Op, register
-from ._util import prod, strides
+from ._util import AUTO_PADS, prod, strides
 
 
 def out_len(n, k, s, d, p0, p1, ceil_mode):
@@ -238,7 +239,7 @@ def onnx_pool_nd(ctx, node, kind: str) -> None:
     st = list(ctx.attr(node, "strides") or [1] * nd)
     dl = list(ctx.attr(node, "dilations") or [1] * nd)
     pads = list(ctx.attr(node, "pads") or [0] * (2 * nd))
-    auto = ctx.attr(node, "auto_pad", "NOTSET")
+    auto = ctx.attr(node, "auto_pad", "NOTSET", AUTO_PADS)
     sp = list(xt.shape[2:])
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         pads = same_pads_nd(sp, ks, st, dl, auto == "SAME_UPPER")
@@ -253,6 +254,8 @@ def onnx_pool_nd(ctx, node, kind: str) -> None:
         outs.append(ctx.out(node, 1))
     if kind == "lp" and not math.isfinite(attrs["p"]):
         raise UnsupportedError(["LpPool with an infinite p"])
+    if kind == "lp" and not attrs["p"] >= 1:
+        raise EdgecError(f"LpPool p {attrs['p']:g} (must be 1 or more)")
     ctx.add("PoolNd", [x], outs, attrs, node.name)
 
 
@@ -270,6 +273,9 @@ class MaxUnpool(Op):
             raise EdgecError("MaxUnpool: indices must be int64 of the input's shape")
         if len(n.attrs["shape"]) != len(n.attrs["dshape"]):
             raise EdgecError("MaxUnpool: output_shape of the wrong rank")
+        if min(n.attrs["dshape"], default=1) < 1:
+            raise EdgecError(f"MaxUnpool: the unpooled shape {n.attrs['dshape']} is empty")
+        check_shape(tuple(n.attrs["dshape"]), "MaxUnpool (unpooled shape)")
         return [OutSpec(tuple(n.attrs["shape"]), x.dtype, x.quant)]
 
     def _map(self, n, j):
@@ -308,6 +314,9 @@ def onnx_max_unpool(ctx, node) -> None:
     ks = list(ctx.attr(node, "kernel_shape"))
     st = list(ctx.attr(node, "strides") or [1] * nd)
     pads = list(ctx.attr(node, "pads") or [0] * (2 * nd))
+    if len(ks) != nd or len(st) != nd or len(pads) != 2 * nd or min(ks + st) < 1 or min(pads) < 0:
+        raise EdgecError(f"MaxUnpool: kernel_shape {ks}, strides {st} and pads {pads} do not fit "
+                         f"{nd} spatial axes (positive kernel and strides, pads >= 0)")
     dshape = list(xt.shape[:2]) + [(xt.shape[2 + i] - 1) * st[i] + ks[i] - pads[i] - pads[nd + i]
                                    for i in range(nd)]
     shape = dshape

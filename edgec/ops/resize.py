@@ -257,7 +257,7 @@ def _resize_attrs(ctx, node, x_shape, scales, sizes, roi, opset):
     r = len(x_shape)
     axes = ctx.attr(node, "axes")
     axes = list(range(r)) if axes is None else [int(v) % r for v in axes]
-    policy = ctx.attr(node, "keep_aspect_ratio_policy", "stretch")
+    policy = ctx.attr(node, "keep_aspect_ratio_policy", "stretch", ("stretch", "not_larger", "not_smaller"))
     full_scales = [1.0] * r
     full_sizes = list(x_shape)
     full_roi = None
@@ -292,12 +292,13 @@ def _resize_attrs(ctx, node, x_shape, scales, sizes, roi, opset):
         for i, d in enumerate(axes):
             full_scales[d] = scales[i]
             full_sizes[d] = int(scales[i] * x_shape[d])
-    mode = ctx.attr(node, "mode", "nearest")
+    mode = ctx.attr(node, "mode", "nearest", ("nearest", "linear", "cubic"))
     if opset < 11:
         coord, nearest = "asymmetric", "floor"
     else:
-        coord = ctx.attr(node, "coordinate_transformation_mode", "half_pixel")
-        nearest = ctx.attr(node, "nearest_mode", "round_prefer_floor")
+        coord = ctx.attr(node, "coordinate_transformation_mode", "half_pixel", COORD_MODES)
+        nearest = ctx.attr(node, "nearest_mode", "round_prefer_floor",
+                           ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"))
     return dict(scales=full_scales, sizes=full_sizes, roi=full_roi, mode=mode, coord=coord,
                 nearest_mode=nearest, cubic_a=float(ctx.attr(node, "cubic_coeff_a", -0.75)),
                 exclude_outside=int(ctx.attr(node, "exclude_outside", 0)),

@@ -50,6 +50,10 @@ class RoiAlign(Op):
         if x.dtype not in dtypes.FLOAT_TYPES or rois.dtype != x.dtype:
             raise UnsupportedError([f"RoiAlign[{x.dtype}]"])
         a = n.attrs
+        if min(a["output_height"], a["output_width"]) < 1 or not 0 <= a["sampling_ratio"] <= 1 << 15:
+            raise EdgecError(f"RoiAlign: output {a['output_height']}x{a['output_width']} and "
+                             f"sampling_ratio {a['sampling_ratio']} (output at least 1x1, "
+                             "sampling_ratio 0 to 32768)")
         return [OutSpec((rois.shape[0], x.shape[1], a["output_height"], a["output_width"]), x.dtype)]
 
     def _roi(self, a, r):

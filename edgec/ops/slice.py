@@ -123,6 +123,8 @@ def _onnx_split(ctx, node):
         parts = [int(v) for v in np.asarray(split).reshape(-1)]
     elif ctx.has_attr(node, "num_outputs"):
         k = int(ctx.attr(node, "num_outputs"))
+        if k != n_out:
+            raise EdgecError(f"Split: num_outputs {k} for {n_out} outputs")
         chunk = -(-d // k)
         parts = [min(chunk, d - i * chunk) for i in range(k)]
     else:

@@ -701,7 +701,7 @@ def _list(ctx, node, name, default=()):
     """An INTS/FLOATS/STRINGS attribute as a numpy array (strings: a list), fast for
     the million-entry lists of large forests."""
     from onnx import AttributeProto
-    a = _raw_attr(node, name)
+    a = ctx.raw_attr(node, name)
     if a is None:
         return np.asarray(list(default))
     if a.type == AttributeProto.INTS:
@@ -882,16 +882,19 @@ def _import_v5(ctx, node) -> Ensemble:
         if not 0 <= root < nn:
             raise EdgecError(f"tree root {root} out of range")
         counter = [0]
-        # explicit stack: (kind, index, member position, parent slot, side)
+        # explicit stack: (kind, index, member position, parent slot, side, depth)
         is_leaf_root = tnode[root] == fnode[root] and tleaf[root] and fleaf[root]
-        stack = [("leaf" if is_leaf_root else "node", root, 0, None, None)]
-        depth_guard = 0
+        stack = [("leaf" if is_leaf_root else "node", root, 0, None, None, 0)]
+        # a path through more branches than the tree has (membership sets unrolled)
+        # passes one twice: the "tree" has a cycle
+        max_depth = nn + sum(len(v) for v in member_sets.values())
         while stack:
-            kind, i, mpos, parent, side = stack.pop()
+            kind, i, mpos, parent, side, depth = stack.pop()
+            if depth > max_depth:
+                raise EdgecError(f"tree {tree} has a cycle (a path longer than its {nn} nodes)")
             nid = counter[0]
             counter[0] += 1
             budget[0] -= 1
-            depth_guard += 1
             if budget[0] < 0:
                 raise EdgecError("the tree ensemble is too large (or cyclic)")
             if parent is not None:
@@ -912,10 +915,10 @@ def _import_v5(ctx, node) -> Ensemble:
                          ("missing", int(miss[i]) if miss else 0)):
                 T[k].append(v)
             if m == MEMBER and mpos + 1 < len(member_sets[i]):
-                false_item = ("node", i, mpos + 1, slot, "R")
+                false_item = ("node", i, mpos + 1, slot, "R", depth + 1)
             else:
-                false_item = ("leaf" if fleaf[i] else "node", int(fnode[i]), 0, slot, "R")
-            true_item = ("leaf" if tleaf[i] else "node", int(tnode[i]), 0, slot, "L")
+                false_item = ("leaf" if fleaf[i] else "node", int(fnode[i]), 0, slot, "R", depth + 1)
+            true_item = ("leaf" if tleaf[i] else "node", int(tnode[i]), 0, slot, "L", depth + 1)
             stack.append(false_item)
             stack.append(true_item)
     values = np.asarray(T["values"], np.float64)

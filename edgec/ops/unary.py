@@ -235,12 +235,16 @@ for _name in UNARY:
 
 # --- ONNX importers --------------------------------------------------------------
 
+# enum attributes of the ONNX operators above
+_CHOICES = {("Gelu", "approximate"): ("none", "tanh")}
+
+
 def _simple(op):
     def imp(ctx, node):
         attrs = {}
         for key in UNARY[op][4]:
             if ctx.has_attr(node, key):
-                attrs[key] = ctx.attr(node, key)
+                attrs[key] = ctx.attr(node, key, choices=_CHOICES.get((op, key)))
         ctx.add(op, [ctx.inp(node, 0)], [ctx.out(node)], attrs, node.name)
     return imp
 
