@@ -48,6 +48,7 @@ class Entry:
     why: str
     args: list = field(default_factory=list)   # extra CLI arguments
     outside: str = ""         # a file outside the model dir that must not be read
+    says: str = ""            # for "error": what the one line must mention
 
 
 # --- valid bases --------------------------------------------------------------------
@@ -378,8 +379,8 @@ def build(out: Path) -> list[Entry]:
     put_model("recursive_function.onnx", m, "error", "a model-local function that calls itself")
 
     # -- TFLite: out-of-range offsets, indices and buffers ---------------------------------------------
-    def tb(name, mutate, why, expect="error", g=None):
-        put(name, tflite_bytes(g, mutate), expect, why)
+    def tb(name, mutate, why, expect="error", g=None, **kw):
+        put(name, tflite_bytes(g, mutate), expect, why, **kw)
 
     def op0(w):
         return w.operators[0]
@@ -411,9 +412,9 @@ def build(out: Path) -> list[Entry]:
        "CONV_2D with a Pool2DOptions table")
     tb("tfl_unknown_builtin.tflite", lambda w: w.opcodes.__setitem__(op0(w)["opcode"], ("BUILTIN_9999", 1)),
        "builtin operator code 9999")
-    tb("tfl_scale_nan.tflite", lambda w: _t(w, "x").__setitem__("quant", _bad_quant(float("nan"))),
+    tb("tfl_scale_nan.tflite", lambda w: _t(w, "x").__setitem__("quant", _quant([float("nan")], [0])),
        "input quantization scale NaN")
-    tb("tfl_scale_negative.tflite", lambda w: _t(w, "x").__setitem__("quant", _bad_quant(-0.5)),
+    tb("tfl_scale_negative.tflite", lambda w: _t(w, "x").__setitem__("quant", _quant([-0.5], [0])),
        "input quantization scale -0.5")
     tb("tfl_quant_axis_7.tflite", lambda w: setattr(_t(w, "w")["quant"], "axis", 7),
        "per-channel quantization along axis 7 of a 4-D tensor")
@@ -482,6 +483,64 @@ def build(out: Path) -> list[Entry]:
                                                                   ("length", str(1 << 28))], "ext_1gib.bin"),
               "error", "a 256 MB external initializer (limit constant_bytes), refused before reading")
 
+    # -- TFLite parameters no kernel can take (they used to build, or exit 3) ------------------------
+    def zp(tensor, value):
+        def m(w):
+            q = _t(w, tensor)["quant"]
+            _t(w, tensor)["quant"] = _quant(q.scale, [value] * q.scale.size)
+        return m
+    tb("tfl_zero_point_2pow40.tflite", zp("x", 1 << 40), "input zero point 2^40 (the C did not compile)",
+       says="zero point 1099511627776 outside -128..127")
+    tb("tfl_zero_point_1000.tflite", zp("c", 1000), "int8 activation zero point 1000",
+       says="zero point 1000 outside -128..127")
+    tb("tfl_zero_point_minus_129.tflite", zp("f", -129), "int8 activation zero point -129",
+       says="zero point -129 outside -128..127")
+    tb("tfl_bias_zero_point_3.tflite", lambda w: _t(w, "b").__setitem__("quant", _quant([0.0005] * 3, [3] * 3)),
+       "int32 bias with zero point 3 (TFLite requires 0)", says="zero point 3 (must be 0)")
+    tb("tfl_bias_scale_nan.tflite", lambda w: _t(w, "b").__setitem__("quant", _quant([float("nan")] * 3, [0] * 3)),
+       "int32 bias with NaN scales", says="quantization scale [nan")
+    for label, beta in (("nan", float("nan")), ("inf", float("inf")), ("negative", -1.0)):
+        tb(f"tfl_softmax_beta_{label}.tflite",
+           lambda w, b=beta: w.operators[-1]["options"][1].__setitem__("Beta", b),
+           f"SOFTMAX beta {beta}", says="Softmax beta")
+    tb("tfl_padding_7.tflite", lambda w: op0(w)["options"][1].__setitem__("Padding", 7),
+       "CONV_2D padding enum 7 (SAME is 0, VALID 1)", says="padding 7 is not one of")
+    tb("tfl_fused_activation_9.tflite", lambda w: op0(w)["options"][1].__setitem__("FusedActivationFunction", 9),
+       "fused activation enum 9", says="fused activation 9 is not one of")
+    tb("tfl_fc_bias_length.tflite",
+       lambda w: w.operators[2]["inputs"].append(w.const("fc_b", np.array([1, 2], np.int32), "int32")),
+       "FULLY_CONNECTED bias of 2 values for 4 outputs", says="bias of shape [2] for 4 output channels")
+    tb("tfl_conv_bias_length.tflite",
+       lambda w: op0(w)["inputs"].__setitem__(2, w.const("cb", np.array([1, 2], np.int32), "int32")),
+       "CONV_2D bias of 2 values for 3 filters", says="bias of shape [2] for 3 output channels")
+
+    # -- ONNX attributes of the wrong type or value ------------------------------------------------
+    m = onnx_base()
+    m.graph.node[1].op_type = "LeakyRelu"
+    m.graph.node[1].attribute.append(helper.make_attribute("alpha", [1, 2]))
+    put_model("leakyrelu_alpha_ints.onnx", m, "error", "LeakyRelu alpha given as INTS",
+              says="attribute 'alpha' is INTS, expected FLOAT")
+    m = onnx_base()
+    m.graph.node[0].attribute.append(helper.make_attribute("auto_pad", "SAME_SIDEWAYS"))
+    put_model("conv_auto_pad_bogus.onnx", m, "error", "Conv auto_pad 'SAME_SIDEWAYS'",
+              says="attribute 'auto_pad' 'SAME_SIDEWAYS' is not one of")
+    m = onnx_base()
+    m.graph.initializer[1].CopyFrom(numpy_helper.from_array(np.zeros(3, np.float32), "b"))
+    put_model("conv_bias_length.onnx", m, "error", "Conv bias of 3 values for 4 filters",
+              says="bias of shape [3] for 4 output channels")
+    m = onnx_base()
+    m.graph.node.insert(4, helper.make_node("Cast", ["f"], ["f64"], to=TensorProto.INT64))
+    m.graph.node[5].op_type = "MatMul"
+    m.graph.node[5].input[:] = ["f64", "fc_w"]
+    put_model("matmul_mixed_types.onnx", m, "error", "MatMul of int64 and float inputs (the C did not "
+              "compile)", says="must have the same element type")
+    put_model("string_labels_dims.onnx", _labels_model(3, [2]), "error",
+              "a string label table of 3 strings declared [2]", says="3 strings for its shape [2]")
+    put_model("zipmap_label_count.onnx", _stump_classifier(zipmap_labels=[0, 1, 2]), "error",
+              "ZipMap with 3 labels for 2 class columns", says="ZipMap: 3 class labels")
+    put_model("tree_cycle.onnx", _stump_classifier(false_child=0), "error",
+              "a tree whose node 0 is its own false child", says="points to itself")
+
     # -- valid models with hostile names: must build, names only in sanitized comments ------------------
     hn = {k: HOSTILE_NAMES[i % len(HOSTILE_NAMES)] + f" {k}" for i, k in enumerate(
         ["x", "w", "b", "c", "r", "p", "f", "fc_w", "fc_b", "g", "y", "conv", "relu", "pool", "flatten",
@@ -539,11 +598,50 @@ def _t(w, name: str) -> dict:
     return w.tensors[w.tensor(name)]
 
 
-def _bad_quant(scale):
+def _quant(scale, zero_point):
+    """QuantParams holding any values (the constructor's checks bypassed)."""
     from edgec.graph import QuantParams
     q = QuantParams([0.05], [0])
-    q.scale = np.array([scale], np.float32)  # bypass the constructor's check
+    q.scale = np.asarray(scale, np.float32).reshape(-1)
+    q.zero_point = np.asarray(zero_point, np.int64).reshape(-1)
     return q
+
+
+def _labels_model(n_strings: int, dims: list[int]):
+    """X[1,3] -> ArgMax -> ArrayFeatureExtractor over a string label table (how
+    converters map a class index to its label), the table's dims as given."""
+    from onnx import TensorProto, helper
+    table = TensorProto(name="labels", data_type=TensorProto.STRING, dims=dims,
+                        string_data=[f"c{i}".encode() for i in range(n_strings)])
+    nodes = [helper.make_node("ArgMax", ["X"], ["idx"], axis=1, keepdims=0),
+             helper.make_node("ArrayFeatureExtractor", ["labels", "idx"], ["y"], domain="ai.onnx.ml")]
+    g = helper.make_graph(nodes, "labels", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.STRING, [1])], [table])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+
+
+def _stump_classifier(false_child: int = 2, zipmap_labels=None):
+    """A one-split TreeEnsembleClassifier on X[1,2] (two classes), its scores through
+    a ZipMap when ``zipmap_labels`` is given."""
+    from onnx import TensorProto, helper
+    tree = helper.make_node(
+        "TreeEnsembleClassifier", ["X"], ["label", "scores"], domain="ai.onnx.ml",
+        nodes_treeids=[0, 0, 0], nodes_nodeids=[0, 1, 2], nodes_featureids=[0, 0, 0],
+        nodes_modes=["BRANCH_LEQ", "LEAF", "LEAF"], nodes_values=[0.5, 0.0, 0.0],
+        nodes_truenodeids=[1, 0, 0], nodes_falsenodeids=[false_child, 0, 0],
+        class_treeids=[0, 0], class_nodeids=[1, 2], class_ids=[0, 1], class_weights=[1.0, 1.0],
+        classlabels_int64s=[0, 1])
+    nodes, out = [tree], "scores"
+    if zipmap_labels is not None:
+        nodes.append(helper.make_node("ZipMap", ["scores"], ["probs"], domain="ai.onnx.ml",
+                                      classlabels_int64s=list(zipmap_labels)))
+        out = "probs"
+    outs = [helper.make_tensor_value_info("label", TensorProto.INT64, [1]),
+            helper.make_tensor_value_info(out, TensorProto.FLOAT, None)]
+    g = helper.make_graph(nodes, "stump", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2])], outs)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
+    m.ir_version = 9
+    return m
 
 
 def _tfl_no_subgraphs() -> bytes:

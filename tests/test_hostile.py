@@ -76,7 +76,7 @@ def _check(corpus_dir: Path, e, work: Path) -> dict:
     out = cwd / "out"
     rc, so, se, secs, rss = run_cli(["build", corpus_dir / e.name, "-o", out, "--target", "host", *e.args],
                                     cwd, tmp)
-    res = {"name": e.name, "expect": e.expect, "rc": rc, "stderr": se, "seconds": secs, "rss": rss,
+    res = {"name": e.name, "expect": e.expect, "says": e.says, "rc": rc, "stderr": se, "seconds": secs, "rss": rss,
            "cwd": sorted(p.name for p in cwd.iterdir()), "tmp": sorted(p.name for p in tmp.iterdir()),
            "corpus_changed": _snapshot(corpus_dir) != before, "out": out}
     return res
@@ -105,6 +105,8 @@ def test_malformed_inputs_exit_2_one_line(corpus, tmp_path):
             problems.append(f"exit {r['rc']}")
         if len(lines) != 1 or not lines[0].startswith("edgec: error: "):
             problems.append(f"{len(lines)} stderr lines")
+        elif r["says"] not in lines[0]:
+            problems.append(f"the message does not say {r['says']!r}")
         if "Traceback" in r["stderr"]:
             problems.append("traceback")
         if r["seconds"] > TIME_LIMIT:
