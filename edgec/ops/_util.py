@@ -105,7 +105,10 @@ def act_range_quant(act, scale: float, zero_point: int, dtype: str = "int8") -> 
     def q(v):
         # float32 division as TFLite does (f / scale in float): in double, 6 / 0.23529412f
         # is 25.4999..., in float 25.5, which rounds to a different clamp bound
-        return zero_point + int(qmath.tfl_round(float(np.float32(v) / np.float32(scale))))
+        with np.errstate(over="ignore"):
+            r = float(np.float32(v) / np.float32(scale))
+        r = min(max(r, -2.0 ** 40), 2.0 ** 40)  # an absurd scale overflowed: the bound saturates
+        return zero_point + int(qmath.tfl_round(r))
 
     a = qmin if lo == -INF else max(qmin, q(lo))
     b = qmax if hi == INF else min(qmax, q(hi))
@@ -132,6 +135,20 @@ def c_act_float(expr: str, act, ctype: str = "float") -> str:
     if hi != INF:
         out = f"EDGEC_MIN({out}, {lit(hi)})"
     return out
+
+
+# Strides, dilated kernel extents and padded sizes must stay below this: the kernels
+# compute window positions (o * stride - pad + k * dilation) in C int arithmetic.
+WINDOW_LIMIT = 1 << 29
+
+
+def check_window(op: str, size: int, kernel: int, stride: int, dilation: int, p0: int, p1: int) -> None:
+    """One spatial axis of a convolution or pooling window: its index arithmetic must
+    fit an int32 (a stride, dilation or padding of 2^31 is a broken model)."""
+    if max(stride, (kernel - 1) * dilation + 1, size + p0 + p1) >= WINDOW_LIMIT:
+        raise EdgecError(f"{op}: stride {stride}, kernel {kernel}, dilation {dilation} or pads "
+                         f"{p0}, {p1} out of range for an axis of {size} (the window arithmetic "
+                         f"must stay below 2^29)")
 
 
 def check_per_channel(g: Graph, n: Node, index: int, channels: int, what: str = "bias",

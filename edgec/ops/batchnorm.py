@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import Reason, UnsupportedError
+from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
-from ._util import prod
+from ._util import check_per_channel, prod
 
 
 def _scale_shift(g, n):
@@ -23,6 +23,11 @@ class BatchNormalization(Op):
 
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]
+        if x.rank == 0:
+            raise EdgecError("BatchNormalization of a scalar")
+        C = x.shape[self._axis(g, n)]
+        for i, what in enumerate(("scale", "bias", "mean", "var"), 1):
+            check_per_channel(g, n, i, C, what)
         return [OutSpec(x.shape, x.dtype)]
 
     def check(self, g, n):

@@ -46,7 +46,7 @@ from .. import qmath
 from ..cgen import c_float
 from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, register, tflite_op
-from ._util import check_per_channel, norm_axis, prod
+from ._util import check_per_channel, check_window, norm_axis, prod
 from .conv import conv_nhwc, out_size
 
 BITS = 32
@@ -398,6 +398,10 @@ def conv_geometry(g, n):
     sh, sw = n.attrs["strides"]
     dh, dw = n.attrs["dilations"]
     pt, pl, pb, pr = n.attrs["pads"]
+    if min(sh, sw, dh, dw) < 1 or min(pt, pl, pb, pr) < 0:
+        raise EdgecError("BinaryConv: strides and dilations must be positive, pads non-negative")
+    check_window("BinaryConv", H, KH, sh, dh, pt, pb)
+    check_window("BinaryConv", W, KW, sw, dw, pl, pr)
     OH = out_size(H, KH, sh, dh, pt, pb)
     OW = out_size(W, KW, sw, dw, pl, pr)
     if OH < 1 or OW < 1:

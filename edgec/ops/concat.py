@@ -113,6 +113,8 @@ def _tfl_pack(ctx, op):
     axis = axis + rank + 1 if axis < 0 else axis
     if not 0 <= axis <= rank:
         raise EdgecError(f"PACK: axis {axis} for inputs of rank {rank}")
+    if o is not None and o.ValuesCount() != len(ins):
+        raise EdgecError(f"PACK: values_count {o.ValuesCount()} for {len(ins)} inputs")
     yq = ctx.t(out).quant
     if ctx.t(out).dtype == "int8" and any(ctx.t(i).quant != yq for i in ins):
         raise UnsupportedError(["PACK of int8 inputs with different quantization"])

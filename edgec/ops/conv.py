@@ -20,7 +20,7 @@ from .. import qmath
 from ..errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import (ACTIVATIONS, AUTO_PADS, act_range_float, act_range_quant, apply_act_float,
-                    check_per_channel, choice, quant_of)
+                    check_per_channel, check_window, choice, quant_of)
 from .shape import reshape_to
 
 
@@ -50,6 +50,8 @@ def geometry(g, n):
         raise EdgecError(f"Conv: {C} input channels, {O} filters of depth {Cg} and group {grp} do not fit")
     if min(sh, sw, dh, dw) < 1 or min(pt, pl, pb, pr) < 0:
         raise EdgecError("Conv: strides and dilations must be positive, pads non-negative")
+    check_window(n.op, H, KH, sh, dh, pt, pb)
+    check_window(n.op, W, KW, sw, dw, pl, pr)
     OH = out_size(H, KH, sh, dh, pt, pb)
     OW = out_size(W, KW, sw, dw, pl, pr)
     if OH < 1 or OW < 1:
@@ -382,6 +384,9 @@ def _tfl_dwconv(ctx, op):
     _, KH, KW, O = wt.shape
     if not wt.is_const:
         raise UnsupportedError(["DEPTHWISE_CONV_2D with computed weights"])
+    if o.DepthMultiplier() and O != C * o.DepthMultiplier():
+        raise EdgecError(f"DEPTHWISE_CONV_2D: depth multiplier {o.DepthMultiplier()} for {C} input "
+                         f"and {O} output channels")
     q = wt.quant
     if q is not None and q.axis is not None:
         if q.axis != 3:

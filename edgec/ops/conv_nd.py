@@ -17,7 +17,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
-from ._util import AUTO_PADS, check_per_channel, prod, strides
+from ._util import AUTO_PADS, check_per_channel, check_window, prod, strides
 
 TYPES = ("float32", "float64", "int32")
 
@@ -37,6 +37,8 @@ def geometry(g, n):
     st, dl, pd = a["strides"], a["dilations"], a["pads"]
     if not (len(st) == len(dl) == nd and len(pd) == 2 * nd) or min(st + dl) < 1 or min(pd) < 0:
         raise EdgecError("Conv: strides, dilations or pads do not fit")
+    for i in range(nd):
+        check_window("Conv", x.shape[2 + i], ks[i], st[i], dl[i], pd[i], pd[nd + i])
     out = [(x.shape[2 + i] + pd[i] + pd[nd + i] - (ks[i] - 1) * dl[i] - 1) // st[i] + 1
            for i in range(nd)]
     if min(out) < 1:
@@ -133,6 +135,8 @@ def onnx_attrs(ctx, node, xt, wt) -> dict:
     from .pool_nd import same_pads_nd
     nd = xt.rank - 2
     ks = list(ctx.attr(node, "kernel_shape") or wt.shape[2:])
+    if ks != list(wt.shape[2:]):
+        raise EdgecError(f"{node.op_type}: kernel_shape {ks} does not match weights {list(wt.shape)}")
     st = list(ctx.attr(node, "strides") or [1] * nd)
     dl = list(ctx.attr(node, "dilations") or [1] * nd)
     pads = list(ctx.attr(node, "pads") or [0] * (2 * nd))

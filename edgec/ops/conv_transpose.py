@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
-from ._util import AUTO_PADS, check_per_channel, prod, strides
+from ._util import AUTO_PADS, check_per_channel, check_window, prod, strides
 
 
 def _geometry(g, n):
@@ -36,6 +36,9 @@ def _geometry(g, n):
         raise EdgecError("ConvTranspose: attributes do not match the number of spatial axes")
     if min(st + dl) < 1 or min(pd + op, default=0) < 0:
         raise EdgecError("ConvTranspose: bad strides, dilations, pads or output_padding")
+    for i in range(nd):
+        check_window("ConvTranspose", st[i] * (x.shape[2 + i] - 1) + op[i], ks[i], st[i], dl[i],
+                     pd[i], pd[nd + i])
     out = [st[i] * (x.shape[2 + i] - 1) + op[i] + (ks[i] - 1) * dl[i] + 1 - pd[i] - pd[nd + i]
            for i in range(nd)]
     if min(out) < 1:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import AUTO_PADS, act_range_float, act_range_quant, apply_act_float, quant_of
+from ._util import AUTO_PADS, act_range_float, act_range_quant, apply_act_float, check_window, quant_of
 from .conv import same_pads, tfl_activation, tfl_pads
 
 
@@ -47,6 +47,8 @@ def geometry(g, n):
     ceil_mode = n.attrs.get("ceil_mode", 0)
     if min(kh, kw, sh, sw, dh, dw) < 1 or min(pt, pl, pb, pr) < 0:
         raise EdgecError(f"{n.op}: bad kernel, stride, dilation or padding")
+    check_window(n.op, H, kh, sh, dh, pt, pb)
+    check_window(n.op, W, kw, sw, dw, pl, pr)
     OH = pool_out(H, kh, sh, dh, pt, pb, ceil_mode)
     OW = pool_out(W, kw, sw, dw, pl, pr, ceil_mode)
     return N, C, H, W, OH, OW

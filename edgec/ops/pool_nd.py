@@ -22,7 +22,7 @@ from ..cgen import c_literal
 from ..errors import EdgecError, UnsupportedError
 from ..graph import check_shape
 from . import OutSpec, Op, register
-from ._util import AUTO_PADS, prod, strides
+from ._util import AUTO_PADS, check_window, prod, strides
 
 
 def out_len(n, k, s, d, p0, p1, ceil_mode):
@@ -49,6 +49,8 @@ def _geometry(g, n):
     if min(ks + st + dl) < 1 or min(pd) < 0:
         raise EdgecError(f"{n.op}: bad kernel, strides, dilations or pads")
     sp = list(x.shape[2:])
+    for i in range(nd):
+        check_window(n.op, sp[i], ks[i], st[i], dl[i], pd[i], pd[nd + i])
     out = [out_len(sp[i], ks[i], st[i], dl[i], pd[i], pd[nd + i], a.get("ceil_mode", 0))
            for i in range(nd)]
     return sp, out

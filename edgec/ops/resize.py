@@ -159,8 +159,10 @@ class Resize(Op):
             raise EdgecError(f"Resize: scales/sizes for {len(a['sizes'])} dimensions, input has {x.rank}")
         if a["mode"] not in ("nearest", "linear", "cubic") or a["coord"] not in COORD_MODES:
             raise UnsupportedError([f"Resize mode {a['mode']}/{a['coord']}"])
-        if any(s <= 0 for s in a["scales"]) or any(d < 0 for d in a["sizes"]):
-            raise EdgecError("Resize: scales must be positive")
+        if not all(0 < s < math.inf for s in a["scales"]) or any(d < 0 for d in a["sizes"]):
+            raise EdgecError("Resize: scales must be positive and finite")
+        if a.get("roi") is not None and not all(math.isfinite(v) for v in a["roi"]):
+            raise EdgecError("Resize: the roi must be finite")
         return [OutSpec(tuple(int(d) for d in a["sizes"]), x.dtype, x.quant)]
 
     def check(self, g, n):
