@@ -513,6 +513,9 @@ def build(out: Path) -> list[Entry]:
     tb("tfl_conv_bias_length.tflite",
        lambda w: op0(w)["inputs"].__setitem__(2, w.const("cb", np.array([1, 2], np.int32), "int32")),
        "CONV_2D bias of 2 values for 3 filters", says="bias of shape [2] for 3 output channels")
+    tb("tfl_dilation_2pow31.tflite", lambda w: op0(w)["options"][1].__setitem__("DilationHFactor", (1 << 31) - 1),
+       "CONV_2D dilation 2^31-1 (SAME padding: the C's window arithmetic overflowed int)",
+       says="dilation 2147483647")
 
     # -- ONNX attributes of the wrong type or value ------------------------------------------------
     m = onnx_base()
@@ -534,6 +537,11 @@ def build(out: Path) -> list[Entry]:
     m.graph.node[5].input[:] = ["f64", "fc_w"]
     put_model("matmul_mixed_types.onnx", m, "error", "MatMul of int64 and float inputs (the C did not "
               "compile)", says="must have the same element type")
+    f32 = lambda name, v: numpy_helper.from_array(np.asarray(v, np.float32), name)  # noqa: E731
+    put_model("batchnorm_mean_length.onnx", single(
+        "BatchNormalization", ["x", "s", "b", "m", "v"], in_shape=(2, 3, 4), inits=[
+            f32("s", [1, 1, 1]), f32("b", [0, 0, 0]), f32("m", [0, 0]), f32("v", [1, 1, 1])]),
+        "error", "BatchNormalization mean of 2 values for 3 channels", says="mean of shape [2] for 3")
     put_model("string_labels_dims.onnx", _labels_model(3, [2]), "error",
               "a string label table of 3 strings declared [2]", says="3 strings for its shape [2]")
     put_model("zipmap_label_count.onnx", _stump_classifier(zipmap_labels=[0, 1, 2]), "error",
