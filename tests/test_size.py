@@ -132,8 +132,8 @@ def test_sections_and_layers_match_binutils(model, tmp_path):
     # layers: weights and code from nm, independently
     build = json.loads((tmp_path / "b" / "report.json").read_text())
     nm = arm_nm(elf)
-    layer_consts = sum(sz for n, sz, t in nm if re.match(r"edgec_l\d+_", n) and t in "rR")
-    layer_code = sum(sz for n, sz, t in nm if re.match(r"edgec_l\d+_", n) and t in "tT")
+    layer_consts = sum(sz for n, sz, t in nm if re.match(r"model_l\d+_", n) and t in "rR")
+    layer_code = sum(sz for n, sz, t in nm if re.match(r"model_l\d+_", n) and t in "tT")
     weights = sum(L["weights_bytes"] for L in rep["layers"])
     assert weights == layer_consts == rep["flash"]["parts"]["weights"] > 0
     assert sum(L["code_bytes"] for L in rep["layers"]) == layer_code == rep["flash"]["parts"]["kernel_code"]
@@ -144,7 +144,7 @@ def test_sections_and_layers_match_binutils(model, tmp_path):
     # per layer, exactly the constants model.c declares that the linked image kept (the
     # compiler may fold a tiny array into the code: VWW's 2-element FC bias)
     declared = {}
-    for ctype, sym, layer, n in re.findall(r"static const (\w+) (edgec_l(\d+)_\w+)\[(\d+)\]",
+    for ctype, sym, layer, n in re.findall(r"static const (\w+) (model_l(\d+)_\w+)\[(\d+)\]",
                                            (tmp_path / "b" / "model.c").read_text()):
         declared[sym] = (int(layer), int(n) * CSIZE[ctype])
     kept = {n for n, _, t in nm if t in "rR"}
