@@ -161,7 +161,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
             for ln in pr.lines("LAYER"):
                 parts = ln.split()
                 lt[int(parts[0])] = int(parts[1].split("=", 1)[1])
-            per_layer_bytes = elfsize.layer_bytes(img)
+            per_layer_bytes = elfsize.layer_bytes(img, plain.prefix)
             for L in rep["layers"]:
                 t = lt.get(L["index"])
                 li = round(t * scale) if t is not None else None

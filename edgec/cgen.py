@@ -11,6 +11,7 @@ import re
 import numpy as np
 
 from . import dtypes
+from .errors import EdgecError
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _C_KEYWORDS = {
@@ -201,3 +202,58 @@ def array_body(data: np.ndarray, dtype: str, per_line: int | None = None) -> str
     for i in range(0, len(items), per_line):
         lines.append("  " + ", ".join(items[i:i + per_line]) + ",")
     return "{\n" + "\n".join(lines) + "\n}"
+
+
+# The hooks a firmware (edgec's harness, or the application) provides to every model
+# in it: the generated C calls them, never defines them, so they keep their names.
+HOOKS = frozenset({"edgec_trace", "edgec_profile_begin", "edgec_profile_end"})
+
+
+def _identifiers(word: str) -> re.Pattern:
+    """Comments (group 1), string and character literals (no group) and the
+    identifiers beginning with ``word_`` (group 2).  The lookahead lets the regex
+    engine skip everything else quickly (the numbers of constant arrays)."""
+    w = re.escape(word)
+    return re.compile(rf"""(?=[/"'{w[0]}])(?:(/\*.*?\*/|//[^\n]*)|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'"""
+                      rf"|\b({w}_\w*))", re.S)
+
+
+_EDGEC_IDENTIFIERS = _identifiers("edgec")
+_EDGEC_WORD = re.compile(r"\bedgec_\w*")
+
+
+def prefix_symbols(text: str, prefix: str) -> str:
+    """Generated C with every ``edgec_*`` identifier renamed ``<prefix>_*``
+    (``edgec_l3_conv`` -> ``kws_l3_conv``, ``edgec_lut_t`` -> ``kws_lut_t``), so that
+    every symbol of a bundle, static or not, carries its name and several bundles
+    can be linked into one firmware and told apart in its ELF (comments follow).
+    String and character literals (class labels), the ``EDGEC_*`` macros and the
+    :data:`HOOKS` are left alone.  A renamed identifier that the text already uses
+    for something else (``--name`` chosen so that ``<prefix>_x`` exists) is an error."""
+    if prefix == "edgec":
+        return text
+    renamed: set[str] = set()
+
+    def word(m):
+        name = m.group(0)
+        return name if name in HOOKS else prefix + name[5:]
+
+    def sub(m):
+        comment, name = m.group(1), m.group(2)
+        if comment is not None:
+            return _EDGEC_WORD.sub(word, comment) if "edgec_" in comment else comment
+        if name is None or name in HOOKS:
+            return m.group(0)
+        renamed.add(prefix + name[5:])
+        return prefix + name[5:]
+
+    out = _EDGEC_IDENTIFIERS.sub(sub, text)
+    # (a quick search for the new names first, led by the literal prefix: rarely found)
+    new = rf"{re.escape(prefix)}_(?:{'|'.join(re.escape(n[len(prefix) + 1:]) for n in sorted(renamed))})\b"
+    if renamed and re.search(new, text):
+        taken = {m.group(2) for m in _identifiers(prefix).finditer(text) if m.group(2)}
+        clash = sorted(taken & renamed)
+        if clash:
+            raise EdgecError(f"--name {prefix}: the generated C already uses {clash[0]} for something "
+                             f"else than edgec's edgec{clash[0][len(prefix):]}; choose another name")
+    return out

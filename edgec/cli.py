@@ -916,12 +916,14 @@ def explore(model, eval_data, target, calibration, techniques, no_bench, eval_sa
 def _size_inputs(fn):
     for dec in reversed([
         click.argument("elf_or_bundle", required=False, type=click.Path()),
-        click.option("--bundle", default=None, type=click.Path(file_okay=False),
+        click.option("--bundle", multiple=True, type=click.Path(file_okay=False),
                      help="The bundle the ELF was linked from (its report.json names the layers). "
-                          "Default: the ELF's directory, when it is a bundle."),
+                          "Default: the ELF's directory, when it is a bundle. Repeat it for a firmware "
+                          "with several models: each model's flash and RAM is attributed separately."),
         click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
                      help="The bundle's report.json, when it is not next to the ELF."),
-        click.option("--name", default=None, help="The bundle's name (symbol prefix) when there is no report.json."),
+        click.option("--name", multiple=True,
+                     help="The bundle's name (symbol prefix) when there is no report.json (repeatable)."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON (schema edgec-size/1, docs/SIZE_REPORT.md)."),
         click.option("--markdown", "as_markdown", is_flag=True, help="Print Markdown (CI job summary, PR comment)."),
         click.option("--html", "as_html", is_flag=True, help="Print one self-contained HTML page."),
@@ -941,8 +943,22 @@ def _size_inputs(fn):
 _EXT = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
 
 
-def _measure(elf_or_bundle, bundle, report_path, name, cfg):
+def _measure(elf_or_bundle, bundles, report_path, names, cfg):
     from . import report as rp
+    bundles, names = list(bundles), list(names)
+    if len(bundles) > 1 or len(names) > 1:
+        # several models in one firmware (one --bundle with one --name: the name is the bundle's)
+        if elf_or_bundle is None and cfg is not None and cfg.elf is not None:
+            elf_or_bundle = cfg.elf
+        if elf_or_bundle is None:
+            raise EdgecError("give the firmware ELF that links the bundles")
+        if report_path is not None:
+            raise EdgecError("--report goes with one bundle: with several, each --bundle's "
+                             "report.json is read")
+        loc, models = rp.locate_models(elf_or_bundle, bundles, names)
+        return loc, rp.size_report(loc.elf, note=loc.note, models=models)
+    bundle = bundles[0] if bundles else None
+    name = names[0] if names else None
     if elf_or_bundle is None:
         if cfg is not None and cfg.elf is not None:
             elf_or_bundle = cfg.elf
@@ -986,7 +1002,9 @@ def size(elf_or_bundle, bundle, report_path, name, as_json, as_markdown, as_html
 
     ELF_OR_BUNDLE is a firmware ELF (its bundle's report.json next to it or given
     with --bundle), or a bundle directory (its firmware.elf, else the bundle linked
-    with edgec's harness to measure it). Everything is read from the ELF."""
+    with edgec's harness to measure it). Everything is read from the ELF. A firmware
+    with several models: one --bundle per model (each model's code, weights and arena
+    apart)."""
     from . import report as rp
     cfg = _config(config_path)
     loc, rep = _measure(elf_or_bundle, bundle, report_path, name, cfg)

@@ -8,7 +8,7 @@ Small and reusable (the size report builds on it):
   values of ``.data``), RAM every writable allocated section (``.data``,
   ``.bss``, the stack reservation);
 * :func:`breakdown` splits them the way ``edgec bench`` reports them: the
-  model's code and weights (``edgec_l<N>_*`` and the rest of ``<prefix>.c``),
+  model's code and weights (``<prefix>_l<N>_*`` and the rest of ``<prefix>.c``),
   the arena, the harness's test vectors, the stack, everything else;
 * ``ElfImage.absolute`` (linker-script symbols such as ``__stack_size``) and
   ``ElfImage.file_of(sym)``: the source file of a global symbol, found from the
@@ -154,8 +154,15 @@ def read(path) -> ElfImage:
     return img
 
 
-WEIGHT_SYMBOL = re.compile(r"edgec_(l\d+_)?[A-Za-z0-9_]+$")
-LAYER_SYMBOL = re.compile(r"edgec_l(\d+)_")
+def layer_symbol(prefix: str, legacy: bool = True) -> re.Pattern:
+    """``<prefix>_l<N>_*``: layer N's kernel functions and constant arrays (every
+    symbol of a bundle carries its name); ``legacy``: also ``edgec_l<N>_*``, the
+    names of bundles written before edgec prefixed them."""
+    alt = f"{re.escape(prefix)}|edgec" if legacy and prefix != "edgec" else re.escape(prefix)
+    return re.compile(rf"(?:{alt})_l(\d+)_")
+
+
+HOOKS = ("edgec_trace", "edgec_profile")  # provided by the firmware, not the model
 
 
 def _in_flash(img: ElfImage, s: Symbol) -> bool:
@@ -166,24 +173,22 @@ def _in_flash(img: ElfImage, s: Symbol) -> bool:
 def breakdown(img: ElfImage, prefix: str = "model") -> dict:
     """Flash and RAM split into the parts ``edgec bench`` reports.
 
-    flash: ``weights`` (the model's constant arrays: ``edgec_*`` objects in
-    flash), ``model_code`` (the model's functions: ``edgec_*`` and
-    ``<prefix>_invoke*``, plus anything else local to ``<prefix>.c``),
-    ``test_data`` (the harness's embedded test vectors, ``fw_test_*``), and
-    ``code``: all the rest of flash but weights and test data (model code,
-    harness, startup, C library).  ram: ``arena`` (``<prefix>_arena*``),
-    ``stack_reserved`` (the ``.stack`` section) and ``other`` (the rest:
-    I/O buffers, C library state).
+    flash: ``weights`` (the model's constant arrays: its objects in flash but the
+    TVM driver's tensor descriptors), ``model_code`` (the model's functions:
+    ``<prefix>_*``, plus anything else local to ``<prefix>.c``), ``test_data`` (the
+    harness's embedded test vectors, ``fw_test_*``), and ``code``: all the rest of
+    flash but weights and test data (model code, harness, startup, C library).
+    ram: ``arena`` (``<prefix>_arena*``), ``stack_reserved`` (the ``.stack``
+    section) and ``other`` (the rest: I/O buffers, C library state).
     """
     model_file = f"{prefix}.c"
 
     def is_model(s: Symbol) -> bool:
-        return (s.name.startswith("edgec_") and not s.name.startswith(("edgec_trace", "edgec_profile"))) \
-            or s.name.startswith(f"{prefix}_") or s.file == model_file
+        return s.name.startswith(f"{prefix}_") or s.file == model_file \
+            or (s.name.startswith("edgec_") and not s.name.startswith(HOOKS))
 
     weights = img.symbol_bytes(lambda s: s.kind == "OBJECT" and is_model(s) and _in_flash(img, s)
-                               and (not s.name.startswith(f"{prefix}_")
-                                    or s.name == f"{prefix}_model_data"))  # TFLM's flatbuffer
+                               and not s.name.startswith((f"{prefix}_tvm_", f"{prefix}_model_data_len")))
     model_code = img.symbol_bytes(lambda s: s.kind == "FUNC" and is_model(s))
     test_data = img.symbol_bytes(lambda s: s.name.startswith("fw_test_") and _in_flash(img, s))
     arena = img.symbol_bytes(lambda s: s.kind == "OBJECT" and (
@@ -210,11 +215,12 @@ def breakdown(img: ElfImage, prefix: str = "model") -> dict:
     }
 
 
-def layer_bytes(img: ElfImage) -> dict[int, dict[str, int]]:
-    """{layer: {"code": bytes, "weights": bytes}} from the ``edgec_l<N>_*`` symbols."""
+def layer_bytes(img: ElfImage, prefix: str = "model") -> dict[int, dict[str, int]]:
+    """{layer: {"code": bytes, "weights": bytes}} from the ``<prefix>_l<N>_*`` symbols."""
+    rx = layer_symbol(prefix)
     out: dict[int, dict[str, int]] = {}
     for s in img.symbols:
-        m = LAYER_SYMBOL.match(s.name)
+        m = rx.match(s.name)
         if not m:
             continue
         d = out.setdefault(int(m.group(1)), {"code": 0, "weights": 0})

@@ -81,7 +81,11 @@ _RESERVATION_SYMBOLS = {
 }
 _HARNESS_NAMES = re.compile(r"^(fw_|Reset_Handler$|_start$|[A-Za-z]+_(Handler|IRQHandler)$|"
                             r"edgec_trace$|edgec_profile_)")
-_FUNC_OP = re.compile(r"^edgec_l\d+_([a-z0-9]+)")
+# a layer function's operator, after the prefix: l3_conv.constprop.0 -> conv
+_FUNC_OP = re.compile(r"l\d+_([a-z0-9]+)")
+# bundles of edgec before every symbol carried the bundle's name
+_LEGACY = "edgec_"
+_LEGACY_LAYER = elfsize.layer_symbol("edgec", legacy=False)
 # TensorFlow Lite Micro bundles: TFLM's C++ (mangled tflite:: names, anonymous
 # namespaces of its .cc files) and CMSIS-NN's C functions
 _TFLM_SYMBOL = re.compile(r"^(_Z[A-Z]*N?K?6tflite|_Z[A-Z]*N12_GLOBAL__N_1|_ZZN6tflite|arm_|"
@@ -166,6 +170,31 @@ def locate(elf_or_bundle, bundle=None, report=None, link: bool = True) -> Locate
     return Located(p, rep, bdir)
 
 
+def locate_models(elf, bundles=(), names=()) -> tuple[Located, list[tuple[str | None, dict | None]]]:
+    """A firmware ELF that links several models: each ``--bundle`` (its report.json
+    names the model and its layers) and each ``--name`` (a model without its bundle:
+    symbols only); returns the ELF and the (name, report.json) of every model."""
+    p = Path(elf)
+    if not p.exists():
+        raise EdgecError(f"no such file or directory: {p}")
+    if p.is_dir() or not _is_elf(p):
+        raise EdgecError(f"{p} is not an ELF file: with several --bundle / --name, give the firmware "
+                         "ELF that links them")
+    models: list[tuple[str | None, dict | None]] = []
+    for b in bundles:
+        rep = load_build_report(b)
+        models.append((str(rep.get("name") or "model"), rep))
+    models += [(str(n), None) for n in names]
+    seen: dict[str, str] = {}
+    for (n, rep), where in zip(models, [str(b) for b in bundles] + [f"--name {n}" for n in names]):
+        if n in seen:
+            raise EdgecError(f"two models named {n} ({seen[n]} and {where}): models linked into one "
+                             "firmware need different names (edgec build --name)")
+        seen[n] = where
+    return Located(p, models[0][1] if len(models) == 1 else None,
+                   Path(bundles[0]) if len(bundles) == 1 else None), models
+
+
 def _link_size_only(bundle_dir: Path, rep: dict, stale: bool) -> Located:
     import tempfile
 
@@ -198,37 +227,83 @@ def _prefix_of(img: elfsize.ElfImage, rep: dict | None, name: str | None) -> str
     return invokes[0] if len(invokes) == 1 else "model"
 
 
-def _classify(img: elfsize.ElfImage, s: elfsize.Symbol, prefix: str,
-              tflm: bool = False) -> tuple[str, int | None]:
-    """(owner, layer) of a symbol: owner is layer | model | test_data | app | libc.
-    ``tflm``: a TensorFlow Lite Micro bundle, whose runtime is TFLM (C++, its
-    ``tflite::`` namespace) and CMSIS-NN (``arm_*``), linked from TFLM_LIB."""
-    m = elfsize.LAYER_SYMBOL.match(s.name)
-    if m:
-        return "layer", int(m.group(1))
-    f = img.file_of(s)
-    if tflm and (_TFLM_SYMBOL.match(s.name) or (f and _TFLM_FILE.search(f))):
-        return "model", None
-    if s.name.startswith("fw_test_"):
-        return "test_data", None
-    if _HARNESS_NAMES.match(s.name):
+@dataclass
+class _Model:
+    """One bundle linked into the ELF: its name (the prefix of all its symbols),
+    its report.json (or None) and its source files."""
+    name: str
+    rep: dict | None
+    index: int
+
+    def __post_init__(self):
+        self.layer = elfsize.layer_symbol(self.name, legacy=False)
+        self.tflm = bool(self.rep) and self.rep.get("backend") == "tflm"
+        self.files = {f"{self.name}.c", f"{self.name}.cc", f"{self.name}_model_data.c"}
+        self.arena_symbols = {f"{self.name}_arena", f"{self.name}_arena_store"}
+
+
+class _Owners:
+    """Who owns a symbol or a file of the ELF, among several models."""
+
+    def __init__(self, img: elfsize.ElfImage, models: list[_Model]):
+        self.img = img
+        self.models = models
+        self.by_length = sorted(models, key=lambda m: (-len(m.name), m.index))
+        self.by_file = {f: m for m in models for f in m.files}
+        tflm = [m for m in models if m.tflm]
+        self.tflm = bool(tflm)
+        # TensorFlow Lite Micro's runtime: the TFLM model's, or shared when several are
+        self.tflm_owner = tflm[0] if len(tflm) == 1 else None
+        self.single = models[0] if len(models) == 1 else None
+
+    def model_of_name(self, name: str) -> _Model | None:
+        for m in self.by_length:
+            if name.startswith(m.name + "_"):
+                return m
+        return None
+
+    def classify(self, s: elfsize.Symbol) -> tuple[str, int | None, _Model | None]:
+        """(owner, layer, model) of a symbol: owner is layer | model | test_data | app | libc;
+        model is None for a runtime several models share (TFLM's, with two TFLM bundles).
+        Names are looked at first (LTO partitions can lose their file symbols), the
+        symbol's object file next."""
+        m = self.model_of_name(s.name)
+        if m is not None:
+            lm = m.layer.match(s.name)
+            if lm:
+                return "layer", int(lm.group(1)), m
+        f = self.img.file_of(s)
+        if s.name.startswith(_LEGACY) and not s.name.startswith(elfsize.HOOKS):
+            legacy = self.by_file.get(f) or self.single
+            lm = _LEGACY_LAYER.match(s.name)
+            if legacy is not None:
+                return ("layer", int(lm.group(1)), legacy) if lm else ("model", None, legacy)
+        if self.tflm and (_TFLM_SYMBOL.match(s.name) or (f and _TFLM_FILE.search(f))):
+            return "model", None, self.by_file.get(f) or m or self.tflm_owner
+        if s.name.startswith("fw_test_"):
+            return "test_data", None, None
+        if _HARNESS_NAMES.match(s.name):
+            return "app", None, None
+        m = m or self.by_file.get(f)
+        if m is not None:
+            return "model", None, m
+        if f and _LIBC_FILE.match(f):
+            return "libc", None, None
+        base = s.name.split(".", 1)[0]
+        if not f and (base in _LIBC_NAMES or base.startswith("__")):
+            return "libc", None, None
+        return "app", None, None
+
+    def of_file(self, f: str) -> tuple[str, _Model | None]:
+        """(owner, model) of the bytes an object file's mapping symbols mark."""
+        m = self.by_file.get(f)
+        if m is not None:
+            return "model", m
+        if self.tflm and _TFLM_FILE.search(f):
+            return "model", self.tflm_owner
+        if _LIBC_FILE.match(f):
+            return "libc", None
         return "app", None
-    if s.name.startswith(("edgec_", f"{prefix}_")) or f == f"{prefix}.c":
-        return "model", None
-    if f and _LIBC_FILE.match(f):
-        return "libc", None
-    base = s.name.split(".", 1)[0]
-    if not f and (base in _LIBC_NAMES or base.startswith("__")):
-        return "libc", None
-    return "app", None
-
-
-def _file_owner(f: str, prefix: str) -> str:
-    if f == f"{prefix}.c":
-        return "model"
-    if _LIBC_FILE.match(f):
-        return "libc"
-    return "app"
 
 
 def _gaps(intervals: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
@@ -265,14 +340,37 @@ def _reservation(name: str) -> str | None:
     return None
 
 
+MODEL_FLASH = ("weights", "kernel_code", "model_runtime", "model_constants")
+MODEL_RAM = ("arena", "model_other")
+
+
 def size_report(elf, build_report: dict | None = None, name: str | None = None,
-                note: str = "") -> dict:
-    """The ``edgec-size/1`` report of a linked ELF (see docs/SIZE_REPORT.md)."""
+                note: str = "", models: list[tuple[str | None, dict | None]] | None = None) -> dict:
+    """The ``edgec-size/1`` report of a linked ELF (see docs/SIZE_REPORT.md).
+
+    One model: ``build_report`` (its report.json) and / or ``name`` (its symbol prefix;
+    guessed from ``<name>_invoke`` without either).  Several models linked into one
+    firmware: ``models``, a list of (name, report.json) with one of them given each;
+    every model's code, weights and arena are then attributed separately (``models``
+    in the report)."""
     img = elfsize.read(elf)
     if not img.sections:
         raise EdgecError(f"{elf} has no allocated sections (an object file, not a linked firmware?)")
-    rep = build_report
-    prefix = _prefix_of(img, rep, name)
+    if models:
+        specs = [(str(n or (r or {}).get("name") or ""), r) for n, r in models]
+        if any(not n for n, _ in specs):
+            raise EdgecError("a model without a name (give its bundle or --name)")
+        seen: set[str] = set()
+        for n, _ in specs:
+            if n in seen:
+                raise EdgecError(f"two models named {n}: each bundle linked into one firmware needs "
+                                 "its own --name")
+            seen.add(n)
+    else:
+        specs = [(_prefix_of(img, build_report, name), build_report)]
+    mods = [_Model(n, r, i) for i, (n, r) in enumerate(specs)]
+    owners = _Owners(img, mods)
+    multi = len(mods) > 1
     sections = sorted((s for s in img.sections if s.size > 0), key=lambda s: (s.addr, s.name))
     by_name = {s.name: s for s in sections}
 
@@ -294,46 +392,61 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
 
     flash = {k: 0 for k in FLASH_PARTS}
     ram = {k: 0 for k in RAM_PARTS}
-    layers: dict[int, dict] = {}
+    # each model's share of the model parts; None: a runtime several models share
+    mflash = {m.index: {k: 0 for k in MODEL_FLASH} for m in mods}
+    mram = {m.index: {k: 0 for k in MODEL_RAM} for m in mods}
+    mflash[None] = {k: 0 for k in MODEL_FLASH}
+    mram[None] = {k: 0 for k in MODEL_RAM}
+    layers: dict[tuple[int, int], dict] = {}
     symbols_out = []
     attributed: dict[str, int] = {}
-    arena_symbol_bytes = 0
-    tflm = bool(rep) and rep.get("backend") == "tflm"
+    arena_symbol_bytes = {m.index: 0 for m in mods}
+
+    def flash_part(owner: str, kind: str, m: _Model | None, n: int, weights: bool = False) -> None:
+        if owner in ("layer", "model"):
+            part = "weights" if weights else (
+                ("kernel_code" if kind == "code" else "weights") if owner == "layer"
+                else ("model_runtime" if kind == "code" else "model_constants"))
+            flash[part] += n
+            mflash[m.index if m else None][part] += n
+        else:
+            flash[owner] += n
+
+    def ram_part(owner: str, m: _Model | None, n: int, arena: bool = False) -> None:
+        if arena or owner in ("layer", "model"):
+            part = "arena" if arena else "model_other"
+            ram[part] += n
+            mram[m.index if m else None][part] += n
+        else:
+            ram["app" if owner == "test_data" else owner] += n
+
     for s, n in kept:
         sec = by_name[s.section]
-        owner, layer = _classify(img, s, prefix, tflm)
+        owner, layer, m = owners.classify(s)
         kind = _kind(sec, s)
         attributed[sec.name] = attributed.get(sec.name, 0) + n
-        is_arena = s.name in (f"{prefix}_arena", f"{prefix}_arena_store")
+        arena_of = next((a for a in mods if s.name in a.arena_symbols), None)
+        if arena_of is not None:
+            m = arena_of
         symbols_out.append({
             "name": s.name, "addr": s.addr, "size": s.size, "bytes": n, "section": s.section,
-            "kind": kind, "owner": "arena" if is_arena else owner, "layer": layer,
+            "kind": kind, "owner": "arena" if arena_of else owner, "layer": layer,
+            "model": m.name if m is not None and (arena_of or owner in ("layer", "model")) else None,
             "file": img.file_of(s),
         })
         if n == 0:
             continue
         if sec.flash:
-            if owner == "layer":
-                flash["kernel_code" if kind == "code" else "weights"] += n
-            elif owner == "model" and tflm and s.name == f"{prefix}_model_data":
-                flash["weights"] += n  # the TFLite flatbuffer TFLM runs
-            elif owner == "model":
-                flash["model_runtime" if kind == "code" else "model_constants"] += n
-            else:
-                flash[owner] += n
+            # the TFLite flatbuffer TFLM runs is its weights
+            flash_part(owner, kind, m, n, weights=owner == "model" and m is not None and m.tflm
+                       and s.name == f"{m.name}_model_data")
         if sec.ram:
-            if is_arena:
-                ram["arena"] += n
-                arena_symbol_bytes += n
-            elif owner in ("layer", "model"):
-                ram["model_other"] += n
-            elif owner == "test_data":
-                ram["app"] += n
-            else:
-                ram[owner] += n
+            ram_part(owner, m, n, arena=arena_of is not None)
+            if arena_of is not None:
+                arena_symbol_bytes[arena_of.index] += n
         if owner == "layer":
-            L = layers.setdefault(layer, {"code_bytes": 0, "weights_bytes": 0, "symbols": [],
-                                          "functions": []})
+            L = layers.setdefault((m.index, layer), {"code_bytes": 0, "weights_bytes": 0, "symbols": [],
+                                                     "functions": []})
             L["code_bytes" if kind == "code" else "weights_bytes"] += n
             L["symbols"].append(s.name)
             if kind == "code":
@@ -359,16 +472,13 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
                 if nxt > a:
                     literals.append((sec, f, nxt - a))
     for sec, f, n in literals:
-        owner = "model" if tflm and _TFLM_FILE.search(f) else _file_owner(f, prefix)
+        owner, m = owners.of_file(f)
         kind = _kind(sec)
         attributed[sec.name] = attributed.get(sec.name, 0) + n
         if sec.flash:
-            if owner == "model":
-                flash["model_runtime" if kind == "code" else "model_constants"] += n
-            else:
-                flash[owner] += n
+            flash_part(owner, kind, m, n)
         if sec.ram:
-            ram["model_other" if owner == "model" else owner] += n
+            ram_part(owner, m, n)
 
     # reservations: sections named for the stack / heap, else linker symbols
     reservations = {}
@@ -416,22 +526,47 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
     ram_total = img.ram_bytes + unbacked
     assert sum(flash.values()) == flash_total, (flash, flash_total)
     assert sum(ram.values()) == ram_total, (ram, ram_total)
+    for k in MODEL_FLASH:
+        assert sum(v[k] for v in mflash.values()) == flash[k], k
+    for k in MODEL_RAM:
+        assert sum(v[k] for v in mram.values()) == ram[k], k
     text = sum(s.size for s in sections if s.flash and not s.ram)
     data = sum(s.size for s in sections if s.flash and s.ram)
     bss = sum(s.size for s in sections if s.ram and s.nobits)
 
-    layer_rows = _layers(layers, rep, img)
-    arena = _arena(rep, arena_symbol_bytes, layer_rows)
+    layer_rows, model_out = [], []
+    for m in mods:
+        found = {i: L for (mi, i), L in layers.items() if mi == m.index}
+        rows = _layers(found, m.rep, img, m.name)
+        arena = _arena(m.rep, arena_symbol_bytes[m.index], rows)
+        layer_rows += rows
+        model_out.append({
+            "name": m.name,
+            "target": m.rep.get("target") if m.rep else None,
+            "backend": m.rep.get("backend", "native") if m.rep else None,
+            "model": m.rep.get("model", {}).get("source") if m.rep else None,
+            "flash": {"total": sum(mflash[m.index].values()), **mflash[m.index]},
+            "ram": {"total": sum(mram[m.index].values()), **mram[m.index]},
+            "arena": arena,
+            "layers": len(rows),
+        })
     symbols_out.sort(key=lambda d: (-d["bytes"], d["name"], d["addr"]))
+    first = mods[0].rep or {}
+    reps = [m.rep for m in mods]
+
+    def common(get):
+        vals = [get(r) if r else None for r in reps]
+        return vals[0] if all(v == vals[0] for v in vals) else None
     out = {
         "schema": SCHEMA,
         "edgec_version": __version__,
         "elf": Path(elf).name,
         "machine": img.machine,
-        "name": prefix,
-        "target": rep.get("target") if rep else None,
-        "model": rep.get("model", {}).get("source") if rep else None,
-        "options": dict(rep.get("options", {})) if rep else {},
+        "name": "+".join(m.name for m in mods),
+        "target": common(lambda r: r.get("target")),
+        "model": (" + ".join(str(m["model"]) for m in model_out) if multi
+                  else (first.get("model", {}).get("source") if mods[0].rep else None)),
+        "options": dict(common(lambda r: r.get("options", {})) or {}),
         "note": note,
         "flash": {"total": flash_total,
                   "sections": {s.name: s.size for s in sections if s.flash},
@@ -443,21 +578,32 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
         "berkeley": {"text": text, "data": data, "bss": bss},
         "reservations": reservations,
         "model_totals": {
-            "flash": flash["weights"] + flash["kernel_code"] + flash["model_runtime"]
-            + flash["model_constants"],
-            "ram": ram["arena"] + ram["model_other"],
+            "flash": sum(flash[k] for k in MODEL_FLASH),
+            "ram": sum(ram[k] for k in MODEL_RAM),
         },
+        "models": model_out,
+        "models_shared": {"flash": sum(mflash[None].values()), "ram": sum(mram[None].values())},
         "sections": sec_out,
         "layers": layer_rows,
-        "arena": arena,
+        "arena": model_out[0]["arena"] if not multi else _arena_total(model_out),
         "symbols": symbols_out,
     }
-    if rep and "estimate" in rep:
-        out["build_estimate"] = {k: v for k, v in rep["estimate"].items() if k != "note"}
+    if not multi and mods[0].rep and "estimate" in mods[0].rep:
+        out["build_estimate"] = {k: v for k, v in mods[0].rep["estimate"].items() if k != "note"}
     if not img.has_symtab:
         out["note"] = (note + "; " if note else "") + \
             "the ELF has no symbol table (stripped): only sections are reported"
     return out
+
+
+def _arena_total(models: list[dict]) -> dict:
+    """The ``arena`` of a report on several models: their arenas' bytes added up
+    (each model's own is in ``models[].arena``)."""
+    def total(key):
+        vals = [m["arena"][key] for m in models]
+        return None if any(v is None for v in vals) else sum(vals)
+    return {"bytes": total("bytes"), "planned_bytes": total("planned_bytes"),
+            "lower_bound": total("lower_bound"), "peak_layer": None, "peak_live_bytes": None}
 
 
 def _abs_symbol(img: elfsize.ElfImage, what: str) -> tuple[str, int] | None:
@@ -467,16 +613,17 @@ def _abs_symbol(img: elfsize.ElfImage, what: str) -> tuple[str, int] | None:
     return None
 
 
-def _layers(found: dict[int, dict], rep: dict | None, img) -> list[dict]:
+def _layers(found: dict[int, dict], rep: dict | None, img, model: str) -> list[dict]:
     planned = {L["index"]: L for L in (rep or {}).get("layers", [])}
     rows = []
     for i in sorted(set(found) | set(planned)):
         f = found.get(i, {"code_bytes": 0, "weights_bytes": 0, "symbols": [], "functions": []})
         p = planned.get(i)
-        op = p["op"] if p else _op_from_functions(f["functions"])
+        op = p["op"] if p else _op_from_functions(f["functions"], model)
         arena_out = sum(a["bytes"] for a in p.get("arena", []) if not a.get("scratch")) if p else None
         rows.append({
             "index": i,
+            "model": model,
             "op": op,
             "name": p.get("name", "") if p else "",
             "code_bytes": f["code_bytes"],
@@ -492,10 +639,14 @@ def _layers(found: dict[int, dict], rep: dict | None, img) -> list[dict]:
     return rows
 
 
-def _op_from_functions(names: list[str]) -> str:
-    """``edgec_l3_conv.constprop.0`` -> ``conv`` (without report.json, the function
+def _op_from_functions(names: list[str], model: str) -> str:
+    """``kws_l3_conv.constprop.0`` -> ``conv`` (without report.json, the function
     name is all there is to say what a layer does)."""
     for n in sorted(names):
+        for p in (model + "_", _LEGACY):
+            if n.startswith(p):
+                n = n[len(p):]
+                break
         m = _FUNC_OP.match(n)
         if m:
             return m.group(1)
@@ -570,11 +721,15 @@ def compare(new: dict, old: dict) -> dict:
         "ram_parts": table(new["ram"]["parts"], old["ram"]["parts"]),
         "layers": [],
     }
-    olds = {L["index"]: L for L in old.get("layers", [])}
-    news = {L["index"]: L for L in new.get("layers", [])}
-    for i in sorted(set(olds) | set(news)):
-        a, b = news.get(i), olds.get(i)
-        row = {"index": i, "op": (a or b)["op"]}
+    # layers by model and index (a baseline older than per-model reports: its one model)
+    def keyed(rep):
+        return {(L.get("model", rep.get("name")), L["index"]): L for L in rep.get("layers", [])}
+    olds, news = keyed(old), keyed(new)
+    order = {m["name"]: k for k, m in enumerate(new.get("models", []))}
+    keys = sorted(set(olds) | set(news), key=lambda k: (order.get(k[0], len(order)), str(k[0]), k[1]))
+    for mi, i in keys:
+        a, b = news.get((mi, i)), olds.get((mi, i))
+        row = {"index": i, "model": mi, "op": (a or b)["op"]}
         for k in ("code_bytes", "weights_bytes", "flash_bytes"):
             row[k] = _delta((a or {}).get(k, 0), (b or {}).get(k, 0))
         if a and b and a["op"] != b["op"]:
@@ -582,6 +737,13 @@ def compare(new: dict, old: dict) -> dict:
         rows_changed = any(row[k]["growth"] for k in ("code_bytes", "weights_bytes"))
         row["changed"] = rows_changed or a is None or b is None
         out["layers"].append(row)
+    # per model (several models in one firmware)
+    def per_model(rep):
+        return {m["name"]: m for m in rep.get("models", [])}
+    om, nm = per_model(old), per_model(new)
+    out["models"] = {k: {w: _delta(nm.get(k, {}).get(w, {}).get("total", 0),
+                                   om.get(k, {}).get(w, {}).get("total", 0)) for w in ("flash", "ram")}
+                     for k in list(nm) + [k for k in om if k not in nm]}
     return out
 
 

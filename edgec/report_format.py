@@ -45,6 +45,28 @@ def _kib(n: int) -> str:
     return f"{n} B"
 
 
+def _multi(rep: dict) -> bool:
+    """A firmware with several models (``models`` has one entry per bundle)."""
+    return len(rep.get("models") or []) > 1
+
+
+def _arena_note(m: dict) -> str:
+    """A model's arena, or why the ELF has none of its own."""
+    a = m["arena"]
+    if a.get("bytes"):
+        return f"{a['bytes']:,}"
+    if a.get("planned_bytes"):
+        return f"0 (external, needs {a['planned_bytes']:,})"
+    return "0"
+
+
+def _owner(rep: dict, s: dict) -> str:
+    """A symbol's owner as the tables show it: ``layer 3``, with the model's name first
+    in a firmware with several models (``kws layer 3``)."""
+    who = f"{s['model']} " if _multi(rep) and s.get("model") else ""
+    return who + s["owner"] + (f" {s['layer']}" if s["layer"] is not None else "")
+
+
 def title(rep: dict) -> str:
     t = rep["name"]
     if rep.get("target"):
@@ -111,6 +133,8 @@ def print_table(con, rep: dict, chk=None, symbols: int = 15) -> None:
     t.add_row("[bold]total[/bold]", f"[bold]{fl['total']:,}[/bold]", "",
               "[bold]total[/bold]", f"[bold]{rm['total']:,}[/bold]", "")
     con.print(t)
+    if _multi(rep):
+        _print_models(con, rep)
 
     t = Table(title="sections (as binutils size -A)", title_justify="left")
     for c, j in (("section", "left"), ("address", "right"), ("size", "right"), ("in", "left"),
@@ -127,15 +151,19 @@ def print_table(con, rep: dict, chk=None, symbols: int = 15) -> None:
                  if rm["unbacked_reservations"] else "") + "[/dim]")
 
     if rep["layers"]:
+        multi = _multi(rep)
+        arenas = {m["name"]: m["arena"] for m in rep.get("models") or []}
         t = Table(title="per layer", title_justify="left")
-        for c, j in (("#", "right"), ("op", "left"), ("name", "left"), ("code", "right"),
-                     ("weights", "right"), ("flash", "right"), ("% flash", "right"),
-                     ("arena out", "right"), ("live", "right"), ("at peak", "right")):
+        for c, j in ((("model", "left"),) if multi else ()) + (
+                ("#", "right"), ("op", "left"), ("name", "left"), ("code", "right"),
+                ("weights", "right"), ("flash", "right"), ("% flash", "right"),
+                ("arena out", "right"), ("live", "right"), ("at peak", "right")):
             t.add_column(c, justify=j)
         a = rep["arena"]
         for L in rep["layers"]:
-            peak = a.get("peak_layer") == L["index"]
-            t.add_row(str(L["index"]), esc(L["op"]), esc(L["name"][:28]), _b(L["code_bytes"]),
+            peak = arenas.get(L.get("model"), a).get("peak_layer") == L["index"]
+            t.add_row(*([esc(L.get("model", ""))] if multi else []),
+                      str(L["index"]), esc(L["op"]), esc(L["name"][:28]), _b(L["code_bytes"]),
                       _b(L["weights_bytes"]), _b(L["flash_bytes"]), _pct(L["flash_bytes"], fl["total"]),
                       _b(L["arena_output_bytes"]),
                       (f"[bold]{_b(L['arena_live_bytes'])}[/bold]" if peak else _b(L["arena_live_bytes"])),
@@ -149,22 +177,52 @@ def print_table(con, rep: dict, chk=None, symbols: int = 15) -> None:
             con.print(f"[dim]layer{'s' if len(diff) > 1 else ''} {', '.join(str(L['index']) for L in diff)}: "
                       f"{planned:,} B of constants planned (report.json), {got:,} B in the ELF: the compiler "
                       f"folded small arrays into the code, or the linker dropped unused ones.[/dim]")
-        if a.get("peak_layer") is not None:
-            con.print(f"[dim]arena {a['bytes']:,} B (planned {_b(a['planned_bytes'])}, lifetime lower bound "
-                      f"{_b(a['lower_bound'])}); most live at layer {a['peak_layer']}: "
-                      f"{_b(a['peak_live_bytes'])} B. 'at peak': the bytes of each layer's outputs "
-                      f"live at that moment.[/dim]")
+        for who, a in ([(m["name"] + ": ", m["arena"]) for m in rep["models"]] if multi else [("", a)]):
+            if a.get("peak_layer") is not None:
+                con.print(f"[dim]{esc(who)}arena {a['bytes']:,} B (planned {_b(a['planned_bytes'])}, "
+                          f"lifetime lower bound {_b(a['lower_bound'])}); most live at layer "
+                          f"{a['peak_layer']}: {_b(a['peak_live_bytes'])} B. 'at peak': the bytes of each "
+                          f"layer's outputs live at that moment.[/dim]")
     if symbols:
         t = Table(title=f"largest symbols (top {symbols} of {len(rep['symbols'])})", title_justify="left")
         for c, j in (("symbol", "left"), ("bytes", "right"), ("section", "left"), ("kind", "left"),
                      ("owner", "left")):
             t.add_column(c, justify=j)
         for s in rep["symbols"][:symbols]:
-            owner = s["owner"] + (f" {s['layer']}" if s["layer"] is not None else "")
+            owner = _owner(rep, s)
             t.add_row(esc(s["name"][:48]), f"{s['bytes']:,}", esc(s["section"]), s["kind"], owner)
         con.print(t)
     if chk is not None and chk.growth is not None:
         _print_growth(con, chk.growth)
+
+
+def _print_models(con, rep: dict) -> None:
+    from rich.table import Table
+    t = Table(title="per model", title_justify="left")
+    for c, j in (("model", "left"), ("weights", "right"), ("kernel code", "right"), ("runtime", "right"),
+                 ("flash", "right"), ("% flash", "right"), ("arena", "right"), ("other RAM", "right"),
+                 ("RAM", "right"), ("layers", "right")):
+        t.add_column(c, justify=j)
+    fl, rm = rep["flash"], rep["ram"]
+    for m in rep["models"]:
+        f, r = m["flash"], m["ram"]
+        t.add_row(esc(m["name"]), f"{f['weights']:,}", f"{f['kernel_code']:,}",
+                  f"{f['model_runtime'] + f['model_constants']:,}", f"[bold]{f['total']:,}[/bold]",
+                  _pct(f["total"], fl["total"]), _arena_note(m), f"{r['model_other']:,}",
+                  f"[bold]{r['total']:,}[/bold]", str(m["layers"]))
+    sh = rep.get("models_shared") or {}
+    if sh.get("flash") or sh.get("ram"):
+        t.add_row("shared runtime", "", "", "", f"{sh['flash']:,}", _pct(sh["flash"], fl["total"]), "",
+                  "", f"{sh['ram']:,}", "")
+    mt = rep["model_totals"]
+    t.add_row("[bold]all models[/bold]", "", "", "", f"[bold]{mt['flash']:,}[/bold]",
+              _pct(mt["flash"], fl["total"]), "", "", f"[bold]{mt['ram']:,}[/bold]", "")
+    con.print(t)
+    ext = [m["name"] for m in rep["models"] if not m["arena"].get("bytes") and m["arena"].get("planned_bytes")]
+    if ext:
+        con.print(f"[dim]{esc(', '.join(ext))}: no arena of {'its' if len(ext) == 1 else 'their'} own in "
+                  f"the ELF (<NAME>_EXTERNAL_ARENA): the application's buffer is counted as "
+                  f"application data.[/dim]")
 
 
 def _print_check(con, chk) -> None:
@@ -210,7 +268,8 @@ def _print_growth(con, g: dict) -> None:
                      ("flash growth", "right")):
             t.add_column(c, justify=j)
         for L in changed:
-            t.add_row(str(L["index"]), esc(L["op"]), f"{L['code_bytes']['growth']:+,}",
+            t.add_row((esc(L["model"]) + " " if L.get("model") and len(g.get("models") or {}) > 1 else "")
+                      + str(L["index"]), esc(L["op"]), f"{L['code_bytes']['growth']:+,}",
                       f"{L['weights_bytes']['growth']:+,}", f"{L['flash_bytes']['growth']:+,}")
         con.print(t)
     else:
@@ -253,6 +312,20 @@ def to_markdown(rep: dict, chk=None, symbols: int = 20) -> str:
         items = [f"{labels[k]} {v:,} ({_pct(v, parts['total'])})" for k, v in parts["parts"].items() if v]
         out.append(f"**{key}** {parts['total']:,} B = " + " + ".join(items))
         out.append("")
+    if _multi(rep):
+        out += ["**Per model**", "",
+                "| model | weights | kernel code | runtime | flash | arena | other RAM | RAM | layers |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for m in rep["models"]:
+            f, r = m["flash"], m["ram"]
+            out.append(f"| `{_md(m['name'])}` | {f['weights']:,} | {f['kernel_code']:,} | "
+                       f"{f['model_runtime'] + f['model_constants']:,} | **{f['total']:,}** | "
+                       f"{_arena_note(m)} | {r['model_other']:,} | **{r['total']:,}** | {m['layers']} |")
+        sh = rep.get("models_shared") or {}
+        if sh.get("flash") or sh.get("ram"):
+            out.append(f"| shared runtime | | | | {sh['flash']:,} | | | {sh['ram']:,} | |")
+        mt = rep["model_totals"]
+        out += [f"| **all models** | | | | **{mt['flash']:,}** | | | **{mt['ram']:,}** | |", ""]
     if chk is not None and chk.growth is not None:
         out += _md_growth(chk.growth, chk)
     out += ["<details><summary>Sections</summary>", "",
@@ -263,22 +336,27 @@ def to_markdown(rep: dict, chk=None, symbols: int = 20) -> str:
     out += ["", f"text {bk['text']:,}, data {bk['data']:,}, bss {bk['bss']:,} (as binutils `size`).",
             "", "</details>", ""]
     if rep["layers"]:
+        multi = _multi(rep)
         out += ["<details><summary>Per layer</summary>", "",
-                "| # | op | code | weights | flash | arena out | live | at arena peak |",
-                "|---:|---|---:|---:|---:|---:|---:|---:|"]
+                ("| model " if multi else "") + "| # | op | code | weights | flash | arena out | live | at arena peak |",
+                ("|---" if multi else "") + "|---:|---|---:|---:|---:|---:|---:|---:|"]
         for L in rep["layers"]:
-            out.append(f"| {L['index']} | {_md(L['op'])} | {L['code_bytes']:,} | {L['weights_bytes']:,} | "
+            out.append((f"| `{_md(L.get('model', ''))}` " if multi else "")
+                       + f"| {L['index']} | {_md(L['op'])} | {L['code_bytes']:,} | {L['weights_bytes']:,} | "
                        f"{L['flash_bytes']:,} | {_b(L['arena_output_bytes'])} | {_b(L['arena_live_bytes'])} | "
                        f"{_b(L['arena_peak_share'])} |")
-        a = rep["arena"]
-        out += ["", f"Arena {a['bytes']:,} B" + (f", most live at layer {a['peak_layer']} "
-                                                f"({_b(a['peak_live_bytes'])} B)" if a.get("peak_layer") is not None else "")
-                + ".", "", "</details>", ""]
+        out.append("")
+        for who, a in ([(f"`{_md(m['name'])}`: arena", m["arena"]) for m in rep["models"]] if multi
+                       else [("Arena", rep["arena"])]):
+            out.append(f"{who} {a['bytes']:,} B" + (f", most live at layer {a['peak_layer']} "
+                                                   f"({_b(a['peak_live_bytes'])} B)"
+                                                   if a.get("peak_layer") is not None else "") + ".")
+        out += ["", "</details>", ""]
     if symbols:
         out += [f"<details><summary>Largest symbols (top {symbols})</summary>", "",
                 "| symbol | bytes | section | owner |", "|---|---:|---|---|"]
         for s in rep["symbols"][:symbols]:
-            owner = s["owner"] + (f" {s['layer']}" if s["layer"] is not None else "")
+            owner = _owner(rep, s)
             out.append(f"| `{_md(s['name'])}` | {s['bytes']:,} | `{_md(s['section'])}` | {owner} |")
         out += ["", "</details>", ""]
     return "\n".join(out).rstrip("\n") + "\n"
@@ -299,8 +377,14 @@ def _md_growth(g: dict, chk) -> list[str]:
         if d["growth"] or d["old"]:
             row(f"`{_md(name)}`", d)
     changed = [L for L in g["layers"] if L["changed"]]
+    multi = len(g.get("models") or {}) > 1
     for L in changed:
-        row(f"layer {L['index']} {_md(L['op'])}", L["flash_bytes"])
+        row(("`" + _md(L["model"]) + "` " if multi and L.get("model") else "")
+            + f"layer {L['index']} {_md(L['op'])}", L["flash_bytes"])
+    if multi:
+        for name, d in g["models"].items():
+            row(f"`{_md(name)}` flash", d["flash"])
+            row(f"`{_md(name)}` RAM", d["ram"])
     if chk.growth_rows:
         lim = chk.growth_rows[0]["limit"]
         out += ["", f"Allowed growth: {_md(lim)}."]
@@ -436,27 +520,37 @@ def _flash_groups(rep: dict) -> list[dict]:
     flash_secs = {s["name"] for s in rep["sections"] if s["flash"]}
     in_flash = lambda s: s["section"] in flash_secs  # noqa: E731
     groups = []
+    multi = _multi(rep)
     for L in rep["layers"]:
         if not L["flash_bytes"]:
             continue
         kids = []
-        lab = f"L{L['index']} {L['op']}"
+        who = f"{L['model']} " if multi else ""
+        lab = f"{who}L{L['index']} {L['op']}"
         if L["weights_bytes"]:
             kids.append({"label": f"{lab} weights", "value": L["weights_bytes"], "color": COLORS["weights"],
-                         "title": f"layer {L['index']} {L['op']} {L['name']}: weights {L['weights_bytes']:,} B"})
+                         "title": f"{who}layer {L['index']} {L['op']} {L['name']}: weights "
+                                  f"{L['weights_bytes']:,} B"})
         if L["code_bytes"]:
             kids.append({"label": f"{lab} code", "value": L["code_bytes"], "color": COLORS["kernel_code"],
-                         "title": f"layer {L['index']} {L['op']} {L['name']}: kernel code {L['code_bytes']:,} B"})
-        groups.append({"key": f"layer{L['index']}", "label": f"layer {L['index']} {L['op']}",
-                       "color": "#1f4f8f", "children": kids})
-    model_rt = parts["model_runtime"] + parts["model_constants"]
-    if model_rt:
+                         "title": f"{who}layer {L['index']} {L['op']} {L['name']}: kernel code "
+                                  f"{L['code_bytes']:,} B"})
+        groups.append({"key": f"layer-{L['model']}-{L['index']}" if multi else f"layer{L['index']}",
+                       "label": f"{who}layer {L['index']} {L['op']}", "color": "#1f4f8f", "children": kids})
+    runtimes = ([(m["flash"], f"model-{m['name']}", f"{m['name']} ") for m in rep["models"]] if multi
+                else [(parts, "model", "")])
+    if multi and rep.get("models_shared", {}).get("flash"):
+        runtimes.append(({"model_runtime": rep["models_shared"]["flash"], "model_constants": 0},
+                         "model-shared", "shared "))
+    for mparts, gkey, who in runtimes:
+        if not mparts["model_runtime"] + mparts["model_constants"]:
+            continue
         kids = []
         for key in ("model_runtime", "model_constants"):
-            if parts[key]:
-                kids.append({"label": SHORT[key], "value": parts[key], "color": COLORS[key],
-                             "title": f"{FLASH_PARTS[key]}: {parts[key]:,} B"})
-        groups.append({"key": "model", "label": "model runtime", "color": "#a04a10", "children": kids})
+            if mparts[key]:
+                kids.append({"label": who + SHORT[key], "value": mparts[key], "color": COLORS[key],
+                             "title": f"{who}{FLASH_PARTS[key]}: {mparts[key]:,} B"})
+        groups.append({"key": gkey, "label": f"{who}model runtime", "color": "#a04a10", "children": kids})
     for key, what in (("app", "application"), ("libc", "C library"), ("test_data", "test vectors")):
         if parts[key]:
             groups.append({"key": key, "label": FLASH_PARTS[key], "color": _shade(COLORS[key], -0.35),
@@ -475,23 +569,29 @@ def _ram_groups(rep: dict) -> list[dict]:
     ram_secs = {s["name"] for s in rep["sections"] if s["ram"]}
     in_ram = lambda s: s["section"] in ram_secs  # noqa: E731
     groups = []
-    a = rep["arena"]
-    if parts["arena"]:
+    if _multi(rep):
+        arenas = [(m["ram"]["arena"], m["arena"], [L for L in rep["layers"] if L.get("model") == m["name"]],
+                   f"arena-{m['name']}", f"{m['name']} ") for m in rep["models"]]
+    else:
+        arenas = [(parts["arena"], rep["arena"], rep["layers"], "arena", "")]
+    for nbytes, a, layers, key, who in arenas:
+        if not nbytes:
+            continue
         kids = []
-        shares = [L for L in rep["layers"] if L.get("arena_peak_share")]
+        shares = [L for L in layers if L.get("arena_peak_share")]
         for k, L in enumerate(shares):
-            kids.append({"label": f"L{L['index']} {L['op']} out", "value": L["arena_peak_share"],
+            kids.append({"label": f"{who}L{L['index']} {L['op']} out", "value": L["arena_peak_share"],
                          "color": _shade(COLORS["arena"], 0.12 * (k % 3)),
-                         "title": f"arena at its peak (layer {a['peak_layer']}): output of layer "
+                         "title": f"{who}arena at its peak (layer {a['peak_layer']}): output of layer "
                                   f"{L['index']} {L['op']}, {L['arena_peak_share']:,} B"})
-        rest = parts["arena"] - sum(c["value"] for c in kids)
+        rest = nbytes - sum(c["value"] for c in kids)
         if rest > 0:
-            kids.append({"label": "free at peak" if shares else "arena", "value": rest,
+            kids.append({"label": "free at peak" if shares else f"{who}arena", "value": rest,
                          "color": COLORS["free"] if shares else COLORS["arena"],
                          "text": "#555" if shares else "#fff",
-                         "title": (f"arena bytes not live at its peak (alignment, fragmentation): {rest:,} B"
-                                   if shares else f"arena: {rest:,} B")})
-        groups.append({"key": "arena", "label": "activation arena"
+                         "title": (f"{who}arena bytes not live at its peak (alignment, fragmentation): "
+                                   f"{rest:,} B" if shares else f"{who}arena: {rest:,} B")})
+        groups.append({"key": key, "label": f"{who}activation arena"
                        + (f" (at layer {a['peak_layer']}, its peak)" if shares else ""),
                        "color": "#1f4f8f", "children": kids})
     for key in ("stack", "heap"):
@@ -539,9 +639,11 @@ def _stacked_bar(parts: dict, labels: dict, total: int, budget: int | None, what
             f'<ul class="legend">{legend}</ul></div>')
 
 
-def _arena_chart(rep: dict, width=960, height=200) -> str:
-    layers = [L for L in rep["layers"] if L.get("arena_live_bytes") is not None]
-    a = rep["arena"]
+def _arena_chart(rep: dict, width=960, height=200, model: dict | None = None) -> str:
+    """The arena live at each layer (of ``model``, one of ``rep["models"]``, when given)."""
+    layers = [L for L in rep["layers"] if L.get("arena_live_bytes") is not None
+              and (model is None or L.get("model") == model["name"])]
+    a = rep["arena"] if model is None else model["arena"]
     if not layers or not a.get("bytes"):
         return ""
     top = max([a["bytes"]] + [L["arena_live_bytes"] for L in layers]) or 1
@@ -661,23 +763,51 @@ def to_html(rep: dict, chk=None, symbols: int = 30) -> str:
     h.append('<p class="note">The arena is shown at the moment the most of it is live, split by '
              'the layer whose output each live buffer is.</p>')
     h.append(_treemap_svg(_ram_groups(rep), rm["total"], height=240, label="RAM treemap"))
-    chart = _arena_chart(rep)
-    if chart:
-        h.append('<h2>Arena live at each layer</h2><p class="note">Dark: the layer\'s own output; light: '
-                 'other live activations (its inputs, tensors kept for later layers); dashed: arena size.</p>')
-        h.append(chart)
+    multi = _multi(rep)
+    for m in (rep["models"] if multi else [None]):
+        chart = _arena_chart(rep, model=m)
+        if chart:
+            h.append(f'<h2>{e(m["name"]) + ": a" if m else "A"}rena live at each layer</h2><p class="note">'
+                     'Dark: the layer\'s own output; light: other live activations (its inputs, tensors '
+                     'kept for later layers); dashed: arena size.</p>')
+            h.append(chart)
+
+    if multi:
+        h.append('<h2>Per model</h2><table id="models"><tr><th class="l">model</th><th>weights</th>'
+                 '<th>kernel code</th><th>runtime</th><th>flash</th><th>% flash</th><th>arena</th>'
+                 '<th>other RAM</th><th>RAM</th><th>layers</th></tr>')
+        for m in rep["models"]:
+            f, r = m["flash"], m["ram"]
+            h.append(f"<tr><td class=l><code>{e(m['name'])}</code></td><td>{f['weights']:,}</td>"
+                     f"<td>{f['kernel_code']:,}</td><td>{f['model_runtime'] + f['model_constants']:,}</td>"
+                     f"<td><b>{f['total']:,}</b></td><td>{_pct(f['total'], fl['total'])}</td>"
+                     f"<td>{e(_arena_note(m))}</td><td>{r['model_other']:,}</td><td><b>{r['total']:,}</b></td>"
+                     f"<td>{m['layers']}</td></tr>")
+        sh = rep.get("models_shared") or {}
+        if sh.get("flash") or sh.get("ram"):
+            h.append(f"<tr><td class=l>shared runtime</td><td></td><td></td><td></td><td>{sh['flash']:,}</td>"
+                     f"<td>{_pct(sh['flash'], fl['total'])}</td><td></td><td></td><td>{sh['ram']:,}</td>"
+                     "<td></td></tr>")
+        mt = rep["model_totals"]
+        h.append(f"<tr><td class=l><b>all models</b></td><td></td><td></td><td></td><td><b>{mt['flash']:,}</b>"
+                 f"</td><td>{_pct(mt['flash'], fl['total'])}</td><td></td><td></td><td><b>{mt['ram']:,}</b>"
+                 "</td><td></td></tr></table>")
 
     if rep["layers"]:
+        arenas = {m["name"]: m["arena"] for m in rep.get("models") or []}
         mx = max(L["flash_bytes"] for L in rep["layers"]) or 1
-        h.append('<h2>Per layer</h2><table id="layers"><tr><th>#</th><th class="l">op</th><th class="l">name</th>'
+        h.append('<h2>Per layer</h2><table id="layers"><tr>' + ('<th class="l">model</th>' if multi else "")
+                 + '<th>#</th><th class="l">op</th><th class="l">name</th>'
                  '<th>code</th><th>weights</th><th>flash</th><th class="l"></th><th>arena out</th>'
                  '<th>live</th><th>at peak</th><th>MACs</th></tr>')
         for L in rep["layers"]:
             bar = (f'<div class="cell"><span class="mini" style="width:{100 * L["weights_bytes"] / mx:.1f}%;'
                    f'background:{COLORS["weights"]}"></span><span class="mini" style="width:'
                    f'{100 * L["code_bytes"] / mx:.1f}%;background:{COLORS["kernel_code"]}"></span></div>')
-            cls = ' class="peak"' if L["index"] == a.get("peak_layer") else ""
-            h.append(f"<tr{cls}><td>{L['index']}</td><td class=l>{e(L['op'])}</td><td class=l>{e(L['name'][:40])}</td>"
+            peak = arenas.get(L.get("model"), a).get("peak_layer")
+            cls = ' class="peak"' if L["index"] == peak else ""
+            h.append(f"<tr{cls}>" + (f"<td class=l><code>{e(L['model'])}</code></td>" if multi else "")
+                     + f"<td>{L['index']}</td><td class=l>{e(L['op'])}</td><td class=l>{e(L['name'][:40])}</td>"
                      f"<td>{L['code_bytes']:,}</td><td>{L['weights_bytes']:,}</td><td>{L['flash_bytes']:,}</td>"
                      f"<td class=l>{bar}</td><td>{_b(L['arena_output_bytes'])}</td><td>{_b(L['arena_live_bytes'])}</td>"
                      f"<td>{_b(L['arena_peak_share'])}</td><td>{_b(L['macs'])}</td></tr>")
@@ -699,7 +829,12 @@ def to_html(rep: dict, chk=None, symbols: int = 30) -> str:
                 h.append(grow_row(f"<code>{e(name)}</code>", d))
         for L in g["layers"]:
             if L["changed"]:
-                h.append(grow_row(f"layer {L['index']} {e(L['op'])}", L["flash_bytes"]))
+                who = f"<code>{e(L['model'])}</code> " if multi and L.get("model") else ""
+                h.append(grow_row(f"{who}layer {L['index']} {e(L['op'])}", L["flash_bytes"]))
+        if multi:
+            for name, d in (g.get("models") or {}).items():
+                h.append(grow_row(f"<code>{e(name)}</code> flash", d["flash"])
+                         + grow_row(f"<code>{e(name)}</code> RAM", d["ram"]))
         h.append("</table>")
 
     h.append('<h2>Sections</h2><table id="sections"><tr><th class="l">section</th><th>address</th><th>size</th>'
@@ -714,7 +849,7 @@ def to_html(rep: dict, chk=None, symbols: int = 30) -> str:
              '<table id="symbols"><tr><th class="l">symbol</th><th>bytes</th><th class="l">section</th>'
              '<th class="l">kind</th><th class="l">owner</th></tr>')
     for s in rep["symbols"][:symbols]:
-        owner = s["owner"] + (f" {s['layer']}" if s["layer"] is not None else "")
+        owner = _owner(rep, s)
         h.append(f"<tr><td class=l><code>{e(s['name'])}</code></td><td>{s['bytes']:,}</td>"
                  f"<td class=l>{e(s['section'])}</td><td class=l>{e(s['kind'])}</td><td class=l>{e(owner)}</td></tr>")
     h.append("</table></details>")

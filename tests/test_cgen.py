@@ -1,5 +1,6 @@
 """cgen: C literals and the encoder of model text."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from edgec import cgen
@@ -37,3 +38,29 @@ def test_encoded_text_is_inert(s):
         assert all(32 <= ord(c) < 127 for c in out)
         for bad in ("*/", "/*", "//", "??", "\n", "#", '"'):
             assert bad not in out
+
+
+# ---- every symbol of a bundle carries its name -------------------------------------------
+
+def test_prefix_symbols_renames_identifiers_not_literals():
+    src = ('/* see edgec_srdhm, edgec_trace */\n'
+           'static const edgec_lut_t edgec_l3_lut_a = {edgec_l3_lut_a_tab, 0};\n'
+           'static int edgec_l3_conv(int x) { const char* s = "edgec_cat\\"edgec_x"; char c = \'e\';\n'
+           '  EDGEC_TRACE_OUT(3, 0, &x, 4u); edgec_trace(3, 0, &x, 4u); edgec_profile_begin(3);\n'
+           '  return edgec_srdhm(x, 1) + EDGEC_MAX(c, 2) + (int)s[0] + my_edgec_x; } // edgec_y\n')
+    out = cgen.prefix_symbols(src, "kws")
+    assert out == ('/* see kws_srdhm, edgec_trace */\n'
+                   'static const kws_lut_t kws_l3_lut_a = {kws_l3_lut_a_tab, 0};\n'
+                   'static int kws_l3_conv(int x) { const char* s = "edgec_cat\\"edgec_x"; char c = \'e\';\n'
+                   '  EDGEC_TRACE_OUT(3, 0, &x, 4u); edgec_trace(3, 0, &x, 4u); edgec_profile_begin(3);\n'
+                   '  return kws_srdhm(x, 1) + EDGEC_MAX(c, 2) + (int)s[0] + my_edgec_x; } // kws_y\n')
+    assert cgen.prefix_symbols(src, "edgec") == src
+
+
+def test_prefix_symbols_refuses_a_name_that_clashes():
+    from edgec.errors import EdgecError
+    with pytest.raises(EdgecError, match="^--name kws: the generated C already uses kws_srdhm"):
+        cgen.prefix_symbols("int kws_srdhm(void);\nint edgec_srdhm(void);\n", "kws")
+    # the new name in a comment or a string is no clash
+    assert cgen.prefix_symbols('/* kws_srdhm */ int edgec_srdhm; const char* t = "kws_srdhm";', "kws") == \
+        '/* kws_srdhm */ int kws_srdhm; const char* t = "kws_srdhm";'

@@ -6,6 +6,7 @@ compared with arm-none-eabi-size and arm-none-eabi-nm, run here."""
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -132,8 +133,8 @@ def test_sections_and_layers_match_binutils(model, tmp_path):
     # layers: weights and code from nm, independently
     build = json.loads((tmp_path / "b" / "report.json").read_text())
     nm = arm_nm(elf)
-    layer_consts = sum(sz for n, sz, t in nm if re.match(r"edgec_l\d+_", n) and t in "rR")
-    layer_code = sum(sz for n, sz, t in nm if re.match(r"edgec_l\d+_", n) and t in "tT")
+    layer_consts = sum(sz for n, sz, t in nm if re.match(r"model_l\d+_", n) and t in "rR")
+    layer_code = sum(sz for n, sz, t in nm if re.match(r"model_l\d+_", n) and t in "tT")
     weights = sum(L["weights_bytes"] for L in rep["layers"])
     assert weights == layer_consts == rep["flash"]["parts"]["weights"] > 0
     assert sum(L["code_bytes"] for L in rep["layers"]) == layer_code == rep["flash"]["parts"]["kernel_code"]
@@ -144,7 +145,7 @@ def test_sections_and_layers_match_binutils(model, tmp_path):
     # per layer, exactly the constants model.c declares that the linked image kept (the
     # compiler may fold a tiny array into the code: VWW's 2-element FC bias)
     declared = {}
-    for ctype, sym, layer, n in re.findall(r"static const (\w+) (edgec_l(\d+)_\w+)\[(\d+)\]",
+    for ctype, sym, layer, n in re.findall(r"static const (\w+) (model_l(\d+)_\w+)\[(\d+)\]",
                                            (tmp_path / "b" / "model.c").read_text()):
         declared[sym] = (int(layer), int(n) * CSIZE[ctype])
     kept = {n for n, _, t in nm if t in "rR"}
@@ -640,3 +641,191 @@ def test_json_schema_is_stable_and_deterministic(kws_fw):
         assert f"`{key}`" in doc, key
     for key in d["layers"][0]:
         assert f"`{key}`" in doc, key
+
+
+# ---- several models in one firmware -------------------------------------------------------------
+
+FOREST = ROOT / "firmware_examples" / "two_models" / "model" / "forest.onnx"
+
+TWO_MAKEFILE = """\
+# An existing firmware project with two edgec models.
+include {kws}/edgec.mk
+include {forest}/edgec.mk
+include {kws}/edgec.mk
+
+CC := $(EDGEC_CC)
+CFLAGS := $(EDGEC_CFLAGS) $(EDGEC_INCLUDES:%=-I%) -Wall -Wextra -Werror
+SRCS := app.c $(EDGEC_SOURCES)
+
+app.elf: $(SRCS) $(EDGEC_HEADERS)
+\t$(CC) $(CFLAGS) $(SRCS) --specs=nosys.specs $(EDGEC_LDFLAGS) -Wl,--gc-sections $(EDGEC_LDLIBS) -o $@
+
+size: app.elf
+\t$(EDGEC_SIZE) app.elf --json > size.json
+
+size-check: app.elf
+\t$(EDGEC_CHECK) app.elf
+
+vars:
+\t@echo "BUNDLES=$(EDGEC_BUNDLES)"
+\t@echo "SOURCES=$(EDGEC_SOURCES)"
+\t@echo "INCLUDES=$(EDGEC_INCLUDES)"
+\t@echo "LDLIBS=$(EDGEC_LDLIBS)"
+\t@echo "KWS=$(EDGEC_KWS_ARENA_SIZE) $(EDGEC_KWS_WEIGHTS_BYTES) $(EDGEC_KWS_REPORT) $(EDGEC_KWS_TARGET)"
+\t@echo "FOREST=$(EDGEC_FOREST_ARENA_SIZE) $(EDGEC_FOREST_WEIGHTS_BYTES) $(EDGEC_FOREST_SOURCES)"
+\t@echo "LAST=$(EDGEC_NAME) $(EDGEC_ARENA_SIZE)"
+\t@echo "SIZE=$(EDGEC_SIZE)"
+"""
+
+TWO_APP_C = """\
+#include <stdint.h>
+#include "kws.h"
+#include "forest.h"
+static int8_t in[KWS_INPUT0_ELEMENTS];
+static int8_t out[KWS_OUTPUT0_ELEMENTS];
+static float x[FOREST_INPUT0_ELEMENTS];
+static int64_t label[1];
+static float proba[2];
+int main(void) {
+  for (int i = 0; i < KWS_INPUT0_ELEMENTS; i++) in[i] = (int8_t)i;
+  for (int i = 0; i < FOREST_INPUT0_ELEMENTS; i++) x[i] = (float)i / 60.0f;
+  if (kws_invoke(in, out) != 0 || forest_invoke(x, label, proba) != 0) return -1;
+  return out[0] + (int)label[0];
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def two_bundles(tmp_path_factory):
+    need("arm-none-eabi-gcc")
+    root = tmp_path_factory.mktemp("two")
+    for model, name in ((EXAMPLE_KWS, "kws"), (FOREST, "forest")):
+        r = edgec("build", model, "-o", root / "third_party" / name, "--name", name)
+        assert r.returncode == 0, r.stderr
+    return root
+
+
+def test_two_bundles_in_one_makefile(two_bundles, tmp_path):
+    """Both bundles' edgec.mk in one Makefile (the first one twice: harmless): the lists
+    collect both, each bundle keeps its own EDGEC_<NAME>_* variables, $(EDGEC_SIZE)
+    passes both bundles, and the report attributes each model apart."""
+    tp = two_bundles / "third_party"
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Makefile").write_text(TWO_MAKEFILE.format(kws=tp / "kws", forest=tp / "forest"))
+    (app / "app.c").write_text(TWO_APP_C)
+    kws = json.loads((tp / "kws" / "report.json").read_text())
+    forest = json.loads((tp / "forest" / "report.json").read_text())
+    r = make("-C", app, "vars", f"EDGEC={EDGEC}")
+    assert r.returncode == 0, r.stderr
+    assert f"BUNDLES={tp / 'kws'} {tp / 'forest'}\n" in r.stdout
+    assert f"SOURCES={tp / 'kws' / 'kws.c'} {tp / 'forest' / 'forest.c'}\n" in r.stdout
+    assert f"INCLUDES={tp / 'kws'} {tp / 'forest'}\n" in r.stdout
+    assert re.search(r"^LDLIBS=\s*-lm$", r.stdout, re.M)
+    assert f"KWS={kws['arena_bytes']} {kws['weights_bytes']} {tp / 'kws' / 'report.json'} cortex-m4" in r.stdout
+    assert f"FOREST={forest['arena_bytes']} {forest['weights_bytes']} {tp / 'forest' / 'forest.c'}" in r.stdout
+    assert f"LAST=forest {forest['arena_bytes']}" in r.stdout
+    assert f"size --bundle {tp / 'kws'} --bundle {tp / 'forest'}" in r.stdout
+    r = make("-C", app, "size", f"EDGEC={EDGEC}")
+    assert r.returncode == 0, r.stderr
+    d = json.loads((app / "size.json").read_text())
+    assert d["name"] == "kws+forest" and [m["name"] for m in d["models"]] == ["kws", "forest"]
+    by = {m["name"]: m for m in d["models"]}
+    assert by["kws"]["flash"]["weights"] == kws["weights_bytes"]
+    assert by["forest"]["flash"]["weights"] == forest["weights_bytes"]
+    assert by["kws"]["ram"]["arena"] == kws["arena_bytes"] and by["forest"]["ram"]["arena"] == forest["arena_bytes"]
+    assert sum(m["flash"]["total"] for m in d["models"]) == d["model_totals"]["flash"]
+    assert [(L["model"], L["index"]) for L in d["layers"]] == \
+        [("kws", L["index"]) for L in kws["layers"]] + [("forest", L["index"]) for L in forest["layers"]]
+    r = make("-C", app, "size-check", f"EDGEC={EDGEC}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # two bundles of one name: make says so and stops
+    other = tmp_path / "other" / "kws"
+    shutil.copytree(tp / "forest", other)
+    (other / "edgec.mk").write_text((tp / "kws" / "edgec.mk").read_text())
+    (app / "Makefile").write_text(TWO_MAKEFILE.format(kws=tp / "kws", forest=other))
+    r = make("-C", app, "vars", f"EDGEC={EDGEC}")
+    assert r.returncode != 0 and "two bundles named kws" in r.stderr
+
+
+TWO_CMAKE = CMAKE_APP.replace("add_subdirectory(../third_party/kws kws)",
+                              "add_subdirectory(../third_party/kws kws)\n"
+                              "add_subdirectory(../third_party/forest forest)") \
+    .replace("target_link_libraries(app.elf PRIVATE edgec::kws)",
+             "target_link_libraries(app.elf PRIVATE edgec::kws edgec::forest)") \
+    .replace("edgec_kws_size_targets(app.elf)",
+             "edgec_kws_size_targets(app.elf)\nedgec_forest_size_targets(app.elf)\nedgec_size_targets(app.elf)")
+
+
+def test_two_bundles_in_one_cmake_project(two_bundles):
+    """add_subdirectory of both bundles: the size helpers of both (and the shared one)
+    make one `app.elf-size` over both bundles, no duplicate target."""
+    need("cmake")
+    app = two_bundles / "app"
+    app.mkdir(exist_ok=True)
+    (app / "app.c").write_text(TWO_APP_C)
+    (app / "CMakeLists.txt").write_text(TWO_CMAKE.format(flash="1M"))
+    exe = f"-DEDGEC_EXECUTABLE={sys.executable};-m;edgec"
+    r = subprocess.run(["cmake", "-S", str(app), "-B", str(app / "build"), exe], capture_output=True,
+                       text=True, env=_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["cmake", "--build", str(app / "build"), "--target", "app.elf-size"],
+                       capture_output=True, text=True, env=_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "per model" in r.stdout and "kws" in r.stdout and "forest" in r.stdout
+    r = subprocess.run(["cmake", "--build", str(app / "build"), "--target", "app.elf-size-check"],
+                       capture_output=True, text=True, env=_env())
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = size_json(app / "build" / "app.elf", "--bundle", two_bundles / "third_party" / "kws",
+                  "--bundle", two_bundles / "third_party" / "forest")
+    assert [m["name"] for m in d["models"]] == ["kws", "forest"]
+    assert all(m["flash"]["kernel_code"] > 0 and m["ram"]["arena"] > 0 for m in d["models"])
+
+
+def test_two_models_size_formats_check_and_baseline(two_bundles, tmp_path):
+    """Text, Markdown and HTML have a per-model table; `check` budgets the whole ELF;
+    a baseline compares layers model by model; bad combinations are one-line errors."""
+    tp = two_bundles / "third_party"
+    elf = tmp_path / "app.elf"
+    (tmp_path / "app.c").write_text(TWO_APP_C)
+    subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard",
+                    "-mfpu=fpv4-sp-d16", "-Os", "-ffunction-sections", "-fdata-sections", f"-I{tp / 'kws'}",
+                    f"-I{tp / 'forest'}", str(tmp_path / "app.c"), str(tp / "kws" / "kws.c"),
+                    str(tp / "forest" / "forest.c"), "--specs=nosys.specs", "-Wl,--gc-sections", "-lm",
+                    "-o", str(elf)], check=True)
+    two = ["--bundle", tp / "kws", "--bundle", tp / "forest"]
+    d = size_json(elf, *two)
+    r = edgec("size", elf, *two)
+    assert r.returncode == 0, r.stderr
+    assert "per model" in r.stdout and "all models" in r.stdout
+    for m in d["models"]:
+        assert re.search(rf"│ {m['name']} +│ +{m['flash']['weights']:,} │", r.stdout), r.stdout
+    r = edgec("size", elf, *two, "--markdown")
+    assert "**Per model**" in r.stdout and f"| `forest` | {d['models'][1]['flash']['weights']:,} |" in r.stdout
+    assert "| model | # | op |" in r.stdout
+    r = edgec("size", elf, *two, "--html")
+    assert '<table id="models">' in r.stdout and "forest layer 1 TreeEnsemble" in r.stdout
+    flash = d["flash"]["total"]
+    assert edgec("check", elf, *two, "--flash", flash).returncode == 0
+    r = edgec("check", elf, *two, "--flash", flash - 1)
+    assert r.returncode == 1 and "by 1 B" in r.stderr
+    # a baseline: layers are compared within their model
+    base = tmp_path / "base.json"
+    assert edgec("size", elf, *two, "-o", base).returncode == 0
+    r = edgec("check", elf, *two, "--baseline", base, "--json")
+    g = json.loads(r.stdout)["growth"]
+    assert [(L["model"], L["index"]) for L in g["layers"]] == [(L["model"], L["index"]) for L in d["layers"]]
+    assert not any(L["changed"] for L in g["layers"]) and set(g["models"]) == {"kws", "forest"}
+    # bad input: one line, exit 2
+    for args, needle in (([elf, "--bundle", tp / "kws", "--bundle", tp / "kws"], "two models named kws"),
+                         ([tp / "kws", *two], "is not an ELF file"),
+                         ([elf, *two, "--report", tp / "kws" / "report.json"], "--report goes with one bundle"),
+                         ([elf, "--bundle", tp / "kws", "--bundle", tmp_path], "no report.json")):
+        r = edgec("size", *args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and needle in lines[0], (args, r.stderr)
+    # without bundles: the models by their names, layers from the symbols
+    d2 = size_json(elf, "--name", "kws", "--name", "forest")
+    assert [m["flash"]["total"] for m in d2["models"]] == [m["flash"]["total"] for m in d["models"]]
+    assert d2["layers"][0]["op"] == "conv" and d2["layers"][-1]["model"] == "forest"

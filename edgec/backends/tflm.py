@@ -319,9 +319,10 @@ def generate(flat: bytes, prefix: str, target, graph=None, check: bool = True,
                   model_name=cgen.comment_text(model_name), resolver=resolver,
                   n_ops=len(info.ops), extra_headers=headers, model_bytes=len(flat),
                   arena_details=fig.details)
+    # every symbol carries the bundle's prefix (the shim's edgec_* helpers -> <prefix>_*)
     files = {
-        f"{prefix}.h": render("tflm/model.h.j2", **common),
-        f"{prefix}.cc": render("tflm/model.cc.j2", **common),
+        f"{prefix}.h": cgen.prefix_symbols(render("tflm/model.h.j2", **common), prefix),
+        f"{prefix}.cc": cgen.prefix_symbols(render("tflm/model.cc.j2", **common), prefix),
         f"{prefix}_model_data.c": render("tflm/model_data.c.j2", **common,
                                          array=model_array(flat)),
     }

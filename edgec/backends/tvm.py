@@ -551,17 +551,17 @@ def analyze(mod) -> Program:
 
 # --------------------------------------------------------------------------- kernels
 
-def kernel_module(mod, prog: Program, sym_prefix: str = ""):
+def kernel_module(mod, prog: Program, prefix: str):
     """The called TIR kernels as an IRModule of their own, each with its C symbol
-    ``edgec_l<N>_[<sym_prefix>_]<name>`` after the first layer that calls it
-    (per-layer size attribution); returns (module, TIR name -> symbol)."""
+    ``<prefix>_l<N>_<name>`` after the first layer that calls it (per-layer size
+    attribution); returns (module, TIR name -> symbol)."""
     from tvm import tirx
     from tvm.ir import IRModule
     symbols: dict[str, str] = {}
     for i, c in enumerate(prog.calls):
         if c.func not in symbols:
             base = re.sub(r"[^a-z0-9_]", "_", c.func.lower())[:40].strip("_") or "kernel"
-            symbols[c.func] = f"edgec_l{i}_{sym_prefix + '_' if sym_prefix else ''}{base}"
+            symbols[c.func] = f"{prefix}_l{i}_{base}"
     prims = {}
     for gv, f in mod.functions.items():
         if gv.name_hint in symbols:
@@ -578,11 +578,11 @@ def _tir_build(kmod, tvm_target):
         return tirx.build(kmod, tvm_target)
 
 
-def build_kernels(mod, prog: Program, tvm_target, sym_prefix: str = "") -> tuple[str, dict[str, str]]:
+def build_kernels(mod, prog: Program, tvm_target, prefix: str) -> tuple[str, dict[str, str]]:
     """C source of the called TIR kernels; returns (source, TIR name -> C symbol)."""
-    kmod, symbols = kernel_module(mod, prog, sym_prefix)
+    kmod, symbols = kernel_module(mod, prog, prefix)
     src = _tir_build(kmod, tvm_target).inspect_source()
-    # The packed entry of symbol S is __tvm_ffi_S: name it S (edgec_l<N>_...),
+    # The packed entry of symbol S is __tvm_ffi_S: name it S (<prefix>_l<N>_...),
     # and keep every packed function private to the bundle's C file.
     for sym in symbols.values():
         src = re.sub(rf"\b__tvm_ffi_{sym}\b", sym, src)
@@ -616,11 +616,11 @@ def llvm_target(tgt):
     return Target(d), f"{d['mtriple']} -mcpu={cpu} -mfloat-abi={d['mfloat-abi']}"
 
 
-def build_object(mod, prog: Program, tvm_target, sym_prefix: str):
+def build_object(mod, prog: Program, tvm_target, prefix: str):
     """The kernels as an object file by TVM's LLVM; returns (bytes, TIR name ->
     packed entry symbol, the runtime function pointers it uses, its undefined symbols)."""
     import tempfile
-    kmod, symbols = kernel_module(mod, prog, sym_prefix)
+    kmod, symbols = kernel_module(mod, prog, prefix)
     lib = _tir_build(kmod, tvm_target)
     with tempfile.TemporaryDirectory(prefix="edgec-tvm-") as d:
         path = Path(d) / "kernels.o"
@@ -852,7 +852,7 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
     if codegen not in CODEGENS:
         raise EdgecError(f"unknown tvm codegen {codegen!r} (one of: {', '.join(CODEGENS)})")
     # The C kernels are built in any case: the workspace is sized from their source.
-    src, symbols = build_kernels(mod, prog, tvm_target, prefix if codegen == "llvm" else "")
+    src, symbols = build_kernels(mod, prog, tvm_target, prefix)
     obj = None
     entries = dict(symbols)
     pointers: list[str] = []
@@ -1026,7 +1026,7 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
     common = dict(prefix=prefix, PREFIX=prefix.upper(), io=io, arena_size=arena_size,
                   weights_bytes=weights_bytes, macs=macs, num_layers=len(call_ctx),
                   model_name=cgen.comment_text(g.name),
-                  meta=g.meta)
+                  meta=g.meta, with_arena=False)
     model_h = render("model.h.j2", **common)
     max_args = max((len(c["args"]) for c in call_ctx), default=1)
     ws_max_depth = max((w.depth for w in ws.values()), default=0)
@@ -1054,6 +1054,8 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
         arena_used=arena_size > 0,
         uses_error=("TVMFFIErrorSetRaisedFromCStr" in runtime_calls(src)),
     )
+    # every symbol carries the bundle's prefix (the constants' edgec_l<N>_c -> <prefix>_l<N>_c)
+    model_c, model_h = cgen.prefix_symbols(model_c, prefix), cgen.prefix_symbols(model_h, prefix)
     files: dict = {f"{rel}": text for rel, text in header_files().items()}
     objects = []
     if obj is not None:

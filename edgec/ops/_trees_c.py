@@ -599,20 +599,22 @@ class _Gen:
                 w("    out[0] = edgec_ml_probit(out[0]);")
             return
         use_base = len(bv) == K
+        # local tables are named as the layer's symbols (<prefix>_l<N>_bv in the ELF)
+        bvs, hss = self.k.function("bv"), self.k.function("hs")
         if use_base:
-            w(f"    static const {self.acc} bv[{K}] = {{ " + ", ".join(lit(v) for v in bv) + " };")
+            w(f"    static const {self.acc} {bvs}[{K}] = {{ " + ", ".join(lit(v) for v in bv) + " };")
         w(f"    for (int k = 0; k < {K}; ++k) {{")
         if ens.aggregate == "SUM":
-            e = "s[k] + bv[k]" if use_base else "s[k]"
+            e = f"s[k] + {bvs}[k]" if use_base else "s[k]"
         elif ens.aggregate == "AVERAGE":
-            e = f"s[k] / ({self.acc}){T}" + (" + bv[k]" if use_base else "")
+            e = f"s[k] / ({self.acc}){T}" + (f" + {bvs}[k]" if use_base else "")
         else:
-            e = "bv[k] + s[k]" if use_base else "s[k]"
+            e = f"{bvs}[k] + s[k]" if use_base else "s[k]"
         h = "has[k]" if self.dyn_has else None
         if h is None and not self.lp.always.all():
-            w(f"      static const uint8_t hs[{K}] = {{ " +
+            w(f"      static const uint8_t {hss}[{K}] = {{ " +
               ", ".join("1" if a else "0" for a in self.lp.always) + " };")
-            h = "hs[k]"
+            h = f"{hss}[k]"
         w(f"      out[k] = {h + ' ? ' if h else ''}(float)({e}){' : 0.0f' if h else ''};")
         w("    }")
         self._post(w, "out", K, "    ")
@@ -659,13 +661,15 @@ class _Gen:
                 w(f"    {lab_out}[n] = {label('best')};")
                 w(f"    for (int k = 0; k < {C}; ++k) out[k] = (float)s[k];")
             else:
+                has = "has"
                 if not self.dyn_has:
-                    w(f"    static const uint8_t has[{C}] = {{ " + ", ".join(hs) + " };")
+                    has = self.k.function("has")   # a layer's symbol (<prefix>_l<N>_has)
+                    w(f"    static const uint8_t {has}[{C}] = {{ " + ", ".join(hs) + " };")
                 w("    int best = -1;")
-                w(f"    for (int k = 0; k < {C}; ++k) if (has[k] && (best < 0 || s[k] > s[best])) best = k;")
+                w(f"    for (int k = 0; k < {C}; ++k) if ({has}[k] && (best < 0 || s[k] > s[best])) best = k;")
                 w("    if (best < 0) best = 0;")
                 w(f"    {lab_out}[n] = {label('best')};")
-                w(f"    for (int k = 0; k < {C}; ++k) out[k] = has[k] ? (float)s[k] : 0.0f;")
+                w(f"    for (int k = 0; k < {C}; ++k) out[k] = {has}[k] ? (float)s[k] : 0.0f;")
             self._post(w, "out", C, "    ")
             return
         # binary (onnxruntime's rules, see trees.finalize_classifier)

@@ -227,7 +227,7 @@ def _conv_gemm(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
     if fused:
         skip_i = fused["skip_input"]
         pre = _add_struct(k, fused)
-        add = f"x{skip_i} + b * {yb}, &add"
+        add = f"x{skip_i} + b * {yb}, &{k.function('add')}"
         k.allow_inplace(skip_i, 0, "same")
     else:
         add = "(const int8_t*)0, (const edgec_add_t*)0"
@@ -245,8 +245,8 @@ def _add_struct(k, fused) -> str:
     ta, tb, rq, fast, zp, lo, hi = add_tables(g, node)
     tv, ts = (ta, tb) if fused["conv_operand"] == 0 else (tb, ta)
     return (_lut(k, tv, "lut_v") + _lut(k, ts, "lut_s") +
-            f"  static const edgec_add_t add = {{&lut_v, &lut_s, "
-            f"{k.const(rq, 'int32', 'arq')}, {fast}, {zp}, {lo}, {hi}}};\n")
+            f"  static const edgec_add_t {k.function('add')} = {{&{k.function('lut_v')}, "
+            f"&{k.function('lut_s')}, {k.const(rq, 'int32', 'arq')}, {fast}, {zp}, {lo}, {hi}}};\n")
 
 
 def lut_form(t):
@@ -269,12 +269,14 @@ def lut_form(t):
 
 
 def _lut(k, t, name: str) -> str:
-    """A local ``static const edgec_lut_t name`` of table t (256 values)."""
+    """A local ``static const edgec_lut_t`` of table t (256 values), named
+    ``k.function(name)`` (a symbol of the layer), its data ``<that>_tab``."""
     form = lut_form(t)
+    sym = k.function(name)
     if form is None:
-        return f"  static const edgec_lut_t {name} = {{{k.const(t, 'int32', name)}, 0, 0, 0, 0}};\n"
+        return f"  static const edgec_lut_t {sym} = {{{k.const(t, 'int32', name + '_tab')}, 0, 0, 0, 0}};\n"
     a, b, sh, d = form
-    return f"  static const edgec_lut_t {name} = {{0, {k.const(d, 'int8', name)}, {a}, {b}, {sh}}};\n"
+    return f"  static const edgec_lut_t {sym} = {{0, {k.const(d, 'int8', name + '_tab')}, {a}, {b}, {sh}}};\n"
 
 
 def _mve_tables(k, m, s, n):
@@ -303,7 +305,7 @@ def _mve_conv(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
     if fused:
         skip_i = fused["skip_input"]
         pre = _add_struct(k, fused)
-        add = f"x{skip_i} + b * {yb}, &add"
+        add = f"x{skip_i} + b * {yb}, &{k.function('add')}"
         k.allow_inplace(skip_i, 0, "same")
     else:
         add = "(const int8_t*)0, (const edgec_add_t*)0"
@@ -446,5 +448,6 @@ def add(k) -> str | None:
         k.allow_inplace(0, 0, "same")
         k.allow_inplace(1, 0, "same")
     return (_lut(k, ta, "lut_a") + _lut(k, tb, "lut_b") +
-            f"  edgec_add_s8({k.x(0)}, {k.x(1)}, y0, {k.tout().size}, &lut_a, &lut_b, "
+            f"  edgec_add_s8({k.x(0)}, {k.x(1)}, y0, {k.tout().size}, &{k.function('lut_a')}, "
+            f"&{k.function('lut_b')}, "
             f"{k.const(rq, 'int32', 'rq')}, {fast}, {zp}, {lo}, {hi});\n")
