@@ -137,7 +137,7 @@ def test_user_target_file_builds_and_its_flags_reach_the_build_files(tmp_path):
     assert p.returncode == 0, p.stderr
     out = tmp_path / "out"
     mk = (out / "edgec.mk").read_text()
-    assert "EDGEC_TARGET := lm3s6965\n" in mk
+    assert "EDGEC_MODEL_TARGET := lm3s6965\n" in mk
     assert ("EDGEC_CPUFLAGS := -mcpu=cortex-m3 -mthumb -mfloat-abi=soft -DBOARD_LM3S=1 "
             "-Wl,--no-warn-rwx-segments\n") in mk
     assert "EDGEC_QEMU := qemu-system-arm -M lm3s6965evb " in mk
