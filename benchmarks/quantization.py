@@ -44,7 +44,7 @@ MODELS = [  # float model, official int8 model, input range
 def bundle_flash(g, target: str = "cortex-m4") -> dict:
     """Flash of the compiled bundle: model.c built for the target, text + data of the object."""
     from edgec import targets
-    bundle, _ = compile_full(g, Options(target=target, name="model"))
+    bundle, _ = compile_full(g, Options(target=target, name="model", fit_check=False))
     tgt = targets.load(target)
     with tempfile.TemporaryDirectory() as d:
         bdir = bundle.write(Path(d) / "b")
