@@ -247,22 +247,23 @@ class Graph:
         for root in self.nodes:
             if state.get(id(root)) == 2:
                 continue
-            stack = [(root, 0)]
+            stack = [(root, 0, None)]
             while stack:
-                n, k = stack.pop()
+                n, k, deps = stack.pop()
                 if k == 0:
                     if state.get(id(n)) == 2:
                         continue
                     state[id(n)] = 1
-                deps = [prod[i] for i in n.inputs if i in prod]
+                if deps is None:  # once per visit, not once per input (wide nodes)
+                    deps = [prod[i] for i in n.inputs if i in prod]
                 if k < len(deps):
-                    stack.append((n, k + 1))
+                    stack.append((n, k + 1, deps))
                     d = deps[k]
                     s = state.get(id(d))
                     if s == 1:
                         raise EdgecError(f"the graph has a cycle through node {d.name!r}")
                     if s is None:
-                        stack.append((d, 0))
+                        stack.append((d, 0, None))
                 else:
                     state[id(n)] = 2
                     order.append(n)
