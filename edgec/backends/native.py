@@ -647,8 +647,8 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     # every symbol carries the bundle's prefix (edgec_l3_conv -> <prefix>_l3_conv): several
     # bundles link into one firmware and their ELF symbols tell them apart
     model_c, model_h = cgen.prefix_symbols(model_c, prefix), cgen.prefix_symbols(model_h, prefix)
-    for rl in report_layers:
-        rl["function"] = cgen.prefix_symbols(rl["function"], prefix)
+    for rl in report_layers:  # edgec_l3_conv -> <prefix>_l3_conv, as in the C (no regex per layer)
+        rl["function"] = prefix + rl["function"][len("edgec"):]
     return NativeResult(model_c, model_h, arena_size, plan.lower_bound, report_layers,
                         weights_bytes, plan.order)
 
