@@ -123,15 +123,25 @@ class Graph:
         # ones included) and bytes constant folding added beyond what it read
         self.nodes_created = 0
         self.fold_growth = 0
+        # unique_name's suffixes known taken, per hint, valid for this tensors dict
+        self._taken: tuple[dict, dict[str, int]] = (self.tensors, {})
 
     # -- construction -------------------------------------------------------
     def unique_name(self, hint: str) -> str:
+        """``hint``, else ``hint_<i>`` with the smallest free i.  Where the search for
+        a hint last stopped is remembered (20,000 constants named "count" cost 2*10^8
+        lookups otherwise); tensors are only ever dropped by replacing the dict
+        (remove_dead), which forgets it."""
         hint = hint or "t"
         if hint not in self.tensors:
             return hint
-        i = 1
+        if self._taken[0] is not self.tensors:
+            self._taken = (self.tensors, {})
+        taken = self._taken[1]
+        i = taken.get(hint, 1)
         while f"{hint}_{i}" in self.tensors:
             i += 1
+        taken[hint] = i
         return f"{hint}_{i}"
 
     def add_tensor(self, name: str, shape, dtype: str, data=None, quant=None,

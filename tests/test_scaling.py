@@ -145,3 +145,40 @@ def test_live_bytes_tree(seed):
         for t in range(max(lo, 0), min(hi, n - 1) + 1):
             steps[t] += v
         assert live.max == max(steps)
+
+
+def test_unique_names_are_the_smallest_free_suffix():
+    """Graph.unique_name remembers where its search for a hint stopped; the names are
+    still those of a search from 1, also after remove_dead has freed some."""
+    g = Graph("names")
+    g.add_tensor("x", (1,), "float32")
+    g.inputs = g.outputs = ["x"]
+
+    def plain(taken, hint):
+        if hint not in taken:
+            return hint
+        i = 1
+        while f"{hint}_{i}" in taken:
+            i += 1
+        return f"{hint}_{i}"
+    rng = random.Random(0)
+    for _ in range(3):
+        for _ in range(400):
+            hint = rng.choice(["count", "count_2", "alpha", "x"])
+            want = plain(set(g.tensors), hint)
+            assert g.add_const(np.zeros(1, np.float32), hint) == want
+        keep = rng.sample(sorted(g.tensors), 50)  # the others become dead and are dropped
+        g.fold_constants = False
+        g.add_node("Concat", sorted(set(keep) | {"x"}), ["y"], {"axis": 0})
+        g.outputs = ["y"]
+        g.remove_dead()
+        assert len(g.tensors) <= 52
+        g.nodes, g.outputs = [], ["x"]
+        g.tensors = {k: v for k, v in g.tensors.items() if k != "y"}
+
+
+def test_constant_symbols_stay_unique_and_in_order():
+    pool = native.ConstPool()
+    syms = [pool.add(np.full(3, i, np.int32), "int32", "w", 7) for i in range(2000)]
+    assert syms[:3] == ["edgec_l7_w", "edgec_l7_w_1", "edgec_l7_w_2"] and len(set(syms)) == 2000
+    assert pool.add(np.full(3, 5, np.int32), "int32", "w", 7) == "edgec_l7_w_5"  # deduplicated

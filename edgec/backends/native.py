@@ -60,6 +60,7 @@ class ConstPool:
     def __init__(self):
         self.arrays: list[tuple[str, str, np.ndarray, int]] = []  # symbol, dtype, data, layer
         self._by_key: dict[tuple, str] = {}
+        self._symbols: set[str] = set()
 
     def add(self, data: np.ndarray, dtype: str, hint: str, layer: int) -> str:
         data = np.ascontiguousarray(np.asarray(data).astype(dtypes.np_dtype(dtype)))
@@ -68,10 +69,11 @@ class ConstPool:
             return self._by_key[key]
         sym = f"edgec_l{layer}_{hint}" if layer >= 0 else f"edgec_{hint}"
         base, k = sym, 1
-        while any(s == sym for s, *_ in self.arrays):
+        while sym in self._symbols:  # (a set: a scan of the arrays per constant was quadratic)
             sym = f"{base}_{k}"
             k += 1
         self.arrays.append((sym, dtype, data, layer))
+        self._symbols.add(sym)
         self._by_key[key] = sym
         return sym
 
