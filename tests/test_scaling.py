@@ -72,9 +72,10 @@ def test_20000_node_model_builds_in_under_10_s(kind, tmp_path):
     assert r.returncode == 0, r.stderr[:2000]
 
 
-def _wide_graph(dtype: str, k: int = 100) -> Graph:
-    """x[2, 4] -> k elementwise nodes -> one Concat along axis 1 with a constant among
-    its inputs: int8 inputs in three quantizations (two requantized by the Concat)."""
+def _wide_graph(dtype: str, k: int = 100, direct: bool = True) -> Graph:
+    """x[2, 4] -> k elementwise nodes -> one Concat along axis 1 with a constant and
+    (``direct``) the graph input among its inputs: int8 inputs in three quantizations
+    (two requantized by the Concat)."""
     g = Graph(f"wide_{dtype}")
     q = [QuantParams(np.array([s], np.float32), np.array([z], np.int64))
          for s, z in ((0.1, 2), (0.05, -7), (0.23, 30))]
@@ -89,6 +90,8 @@ def _wide_graph(dtype: str, k: int = 100) -> Graph:
         else:
             g.add_node(("Relu", "Neg", "Abs")[i % 3], ["x"], [o], name=f"n{i}")
         parts.append(o)
+        if i == k // 3 and direct:
+            parts.append("x")  # read where the caller's buffer is, not in the arena
         if i == k // 2:
             c = np.arange(-4, 4).reshape(2, 4)
             parts.append(g.add_const(c.astype(np.int8 if dtype == "int8" else np.float32), "c",
@@ -102,14 +105,16 @@ def _wide_graph(dtype: str, k: int = 100) -> Graph:
 
 @pytest.mark.skipif(not have("gcc"), reason="needs gcc")
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
-def test_kernel_with_many_inputs_takes_one_array(dtype, tmp_path):
-    """Past native.MAX_INPUT_PARAMS inputs a kernel gets one array of pointers: the
-    Concat copies (and requantizes) from tables in flash, bit-exact with edgec's
-    interpreter, and its C passes the fuzzer's extra warnings."""
+def test_kernel_with_many_inputs_takes_bases_and_offsets(dtype, tmp_path):
+    """Past native.MAX_INPUT_PARAMS inputs a kernel gets its inputs' addresses as base
+    pointers (the arena, here also the graph input) and a table of offsets: the Concat
+    copies (and requantizes) from tables in flash, bit-exact with edgec's interpreter,
+    and its C passes the fuzzer's extra warnings."""
     g = _wide_graph(dtype)
     bundle, gl = compile_full(g, Options(target="host"))
     c = bundle.files["model.c"]
-    assert "const void* const* xs" in c and "(const void* const[]){" in c
+    assert "const void* const* xb, const size_t* xo" in c
+    assert "(const void* const[]){arena, in0}, (const size_t[]){0u, " in c
     assert ("_rq[i]" in c) == (dtype == "int8")  # requantizing inputs flagged in a table
     prog = HostProgram(bundle.write(tmp_path / "b"), bundle.report, tmp_path / "w",
                        extra_cflags=EXTRA_WARNINGS)
@@ -126,9 +131,9 @@ def test_kernel_with_many_inputs_takes_one_array(dtype, tmp_path):
 
 def test_few_inputs_keep_one_parameter_each():
     """Up to the limit the kernel interface is the one every existing bundle has."""
-    g = _wide_graph("float32", k=native.MAX_INPUT_PARAMS)
+    g = _wide_graph("float32", k=native.MAX_INPUT_PARAMS, direct=False)
     c = compile_full(g, Options(target="host"))[0].files["model.c"]
-    assert "xs" not in c
+    assert "xb" not in c
     assert f"const float* x{native.MAX_INPUT_PARAMS}," in c  # the constant sits among them
 
 

@@ -23,10 +23,12 @@ from . import sparse
 
 ALIGN = 16
 
-# A kernel with more tensor inputs than this takes them as one array of pointers
-# (``const void* const* xs``, filled by a compound literal at the call) instead of
-# one parameter each: C compilers are superlinear in a function's parameters (gcc
-# -O0 took 35 s on a Concat of 5,000 inputs, 5 s on one of 2,500).
+# A kernel with more tensor inputs than this (``packed``) takes their addresses as a
+# few base pointers (``const void* const* xb``: the arena, graph inputs or outputs)
+# and a table of (base, byte offset) pairs (``const size_t* xo``), both compound
+# literals at the call, instead of one parameter each: C compilers are superlinear in
+# a function's parameters (gcc -O0 took 35 s on a Concat of 5,000 inputs, 5 s on one
+# of 2,500) and in a run of pointer stores into one array (the SLP vectorizer).
 MAX_INPUT_PARAMS = 64
 
 
@@ -110,15 +112,16 @@ class KernelContext:
         self.inplace: list[tuple[int, int, str]] = []  # (input, output, kind) it tolerates
         self._in_names: dict[int, str] = {}
         live = [i for i, name in enumerate(node.inputs) if name and not g.tensors[name].is_const]
-        # inputs passed as one array xs (see MAX_INPUT_PARAMS): input i is xs[j], j its
-        # position among the non-constant inputs
+        # many inputs: addresses from xb and xo (see MAX_INPUT_PARAMS), input i is
+        # packed input j, its position among the non-constant inputs
         self.packed = len(live) > MAX_INPUT_PARAMS
         if self.packed:
-            self.params.append(("xs", "void* const", False))
+            self.params.append(("xb", "void* const", False))
+            self.params.append(("xo", "size_t", False))
         for j, i in enumerate(live):
             ct = dtypes.c_type(g.tensors[node.inputs[i]].dtype)
             if self.packed:
-                self._in_names[i] = f"((const {ct}*)xs[{j}])"
+                self._in_names[i] = f"((const {ct}*){self.packed_input(j)})"
             else:
                 self._in_names[i] = f"x{i}"
                 self.params.append((f"x{i}", ct, False))
@@ -129,12 +132,19 @@ class KernelContext:
     # operands
     def x(self, i: int) -> str:
         """C name of input i: a parameter (``x<i>``; in a kernel with many inputs,
-        ``packed``, an element of the array ``xs``), or (constants) an array in
+        ``packed``, an address from ``xb`` and ``xo``), or (constants) an array in
         flash, added to the bundle only when a kernel asks for it."""
         if i not in self._in_names:
             t = self.g.tensors[self.node.inputs[i]]
             self._in_names[i] = self.pool.add(t.data, t.dtype, f"c{i}", self.layer)
         return self._in_names[i]
+
+    def packed_input(self, j) -> str:
+        """(``packed`` kernels) the address of non-constant input ``j`` (an int or a C
+        expression) as a ``const void*``: base ``xb[xo[2j]]`` plus ``xo[2j + 1]`` bytes."""
+        b, o = (f"xo[{2 * j}]", f"xo[{2 * j + 1}]") if isinstance(j, int) else \
+            (f"xo[2 * {j}]", f"xo[2 * {j} + 1]")
+        return f"(const void*)((const uint8_t*)xb[{b}] + {o})"
 
     def y(self, j: int = 0) -> str:
         return f"y{j}"
@@ -530,6 +540,11 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
             return f"out{lc.index}"
         raise AssertionError(lc)
 
+    def where(name: str) -> tuple[str, int]:
+        """A tensor's address as a base pointer and a byte offset."""
+        lc = loc[root[name]]
+        return ("arena", lc.index) if lc.kind == "arena" else (ptr(name, True), 0)
+
     layers: list[Layer] = []
     report_layers = []
     for step, n, li, k, body in emitted:
@@ -544,9 +559,17 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         words = set(re.findall(r"\w+", body))
         unused = [p for p, _, _ in k.params if p not in words]
         body = "".join(f"  (void){p};\n" for p in unused) + body.rstrip("\n") + "\n"
-        args = [ptr(name, True) for name in n.inputs if name and not g.tensors[name].is_const]
+        live = [name for name in n.inputs if name and not g.tensors[name].is_const]
         if k.packed:
-            args = ["(const void* const[]){" + ", ".join(args) + "}"]
+            bases: dict[str, int] = {}
+            pairs = []
+            for name in live:
+                base, off = where(name)
+                pairs.append(f"{bases.setdefault(base, len(bases))}u, {off}u")
+            args = ["(const void* const[]){" + ", ".join(bases) + "}",
+                    "(const size_t[]){" + ", ".join(pairs) + "}"]
+        else:
+            args = [ptr(name, True) for name in live]
         for name in n.outputs:
             if name:
                 args.append(ptr(name, False))

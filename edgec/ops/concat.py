@@ -88,9 +88,10 @@ class Concat(Op):
         return "".join(lines)
 
     def _emit_packed(self, k, axis, outer, inner_y):
-        """Thousands of inputs (``k.packed``: the array ``xs``): one loop over tables of
-        offsets, sizes and requantization parameters in flash, not one loop per input
-        (C compilers are superlinear in those).  Constant inputs keep a statement each."""
+        """Thousands of inputs (``k.packed``, addresses from ``k.packed_input``): one loop
+        over tables of offsets, sizes and requantization parameters in flash, not one
+        loop per input (C compilers are superlinear in those).  Constant inputs keep a
+        statement each."""
         g, n = k.g, k.node
         y = k.tout()
         item = y.nbytes // max(y.size, 1)
@@ -124,7 +125,7 @@ class Concat(Op):
         ty = dtypes.c_type(y.dtype)
         head = (f"  for (int i = 0; i < {len(live)}; ++i)\n"
                 f"    for (int o = 0; o < {outer}; ++o) {{\n"
-                f"      const {ty}* x = (const {ty}*)xs[i] + o * {ws}[i];\n"
+                f"      const {ty}* x = (const {ty}*){k.packed_input('i')} + o * {ws}[i];\n"
                 f"      {ty}* yo = y0 + o * {inner_y} + {offs}[i];\n")
         if not any(rqs):
             lines.append(head + f"      memcpy(yo, x, (size_t){ws}[i] * {item}u);\n    }}\n")
