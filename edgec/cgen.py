@@ -248,9 +248,9 @@ def prefix_symbols(text: str, prefix: str) -> str:
         return prefix + name[5:]
 
     out = _EDGEC_IDENTIFIERS.sub(sub, text)
-    # (a quick search for the new names first, led by the literal prefix: rarely found)
-    new = rf"{re.escape(prefix)}_(?:{'|'.join(re.escape(n[len(prefix) + 1:]) for n in sorted(renamed))})\b"
-    if renamed and re.search(new, text):
+    # (a quick look for the new names first among the words beginning with the prefix,
+    # rarely found; one regex of all the names took 6 s to compile for 200,000 layers)
+    if renamed and not renamed.isdisjoint(re.findall(rf"\b{re.escape(prefix)}_\w*", text)):
         taken = {m.group(2) for m in _identifiers(prefix).finditer(text) if m.group(2)}
         clash = sorted(taken & renamed)
         if clash:

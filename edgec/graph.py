@@ -123,15 +123,25 @@ class Graph:
         # ones included) and bytes constant folding added beyond what it read
         self.nodes_created = 0
         self.fold_growth = 0
+        # unique_name's suffixes known taken, per hint, valid for this tensors dict
+        self._taken: tuple[dict, dict[str, int]] = (self.tensors, {})
 
     # -- construction -------------------------------------------------------
     def unique_name(self, hint: str) -> str:
+        """``hint``, else ``hint_<i>`` with the smallest free i.  Where the search for
+        a hint last stopped is remembered (20,000 constants named "count" cost 2*10^8
+        lookups otherwise); tensors are only ever dropped by replacing the dict
+        (remove_dead), which forgets it."""
         hint = hint or "t"
         if hint not in self.tensors:
             return hint
-        i = 1
+        if self._taken[0] is not self.tensors:
+            self._taken = (self.tensors, {})
+        taken = self._taken[1]
+        i = taken.get(hint, 1)
         while f"{hint}_{i}" in self.tensors:
             i += 1
+        taken[hint] = i
         return f"{hint}_{i}"
 
     def add_tensor(self, name: str, shape, dtype: str, data=None, quant=None,
@@ -247,22 +257,23 @@ class Graph:
         for root in self.nodes:
             if state.get(id(root)) == 2:
                 continue
-            stack = [(root, 0)]
+            stack = [(root, 0, None)]
             while stack:
-                n, k = stack.pop()
+                n, k, deps = stack.pop()
                 if k == 0:
                     if state.get(id(n)) == 2:
                         continue
                     state[id(n)] = 1
-                deps = [prod[i] for i in n.inputs if i in prod]
+                if deps is None:  # once per visit, not once per input (wide nodes)
+                    deps = [prod[i] for i in n.inputs if i in prod]
                 if k < len(deps):
-                    stack.append((n, k + 1))
+                    stack.append((n, k + 1, deps))
                     d = deps[k]
                     s = state.get(id(d))
                     if s == 1:
                         raise EdgecError(f"the graph has a cycle through node {d.name!r}")
                     if s is None:
-                        stack.append((d, 0))
+                        stack.append((d, 0, None))
                 else:
                     state[id(n)] = 2
                     order.append(n)

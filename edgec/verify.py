@@ -113,14 +113,13 @@ def views_of(g: Graph) -> dict[str, list[str]]:
     """tensor -> tensors that are views (Reshape) of it, transitively."""
     from . import ops
     out: dict[str, list[str]] = {}
+    root_of: dict[str, str] = {}  # view -> its root (a dict, not a scan of out per view)
     for n in g.nodes:
         if ops.get(n.op).view:
             src = n.inputs[0]
-            root = src
-            for k, vs in out.items():
-                if src in vs:
-                    root = k
+            root = root_of.get(src, src)
             out.setdefault(root, []).append(n.outputs[0])
+            root_of[n.outputs[0]] = root
     return out
 
 

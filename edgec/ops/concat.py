@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
+from .. import dtypes, qmath
 from ..errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import norm_axis, prod
@@ -64,6 +64,8 @@ class Concat(Op):
         axis = norm_axis(n.attrs["axis"], y.rank, "Concat")
         outer = prod(y.shape[:axis])
         inner_y = prod(y.shape[axis:])
+        if k.packed:
+            return self._emit_packed(k, axis, outer, inner_y)
         lines = []
         off = 0
         for i in range(len(n.inputs)):
@@ -83,6 +85,66 @@ class Concat(Op):
                     f"  for (int o = 0; o < {outer}; ++o)\n"
                     f"    memcpy(y0 + o * {inner_y} + {off}, {k.x(i)} + o * {inner}, {inner * t.nbytes // max(t.size, 1)}u);\n")
             off += inner
+        return "".join(lines)
+
+    def _emit_packed(self, k, axis, outer, inner_y):
+        """Thousands of inputs (``k.packed``, addresses from ``k.packed_input``): one loop
+        over tables of offsets, sizes and requantization parameters in flash, not one
+        loop per input (C compilers are superlinear in those).  Constant inputs keep a
+        statement each."""
+        g, n = k.g, k.node
+        y = k.tout()
+        item = y.nbytes // max(y.size, 1)
+        live, off, inner, rqs, lines = [], [], [], [], []
+        pos = 0
+        for i in range(len(n.inputs)):
+            t = k.tin(i)
+            w = prod(t.shape[axis:])
+            rq = self._requant(g, n, i) if y.dtype == "int8" else None
+            if t.is_const:
+                x = k.x(i)
+                if rq:
+                    zi, zo, m, s = rq
+                    lines.append(
+                        f"  for (int o = 0; o < {outer}; ++o)\n"
+                        f"    for (int j = 0; j < {w}; ++j) {{\n"
+                        f"      int32_t q = edgec_mbqm((int32_t){x}[o * {w} + j] - {zi}, {m}, {s}) + {zo};\n"
+                        f"      q = q < -128 ? -128 : (q > 127 ? 127 : q);\n"
+                        f"      y0[o * {inner_y} + {pos} + j] = (int8_t)q;\n    }}\n")
+                else:
+                    lines.append(f"  for (int o = 0; o < {outer}; ++o)\n"
+                                 f"    memcpy(y0 + o * {inner_y} + {pos}, {x} + o * {w}, {w * item}u);\n")
+            else:
+                live.append(i)
+                off.append(pos)
+                inner.append(w)
+                rqs.append(rq)
+            pos += w
+        offs = k.const(np.array(off, np.int32), "int32", "off")
+        ws = k.const(np.array(inner, np.int32), "int32", "len")
+        ty = dtypes.c_type(y.dtype)
+        head = (f"  for (int i = 0; i < {len(live)}; ++i)\n"
+                f"    for (int o = 0; o < {outer}; ++o) {{\n"
+                f"      const {ty}* x = (const {ty}*){k.packed_input('i')} + o * {ws}[i];\n"
+                f"      {ty}* yo = y0 + o * {inner_y} + {offs}[i];\n")
+        if not any(rqs):
+            lines.append(head + f"      memcpy(yo, x, (size_t){ws}[i] * {item}u);\n    }}\n")
+            return "".join(lines)
+        zo = next(r[1] for r in rqs if r)
+        zi, m, s = ([(r[j] if r else 0) for r in rqs] for j in (0, 2, 3))
+        flag = k.const(np.array([1 if r else 0 for r in rqs], np.int8), "int8", "rq")
+        zis = k.const(np.array(zi, np.int32), "int32", "zi")
+        ms = k.const(np.array(m, np.int32), "int32", "m")
+        ss = k.const(np.array(s, np.int32), "int32", "s")
+        lines.append(
+            head +
+            f"      if (!{flag}[i]) {{\n"
+            f"        memcpy(yo, x, (size_t){ws}[i]);\n"
+            f"        continue;\n      }}\n"
+            f"      for (int j = 0; j < {ws}[i]; ++j) {{\n"
+            f"        int32_t q = edgec_mbqm((int32_t)x[j] - {zis}[i], {ms}[i], (int){ss}[i]) + {zo};\n"
+            f"        q = q < -128 ? -128 : (q > 127 ? 127 : q);\n"
+            f"        yo[j] = (int8_t)q;\n      }}\n    }}\n")
         return "".join(lines)
 
 
