@@ -6,12 +6,9 @@ generated C outside a sanitized comment."""
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,39 +16,19 @@ import pytest
 
 import hostile_corpus
 from conftest import ROOT
+from measure import run_measured
 
 TIME_LIMIT = 10.0           # seconds per file
 MEMORY_LIMIT = 1 << 30      # peak RSS per run (bytes)
 ADDRESS_SPACE = 6 << 30     # hard cap: a runaway allocation fails instead of swapping
 
 
-def _limit():
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 def run_cli(args, cwd: Path, tmpdir: Path, timeout: float = 60):
     """Run ``python -m edgec ARGS``; returns (rc, stdout, stderr, seconds, peak RSS bytes)."""
     env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=str(ROOT))
-    t0 = time.monotonic()
-    p = subprocess.Popen([sys.executable, "-m", "edgec", *map(str, args)], cwd=cwd, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_limit)
-    chunks = {"out": b"", "err": b""}
-
-    def read(key, f):
-        chunks[key] = f.read()
-    readers = [threading.Thread(target=read, args=("out", p.stdout)),
-               threading.Thread(target=read, args=("err", p.stderr))]
-    for t in readers:
-        t.start()
-    killer = threading.Timer(timeout, p.kill)
-    killer.start()
-    _, status, ru = os.wait4(p.pid, 0)  # the child's own peak RSS, not all children's
-    killer.cancel()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    for t in readers:
-        t.join()
-    return (p.returncode, chunks["out"].decode("utf-8", "replace"), chunks["err"].decode("utf-8", "replace"),
-            time.monotonic() - t0, ru.ru_maxrss * 1024)
+    rc, so, se, _, wall, rss = run_measured([sys.executable, "-m", "edgec", *args], cwd, env, timeout,
+                                            ADDRESS_SPACE)
+    return rc, so, se, wall, rss
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,17 @@ in under 10 s and 1 GB, and their bundles compile with ``gcc -std=c99 -Wall -Wex
 2-core machine other jobs stretch the wall clock, not the work.  The planner's side
 is tested in tests/test_memory.py; here the backend's: kernels with many inputs take
 them as one array, and the live-bytes tree of the in-place merges."""
-import json
 import os
 import random
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import scaling_models
 from conftest import ROOT, have
+from measure import run_measured
 from edgec import interp
 from edgec.backends import native
 from edgec.compiler import Options, compile_full
@@ -32,37 +31,12 @@ RSS_LIMIT = 1 << 30     # peak RSS per build (bytes)
 WALL_LIMIT = 300.0      # a hang, not a slow machine
 
 
-# The build is started by a small launcher process.  Linux carries a process's peak RSS over
-# fork and exec, so a build started straight from a pytest worker that has imported
-# TensorFlow would report the worker's gigabyte as its own peak; a child of the fresh
-# launcher starts from the launcher's few megabytes.
-_LAUNCHER = r"""
-import json, os, subprocess, sys, threading
-cmd, cwd, limit = json.loads(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-err = []
-reader = threading.Thread(target=lambda: err.append(p.stderr.read()))
-reader.start()
-killer = threading.Timer(limit, p.kill)
-killer.start()
-_, status, ru = os.wait4(p.pid, 0)  # the build's own usage (and its reaped children's)
-killer.cancel()
-reader.join()
-print(json.dumps([os.waitstatus_to_exitcode(status), err[0].decode("utf-8", "replace"),
-                  ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024]))
-"""
-
-
 def _build(model, out, cwd):
     """``python -m edgec build MODEL --target host -o OUT``: (rc, stderr, CPU s, wall s, peak RSS)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "edgec", "build", str(model), "--target", "host", "-o", str(out)]
-    t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", _LAUNCHER, json.dumps(cmd), str(cwd), str(WALL_LIMIT)],
-                       env=env, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    rc, err, cpu, rss = json.loads(r.stdout)
-    return rc, err, cpu, time.monotonic() - t0, rss
+    rc, _, err, cpu, wall, rss = run_measured([sys.executable, "-m", "edgec", "build", model, "--target",
+                                               "host", "-o", out], cwd, env, WALL_LIMIT)
+    return rc, err, cpu, wall, rss
 
 
 @pytest.mark.skipif(not have("gcc"), reason="needs gcc")
