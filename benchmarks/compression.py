@@ -30,9 +30,10 @@ OUT = ROOT / "benchmarks" / "results" / "compression"
 def bnn(work: Path) -> dict:
     import bnn_digits
     import digits
-    from edgec import bench, report
-    from edgec.compiler import Options, load, lower
-    from edgec import firmware
+    from edgec.commands import bench
+    from edgec.report import size as report
+    from edgec.pipeline import Options, load, lower
+    from edgec.target import firmware
     m = bnn_digits.train(hidden=128, epochs=30)
     path = bnn_digits.to_onnx(m, work / "bnn_digits.onnx")
     _, _, xte, yte = digits.split()
@@ -54,7 +55,7 @@ def bnn(work: Path) -> dict:
 
 
 def main() -> None:
-    from edgec import explore as ex
+    from edgec.commands import explore as ex
     import digits
     OUT.mkdir(parents=True, exist_ok=True)
     res = {}

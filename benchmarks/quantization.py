@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import numpy as np  # noqa: E402
 
 import synthetic  # noqa: E402
-from edgec import accuracy, calibration  # noqa: E402
-from edgec.compiler import Options, compile_full, load, lower  # noqa: E402
+from edgec.passes import accuracy, calibration  # noqa: E402
+from edgec.pipeline import Options, compile_full, load, lower  # noqa: E402
 from edgec.passes import quantize as qz  # noqa: E402
 
 MLPERF = Path(os.environ.get("MLPERF_TINY", ROOT / "models" / "mlperf_tiny"))
@@ -43,7 +43,7 @@ MODELS = [  # float model, official int8 model, input range
 
 def bundle_flash(g, target: str = "cortex-m4") -> dict:
     """Flash of the compiled bundle: model.c built for the target, text + data of the object."""
-    from edgec import targets
+    from edgec.target import targets
     bundle, _ = compile_full(g, Options(target=target, name="model", fit_check=False))
     tgt = targets.load(target)
     with tempfile.TemporaryDirectory() as d:

@@ -109,8 +109,8 @@ def m0_table(m0: dict) -> str:
 
 def m0_sizes(model: Path, optimize: str) -> dict:
     """Flash of a size-only firmware for cortex-m0plus (no emulator)."""
-    from edgec import elfsize, firmware, targets
-    from edgec.compiler import Options, compile_full
+    from edgec.target import elfsize, firmware, targets
+    from edgec.pipeline import Options, compile_full
     from edgec.data import random_samples
     with tempfile.TemporaryDirectory(prefix="edgec-m0-") as d:
         d = Path(d)
@@ -178,7 +178,7 @@ def main() -> int:
     ap.add_argument("--skip-others", action="store_true",
                     help="only cortex-m4 (no m7/m33/m55 counts, no Cortex-M0+ flash)")
     a = ap.parse_args()
-    from edgec.bench import bench
+    from edgec.commands.bench import bench
     d = models_dir()
     results, others, m0 = {}, {}, {}
     for short, fname, _ in MODELS:

@@ -89,7 +89,7 @@ def sonar_forest(work: Path):
 
 def object_bytes(bundle_dir: Path, target) -> dict:
     """.text + .rodata + .data of the model object built with -Os for the target."""
-    from edgec import elfsize, toolchain
+    from edgec.target import elfsize, toolchain
     objs = toolchain.compile_objects(target, [bundle_dir / "model.c"], bundle_dir / "obj",
                                      [bundle_dir], toolchain.opt_flags("s"), strict=True)
     img = elfsize.read(objs[0])
@@ -102,9 +102,9 @@ def changed_rows(model, heldout, extra, work) -> list[dict]:
     (compiled for the host; labels as in QEMU)."""
     import numpy as np
 
-    from edgec import reference
-    from edgec.compiler import Options, compile_full
-    from edgec.emulator import HostProgram
+    from edgec.commands import reference
+    from edgec.pipeline import Options, compile_full
+    from edgec.target.emulator import HostProgram
     from edgec.data import encode
     samples = [[x.reshape(1, -1)] for x in np.load(heldout)["X"]]
     ref, _ = reference.run_onnxruntime(Path(model), samples)
@@ -117,8 +117,8 @@ def changed_rows(model, heldout, extra, work) -> list[dict]:
 
 
 def run_sonar(qemu: bool) -> dict:
-    from edgec import targets
-    from edgec.compiler import Options, compile_full
+    from edgec.target import targets
+    from edgec.pipeline import Options, compile_full
     tgt = targets.load("cortex-m4")
     out = {"variants": []}
     with tempfile.TemporaryDirectory(prefix="edgec-trees-") as d:
@@ -136,8 +136,8 @@ def run_sonar(qemu: bool) -> dict:
                    "layout": tr["layout"], "object": object_bytes(bdir, tgt),
                    "feature_quantization": tr.get("feature_quantization")}
             if qemu:
-                from edgec.bench import bench
-                from edgec.verify import verify
+                from edgec.commands.bench import bench
+                from edgec.commands.verify import verify
                 b = bench(model, target="cortex-m4", n=1, inputs_file=str(heldout), runs=1,
                           layers=False, options=extra)
                 row["firmware"] = {"model_code": b.flash["model_code"], "constants": b.flash["weights"],
@@ -166,8 +166,8 @@ def run_500() -> dict:
     from sklearn.datasets import load_digits
     from sklearn.ensemble import RandomForestClassifier
 
-    from edgec import targets, toolchain
-    from edgec.compiler import Options, compile_full
+    from edgec.target import targets, toolchain
+    from edgec.pipeline import Options, compile_full
     X, y = load_digits(return_X_y=True)
     rf = RandomForestClassifier(n_estimators=500, random_state=0, n_jobs=1).fit(X.astype(np.float32), y)
     with tempfile.TemporaryDirectory(prefix="edgec-trees500-") as d:
@@ -194,7 +194,7 @@ def run_500() -> dict:
         if p.returncode:
             raise SystemExit(f"gcc failed building the 500-tree forest:\n{p.stderr[-2000:]}")
         rss = int(p.stdout.strip().splitlines()[-1])
-        from edgec import elfsize
+        from edgec.target import elfsize
         img = elfsize.read(work / "model.o")
         return {"trees": 500, "internal_nodes": tr["internal_nodes"], "leaves": tr["leaves"],
                 "onnx_bytes": path.stat().st_size, "c_bytes": len(bundle.files["model.c"]),

@@ -93,8 +93,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--no-readme", action="store_true", help="only write the JSON")
     a = ap.parse_args()
-    from edgec.bench import bench
-    from edgec.errors import UnsupportedError
+    from edgec.commands.bench import bench
+    from edgec.ir.errors import UnsupportedError
     d = models_dir()
     out = ROOT / "benchmarks" / "results" / f"{TARGET}-tvm"
     out.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 
 Every option that reads samples goes through here: ``verify --inputs``, ``bench
 --inputs``, ``build --firmware --test-inputs``, ``--calibration``, ``--eval`` and
-``--tree-calibration``.  The data layer depends only on the IR (:mod:`edgec.graph`,
-:mod:`edgec.dtypes`, :mod:`edgec.errors`, :mod:`edgec.limits`).
+``--tree-calibration``.  The data layer depends only on the IR (:mod:`edgec.ir.graph`,
+:mod:`edgec.ir.dtypes`, :mod:`edgec.ir.errors`, :mod:`edgec.ir.limits`).
 
 Files (:class:`ArrayFile`): an ``.npz`` (one array per model input, named after the
 input, ``input0``/``input_0``/``arr_0`` by position, or ``x`` for a single-input
@@ -18,10 +18,10 @@ are untrusted:
 * an ``.npz``'s members are checked from the zip directory and each ``.npy``
   header (shape and dtype) before any data is decompressed: the decoded size of
   all members together is limited (``max_bytes=``, by default the ``data_bytes``
-  budget of :mod:`edgec.limits`, ``--limit data_bytes=N``), so a zip bomb costs a few
+  budget of :mod:`edgec.ir.limits`, ``--limit data_bytes=N``), so a zip bomb costs a few
   kilobytes of reading; object,
   string, bytes, structured and 0-d arrays are refused (nothing is unpickled);
-* every problem is one :class:`~edgec.errors.EdgecError` line naming the file and
+* every problem is one :class:`~edgec.ir.errors.EdgecError` line naming the file and
   the array.
 
 Values (:func:`fit`, used by :func:`load` and :func:`encode`) become the model
@@ -58,9 +58,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtypes, limits
-from .errors import EdgecError
-from .graph import Graph, Tensor
+from .ir import dtypes, limits
+from .ir.errors import EdgecError
+from .ir.graph import Graph, Tensor
 
 # Decoded bytes of sample data one file may hold (all members of an .npz, all files
 # of a directory): the caller's max_bytes, else limits.current().data_bytes (256 MiB,
@@ -95,7 +95,7 @@ class Dataset:
 # --- limits and messages -----------------------------------------------------------
 
 def max_bytes_default() -> int:
-    """The ``data_bytes`` budget of :mod:`edgec.limits` (``--limit data_bytes=N``)."""
+    """The ``data_bytes`` budget of :mod:`edgec.ir.limits` (``--limit data_bytes=N``)."""
     return getattr(limits.current(), LIMIT)
 
 

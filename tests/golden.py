@@ -28,7 +28,7 @@ KWS = ROOT / "firmware_examples" / "kws" / "model" / "kws_ref_model.tflite"
 
 
 def _opts(**kw):
-    from edgec.compiler import Options
+    from edgec.pipeline import Options
     kw.setdefault("name", "model")
     kw.setdefault("fit_check", False)
     return Options(**kw)
@@ -54,7 +54,7 @@ def cases(work: Path):
     """(case id, model path, Options) for every golden bundle."""
     sys.path.insert(0, str(HERE))
     import hostile_corpus
-    from edgec.compress import CompressConfig
+    from edgec.passes.compress import CompressConfig
     from edgec.passes.lowrank import LowRankConfig
     from edgec.passes.prune import PruneConfig
     from edgec.passes.quantize import QuantConfig
@@ -106,7 +106,7 @@ def cases(work: Path):
 
 
 def digest(bundle) -> dict[str, str]:
-    from edgec.bundle import dumps_json
+    from edgec.ir.bundle import dumps_json
     files = dict(bundle.files)
     files["report.json"] = dumps_json(bundle.report)
     return {k: hashlib.sha256(v.encode() if isinstance(v, str) else v).hexdigest()
@@ -114,7 +114,7 @@ def digest(bundle) -> dict[str, str]:
 
 
 def build_all(work: Path, only=None) -> dict[str, dict[str, str]]:
-    from edgec.compiler import compile_full
+    from edgec.pipeline import compile_full
     res = {}
     for cid, model, opts in cases(work):
         if only and cid not in only:

@@ -84,7 +84,7 @@ def onnx_base(names=None, opset=17):
 
 def tflite_graph(names=None):
     """An int8 graph: CONV_2D (per-channel) -> FULLY_CONNECTED -> SOFTMAX."""
-    from edgec.graph import Graph, QuantParams
+    from edgec.ir.graph import Graph, QuantParams
     n = names or {}
     nm = lambda k: n.get(k, k)  # noqa: E731
     rng = np.random.default_rng(1)
@@ -422,7 +422,7 @@ def build(out: Path) -> list[Entry]:
     tb("tfl_tensor_written_twice.tflite", lambda w: w.operators[1]["outputs"].__setitem__(
         0, w.operators[0]["outputs"][0]), "two operators write one tensor")
 
-    # -- budgets (edgec.limits): small files that ask for minutes or gigabytes ---------------------------
+    # -- budgets (edgec.ir.limits): small files that ask for minutes or gigabytes ---------------------------
     def fn_doubling(levels: int):
         """Local functions f1..fL, each calling the previous one twice: 2^(L-1) inlined nodes."""
         fs = [helper.make_function("local", "f0", ["x"], ["y"], [helper.make_node("Relu", ["x"], ["y"])],
@@ -608,7 +608,7 @@ def _t(w, name: str) -> dict:
 
 def _quant(scale, zero_point):
     """QuantParams holding any values (the constructor's checks bypassed)."""
-    from edgec.graph import QuantParams
+    from edgec.ir.graph import QuantParams
     q = QuantParams([0.05], [0])
     q.scale = np.asarray(scale, np.float32).reshape(-1)
     q.zero_point = np.asarray(zero_point, np.int64).reshape(-1)

@@ -55,7 +55,7 @@ def concat_tflite_int8(k: int) -> bytes:
     """int8 TFLite: x[1, 8] -> k ADD (x + x, fused RELU) / QUANTIZE (requantize) nodes ->
     CONCATENATION (one quantization for all, as TFLite Micro wants)."""
     from edgec.exporters import tflite as tflite_out
-    from edgec.graph import Graph, QuantParams
+    from edgec.ir.graph import Graph, QuantParams
     g = Graph(f"concat{k}_int8")
     qx = QuantParams(np.array([0.05], np.float32), np.array([-3], np.int64))
     q = QuantParams(np.array([0.1], np.float32), np.array([2], np.int64))
@@ -77,7 +77,7 @@ def concat_tflite_int8(k: int) -> bytes:
 
 
 def _node(op, inputs, outputs, name, **attrs):
-    from edgec.graph import Node
+    from edgec.ir.graph import Node
     return Node(op, list(inputs), list(outputs), attrs, name)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 import hostile_corpus
 from conftest import EXAMPLE_KWS, MLPERF, ROOT, ONNX_MODELS
-from edgec.errors import EdgecError
+from edgec.ir.errors import EdgecError
 
 
 def _tree(d: Path) -> dict:
@@ -225,7 +225,7 @@ def test_force_never_replaces_a_users_directory(tmp_path):
 
 def test_force_without_atomic_exchange(tmp_path, monkeypatch):
     import edgec
-    from edgec import bundle
+    from edgec.ir import bundle
     monkeypatch.setattr(bundle, "_exchange", lambda a, b: False)
     out = tmp_path / "out"
     edgec.build(EXAMPLE_KWS, out, target="host", name="first")
@@ -242,7 +242,7 @@ def test_files_saved_while_the_bundle_is_written_are_not_lost(tmp_path, monkeypa
     """Between edgec's last look at the directory and the swap, the user saves a file
     there: it is linked into the new bundle; what cannot be placed stays aside."""
     import edgec
-    from edgec import bundle
+    from edgec.ir import bundle
     out = tmp_path / "out"
     edgec.build(EXAMPLE_KWS, out, target="host")
     real = bundle._exchange
@@ -317,7 +317,7 @@ def test_output_where_the_parent_is_not_writable(tmp_path):
 
 def test_write_file_is_atomic(tmp_path, monkeypatch):
     """Other outputs (quantize -o, size -o, explore -o) go through bundle.write_file."""
-    from edgec import bundle
+    from edgec.ir import bundle
     f = tmp_path / "model.tflite"
     bundle.write_file(f, b"old")
     assert f.read_bytes() == b"old"
@@ -341,7 +341,7 @@ def test_write_file_is_atomic(tmp_path, monkeypatch):
 def test_fallback_without_atomic_exchange(tmp_path, monkeypatch):
     """Where renameat2 is missing, two renames: same result, nothing left over."""
     import edgec
-    from edgec import bundle
+    from edgec.ir import bundle
     monkeypatch.setattr(bundle, "_exchange", lambda a, b: False)
     out = tmp_path / "out"
     edgec.build(EXAMPLE_KWS, out, target="host", name="first")

@@ -11,11 +11,13 @@ import pytest
 import bnn_digits
 import digits
 from conftest import have
-from edgec import accuracy, data, interp
-from edgec.compiler import Options, compile_full, load, lower
-from edgec.emulator import HostProgram
-from edgec.errors import EdgecError
-from edgec.graph import Graph, QuantParams
+from edgec.passes import accuracy
+from edgec import data
+from edgec.ops import interp
+from edgec.pipeline import Options, compile_full, load, lower
+from edgec.target.emulator import HostProgram
+from edgec.ir.errors import EdgecError
+from edgec.ir.graph import Graph, QuantParams
 from edgec.ops import bnn
 from edgec.passes import binarize as bz
 
@@ -208,7 +210,8 @@ def test_bnn_digits_imports_as_binary_layers_and_is_bit_exact_on_host(bnn_model,
 def test_bnn_digits_bit_exact_in_qemu_and_one_bit_per_weight(bnn_model, tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
-    from edgec import firmware, report
+    from edgec.target import firmware
+    from edgec.report import size as report
     m, x = bnn_model["m"], bnn_model["x"]
     g = lower(load(bnn_model["path"]))
     samples = [[xi.reshape(1, 64)] for xi in x[:120]]
@@ -445,7 +448,7 @@ def test_binarized_cnn_onnx_matches_onnxruntime(tmp_path):
 def test_binarized_cnn_bit_exact_in_qemu(tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
-    from edgec import firmware
+    from edgec.target import firmware
     rng = np.random.default_rng(12)
     g = lower(load(_bcnn_onnx(tmp_path / "bcnn.onnx", rng)))
     samples = [[rng.normal(size=(1, 3, 10, 10)).astype(np.float32)] for _ in range(6)]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from edgec import cgen
+from edgec.ir import cgen
 
 
 @settings(max_examples=300, deadline=None)
@@ -58,7 +58,7 @@ def test_prefix_symbols_renames_identifiers_not_literals():
 
 
 def test_prefix_symbols_refuses_a_name_that_clashes():
-    from edgec.errors import EdgecError
+    from edgec.ir.errors import EdgecError
     with pytest.raises(EdgecError, match="^--name kws: the generated C already uses kws_srdhm"):
         cgen.prefix_symbols("int kws_srdhm(void);\nint edgec_srdhm(void);\n", "kws")
     # the new name in a comment or a string is no clash

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from edgec import conformance
+from edgec.commands import conformance
 
 def quick_names() -> list[str]:
     """A quick, representative slice for the default run: the first test of every

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from edgec import data
-from edgec.errors import EdgecError
-from edgec.graph import Graph, QuantParams
+from edgec.ir.errors import EdgecError
+from edgec.ir.graph import Graph, QuantParams
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tflite_builder import ModelBuilder  # noqa: E402
@@ -91,7 +91,7 @@ def test_float_samples_are_quantized_like_tflite_quantize():
     same floats gives the same int8 values, ties (half away from zero) and the float32
     near-tie 0.49999997 (where floor(v + 0.5) is 1) included; and std::round done by hand."""
     pytest.importorskip("tflite_micro")
-    from edgec import reference
+    from edgec.commands import reference
     rng = np.random.default_rng(0)
     x = np.concatenate([_tie_values(), rng.normal(0, 20, 600).astype(np.float32)])
     notes = []
@@ -125,7 +125,7 @@ def test_verify_quantizes_float_inputs_and_matches_tflite_micro(int8_model, tmp_
     verify says so in one line, and edgec's C matches the TFLite Micro interpreter bit
     for bit on them."""
     pytest.importorskip("tflite_micro")
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     rng = np.random.default_rng(3)
     x = rng.normal(0, 10, (4, 6, 4)).astype(np.float32)
     ties = _tie_values()
@@ -427,8 +427,8 @@ def test_zero_samples_and_rows_are_refused(tmp_path):
 
 
 def test_the_data_bytes_budget(tmp_path, int8_model, edgec_cli):
-    """The limit is edgec.limits' data_bytes (--limit data_bytes=N on the command line)."""
-    from edgec import limits
+    """The limit is edgec.ir.limits' data_bytes (--limit data_bytes=N on the command line)."""
+    from edgec.ir import limits
     p = _npz_with(tmp_path, "x.npz", x=np.ones((100, 5), np.float32))
     with limits.using(limits.parse(["data_bytes=1K"])):
         with pytest.raises(EdgecError, match=r"over the limit data_bytes=1,024 \(1 KiB"):

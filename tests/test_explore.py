@@ -7,7 +7,7 @@ import pytest
 
 import digits
 from conftest import have, shared_model
-from edgec import explore as ex
+from edgec.commands import explore as ex
 
 
 @pytest.fixture(scope="module")

@@ -140,7 +140,7 @@ def test_hostile_names_compile_and_stay_in_comments(corpus, tmp_path):
 
 def test_hostile_names_verify_against_reference(corpus):
     """The model with every name hostile still computes the right thing."""
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     d, _ = corpus
     for name in ("hostile_names.onnx", "hostile_names.tflite"):
         res = verify(d / name, n=2, layers=True, compare_litert=False)
@@ -197,7 +197,7 @@ def test_verify_survives_a_crashing_reference(tmp_path):
     """The TFLite Micro interpreter aborts the process on an ADD whose output rescale is
     not below 1: verify runs it in a child process and reports a one-line error."""
     from edgec.exporters import tflite as tw
-    from edgec.graph import Graph, QuantParams
+    from edgec.ir.graph import Graph, QuantParams
     g = Graph("abort")
     g.add_tensor("x", (4,), "int8", quant=QuantParams([0.5], [0]))
     g.inputs = ["x"]

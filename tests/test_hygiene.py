@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE_KWS, MLPERF, ROOT, ONNX_MODELS
-from edgec import targets
-from edgec.compiler import Options, compile_full
+from edgec.target import targets
+from edgec.pipeline import Options, compile_full
 from edgec.fuzz.runner import EXTRA_WARNINGS
-from edgec.toolchain import STRICT
+from edgec.target.toolchain import STRICT
 
 
 def _models():
@@ -102,7 +102,7 @@ def test_cross_compilers(bundles, target, optimize, tmp_path):
 def test_sanitizers(model):
     """Host runs under -fsanitize=address,undefined (fatal on the first report),
     every intermediate tensor compared with the reference."""
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(model, n=3, layers=True, sanitize=True, compare_litert=False)
     assert res.ok, [c.line() for c in res.outputs + res.layers if not c.ok]
 
@@ -128,9 +128,9 @@ def test_softmax_long_rows_no_undefined_shift(tmp_path):
     compare with)."""
     import numpy as np
 
-    from edgec import interp
-    from edgec.emulator import HostProgram
-    from edgec.graph import Graph, QuantParams
+    from edgec.ops import interp
+    from edgec.target.emulator import HostProgram
+    from edgec.ir.graph import Graph, QuantParams
     g = Graph("softmax_rows")
     g.add_tensor("x", (3, 1200), "int8", quant=QuantParams([0.05], [0]))
     g.inputs = ["x"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import MLPERF
-from edgec.verify import verify
+from edgec.commands.verify import verify
 
 tf = pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.tf

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from conftest import have
 
-from edgec import qmath
-from edgec.graph import Graph, QuantParams
+from edgec.ir import qmath
+from edgec.ir.graph import Graph, QuantParams
 from edgec.ops import dsp
 
 ACTS = [None, (0.0, float("inf")), (0.0, 6.0)]
@@ -51,7 +51,7 @@ def test_requant_table_is_tflite_double_rounding(mults, accs):
 def test_add_tables_as_line_plus_int8_correction(sa, sb, so, za, zb, op):
     """ADD/SUB tables (TFLite Micro's rescaling of each input) stored as a line plus an
     int8 correction reproduce every entry, with every step inside int32."""
-    from edgec.graph import Graph
+    from edgec.ir.graph import Graph
     g = Graph()
     g.add_tensor("a", [1, 4], "int8", quant=_q(sa, za))
     g.add_tensor("b", [1, 4], "int8", quant=_q(sb, zb))
@@ -258,12 +258,12 @@ def build(specs, seed):
 
 
 def run(g, target, samples, tmp, **extra):
-    from edgec.compiler import Options
-    from edgec.firmware import run_on_target
+    from edgec.pipeline import Options
+    from edgec.target.firmware import run_on_target
     opts = Options(target=target, name="k", extra=extra)
     if target == "host":
-        from edgec.compiler import compile_full
-        from edgec.emulator import HostProgram
+        from edgec.pipeline import compile_full
+        from edgec.target.emulator import HostProgram
         bundle, _ = compile_full(g, opts)
         bdir = bundle.write(tmp / "bundle")
         outs, _ = HostProgram(bdir, bundle.report, tmp / "host").run(samples)
@@ -273,7 +273,7 @@ def run(g, target, samples, tmp, **extra):
 
 
 def check(g, target, tmp, seed, **extra):
-    from edgec import interp
+    from edgec.ops import interp
     from edgec.data import random_samples
     samples = random_samples(g, 2, seed=seed)
     want = [[interp.run(g, s)[o] for o in g.outputs] for s in samples]

@@ -9,12 +9,13 @@ import pytest
 
 import digits
 from conftest import have, shared_model
-from edgec import data, interp
-from edgec.compiler import Options, compile_full, load, lower
-from edgec.compress import CompressConfig, apply
-from edgec.emulator import HostProgram
-from edgec.errors import EdgecError
-from edgec.graph import Graph
+from edgec import data
+from edgec.ops import interp
+from edgec.pipeline import Options, compile_full, load, lower
+from edgec.passes.compress import CompressConfig, apply
+from edgec.target.emulator import HostProgram
+from edgec.ir.errors import EdgecError
+from edgec.ir.graph import Graph
 from edgec.passes import lowrank as lr
 from edgec.passes import quantize as qz
 from edgec.data import random_samples
@@ -128,7 +129,7 @@ def test_ad01_low_rank_cuts_40_percent(tmp_path):
 def test_low_rank_digits_mlp_in_qemu(mlp, tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     cc = CompressConfig(low_rank=lr.LowRankConfig.parse(["rank:16"]))
     res = verify(mlp["path"], target="cortex-m4", inputs_file=str(mlp["test"]), compress=cc,
                  work_dir=str(tmp_path))

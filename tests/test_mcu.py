@@ -35,7 +35,7 @@ def need_arm():
 def emulated_part(target: str):
     """The core with all the memory of its QEMU board as the part's memory: the MLPerf
     models larger than a typical cortex-m3 / m4 part still run in the emulator."""
-    from edgec import targets
+    from edgec.target import targets
     t = targets.load(target)
     return t.with_memory(t.qemu.flash_size, t.qemu.ram_size)
 
@@ -50,8 +50,8 @@ def _bit_exact(res, min_layers):
 
 
 def _kws_firmware(tmp_path, target="cortex-m4", defines=(), samples=2):
-    from edgec import firmware, targets
-    from edgec.compiler import Options, compile_full, load
+    from edgec.target import firmware, targets
+    from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target=target, name="kws"))
@@ -67,7 +67,7 @@ def test_kws_bit_exact_in_qemu_cortex_m4_every_layer():
     """The CI end-to-end run: bundled model, compiled with arm-none-eabi-gcc, run in
     qemu-system-arm (mps2-an386), every layer compared with TFLite Micro."""
     need_arm()
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(EXAMPLE_KWS, target="cortex-m4", n=4, layers=True, compare_litert=False)
     assert res.reference == "TFLite Micro interpreter"
     _bit_exact(res, 12)
@@ -79,7 +79,7 @@ def test_kws_bit_exact_in_qemu_cortex_m4_every_layer():
 
 def test_kws_bit_exact_on_riscv32():
     need("riscv64-unknown-elf-gcc", "qemu-system-riscv32")
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(EXAMPLE_KWS, target="riscv32", n=2, layers=True, compare_litert=False)
     _bit_exact(res, 12)
     assert res.extra["firmware"]["machine"] == "virt"
@@ -87,8 +87,8 @@ def test_kws_bit_exact_on_riscv32():
 
 def test_self_checking_firmware_passes_and_detects_a_wrong_expectation(tmp_path):
     need_arm()
-    from edgec import firmware, targets
-    from edgec.compiler import Options, compile_full, load
+    from edgec.target import firmware, targets
+    from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target="cortex-m4", name="kws"))
@@ -128,8 +128,8 @@ def test_hang_is_reported_as_timeout(tmp_path):
 
 def test_stack_overflow_is_an_error(tmp_path):
     need_arm()
-    from edgec import firmware, targets
-    from edgec.compiler import Options, compile_full, load
+    from edgec.target import firmware, targets
+    from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target="cortex-m4", name="kws"))
@@ -147,8 +147,8 @@ def test_stack_overflow_is_an_error(tmp_path):
 def test_lto_firmware_passes(target, tmp_path):
     """Symbols the startup assembly calls survive link-time optimization."""
     need("arm-none-eabi-gcc" if target != "riscv32" else "riscv64-unknown-elf-gcc")
-    from edgec import firmware, targets
-    from edgec.compiler import Options, compile_full, load
+    from edgec.target import firmware, targets
+    from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target=target, name="kws", lto=True))
@@ -227,7 +227,7 @@ def test_build_firmware_bundle_make_run(edgec_cli, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "EDGEC-RESULT PASS samples=3" in r.stdout
-    from edgec import elfsize
+    from edgec.target import elfsize
     b = elfsize.breakdown(elfsize.read(out / "firmware.elf"), "kws")
     rep = json.loads((out / "report.json").read_text())
     assert b["flash"]["weights"] == rep["weights_bytes"] and b["ram"]["arena"] == rep["arena_bytes"]
@@ -257,8 +257,8 @@ def test_cortex_m0plus_size_only_build(tmp_path):
 
 
 def _size_only(model, tmp_path):
-    from edgec import elfsize, firmware, targets
-    from edgec.compiler import Options, compile_full, load
+    from edgec.target import elfsize, firmware, targets
+    from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     tgt = targets.load("cortex-m0plus")
     g0 = load(model)
@@ -293,7 +293,7 @@ def test_example_project_make_run(tmp_path):
 @pytest.mark.parametrize("name", INT8)
 def test_mlperf_int8_bit_exact_in_qemu(name, target):
     need_arm()
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(shared_model(f"mlperf_tiny/{name}"), target=target, n=10, layers=True, seed=11,
                  compare_litert=False)
     _bit_exact(res, 10)
@@ -305,7 +305,7 @@ def test_mlperf_int8_bit_exact_in_qemu(name, target):
 def test_mlperf_int8_optimize_size_bit_exact_in_qemu(name, target):
     """--optimize size: shared kernels (DSP / Helium ones on m4 / m55, generic ones on m3)."""
     need_arm()
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(shared_model(f"mlperf_tiny/{name}"), target=emulated_part(target), n=4, layers=True,
                  seed=12, compare_litert=False, optimize="size")
     _bit_exact(res, 10)
@@ -316,7 +316,7 @@ def test_mlperf_int8_optimize_size_bit_exact_in_qemu(name, target):
 @pytest.mark.parametrize("name", FLOAT)
 def test_mlperf_float_within_tolerance_in_qemu(name, target):
     need_arm()
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(shared_model(f"mlperf_tiny/{name}"), target=emulated_part(target), n=5, layers=True,
                  rtol=1e-4)
     assert res.outputs and len(res.layers) >= 10
@@ -328,7 +328,7 @@ def test_mlperf_float_within_tolerance_in_qemu(name, target):
 @pytest.mark.parametrize("name", INT8)
 def test_mlperf_int8_bit_exact_on_riscv32(name):
     need("riscv64-unknown-elf-gcc", "qemu-system-riscv32")
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(shared_model(f"mlperf_tiny/{name}"), target="riscv32", n=3, layers=True,
                  compare_litert=False)
     _bit_exact(res, 10)
@@ -345,7 +345,7 @@ def test_mlperf_int8_size_only_cortex_m0plus(name, tmp_path):
 @pytest.mark.slow
 def test_bench_mlperf_ad_repeatable_and_scales():
     need_arm()
-    from edgec.bench import bench
+    from edgec.commands.bench import bench
     r = bench(shared_model("mlperf_tiny/ad01_int8.tflite"), "cortex-m4", n=2, runs=3)
     assert r.repeatable and r.runs == 3
     assert r.instructions > 0 and r.macs == sum(L["macs"] for L in r.layers)
@@ -374,6 +374,6 @@ uart = "pl011"
 uart_base = 0x4000C000
 cpu_hz = 12000000
 ''')
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(EXAMPLE_KWS, target=str(t), n=2, compare_litert=False)
     assert res.ok and res.extra["firmware"]["machine"] == "lm3s6965evb"

@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from edgec import memory
-from edgec.memory import Buffer
+from edgec.backends import memory
+from edgec.backends.memory import Buffer
 
 
 def test_chain_reaches_lower_bound():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLE_KWS, MLPERF, shared_model
-from edgec.verify import verify
+from edgec.commands.verify import verify
 
 INT8 = ["kws_ref_model.tflite", "vww_96_int8.tflite", "pretrainedResnet_quant.tflite",
         "ad01_int8.tflite"]
@@ -51,8 +51,8 @@ def test_mnist_onnx_against_its_test_data(tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from edgec.compiler import Options, compile_full, load
-    from edgec.emulator import HostProgram
+    from edgec.pipeline import Options, compile_full, load
+    from edgec.target.emulator import HostProgram
     model = shared_model("onnx/mnist-8.onnx")
     d = model.parent / "mnist-8_test_data_set_0"
     x = numpy_helper.to_array(onnx.load_tensor(str(d / "input_0.pb")))
@@ -71,8 +71,9 @@ def test_mnist_onnx_against_onnxruntime():
 
 def test_numpy_reference_interpreter_matches_tflm():
     """edgec's own graph interpreter is bit-exact with TFLite Micro on int8 models."""
-    from edgec import interp, reference
-    from edgec.compiler import load, lower
+    from edgec.ops import interp
+    from edgec.commands import reference
+    from edgec.pipeline import load, lower
     from edgec.data import random_samples
     g = lower(load(EXAMPLE_KWS))
     samples = random_samples(g, 3, seed=3)
@@ -87,8 +88,8 @@ def test_hybrid_tflite_model_is_said_to_differ():
     float activations. edgec computes those layers in float with the dequantized weights;
     TFLite quantizes their inputs at run time. The output is close to TFLite's but not
     within 1e-4, and both the build report and verify say why."""
-    from edgec.compiler import compile_full, load
-    from edgec.compiler import Options
+    from edgec.pipeline import compile_full, load
+    from edgec.pipeline import Options
     path = shared_model("mlperf_tiny/kws_ref_model_float32.tflite")
     bundle, _ = compile_full(load(path), Options(target="host", name="m"))
     notes = [t for t in bundle.report["transformations"] if t.startswith("hybrid (dynamic-range)")]

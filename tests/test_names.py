@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import hostile_corpus
-from edgec.compiler import Options, compile_full
-from edgec.toolchain import STRICT
+from edgec.pipeline import Options, compile_full
+from edgec.target.toolchain import STRICT
 
 MARK = "QZXMARK"
 INJECTION = ('*\\ int system(const char*);__attribute__((constructor)) static void p(void)'

@@ -50,7 +50,7 @@ def _run(venv, *args, timeout=600):
 def test_installed_copy_is_used(venv):
     v, _ = venv
     r = _run(venv, v / "bin" / "python", "-c",
-             "import edgec, edgec.templating as t; print(edgec.__file__); print(t.TEMPLATES); print(t.TARGETS)")
+             "import edgec, edgec.ir.templating as t; print(edgec.__file__); print(t.TEMPLATES); print(t.TARGETS)")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.split()
     assert all(Path(p).is_relative_to(v) for p in lines), lines

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from edgec import qmath
+from edgec.ir import qmath
 
 
 def test_quantize_multiplier_roundtrip():

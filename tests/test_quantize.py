@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import shared_model
-from edgec import calibration, data, interp
-from edgec.compiler import Options, compile_full, load, lower
-from edgec.emulator import HostProgram
-from edgec.errors import EdgecError
+from edgec.passes import calibration
+from edgec import data
+from edgec.ops import interp
+from edgec.pipeline import Options, compile_full, load, lower
+from edgec.target.emulator import HostProgram
+from edgec.ir.errors import EdgecError
 from edgec.passes import quantize as qz
 
 
@@ -224,7 +226,7 @@ def test_cli_quantize_writes_onnx(edgec_cli, tmp_path):
 def test_onnx_quantized_to_tflite_runs_bit_exact_in_tflite_micro(tmp_path):
     """ONNX (NCHW) -> layout pass (NHWC, transposes simplified) -> int8 -> .tflite:
     the TFLite Micro interpreter computes exactly edgec's quantized graph."""
-    from edgec import reference
+    from edgec.commands import reference
     from edgec.exporters import tflite
     from edgec.passes import layout
     g = _mnist()

@@ -10,9 +10,11 @@ import pytest
 
 import digits
 from conftest import shared_model
-from edgec import accuracy, data, interp
-from edgec.compiler import Options, compile_full, load, lower
-from edgec.emulator import HostProgram
+from edgec.passes import accuracy
+from edgec import data
+from edgec.ops import interp
+from edgec.pipeline import Options, compile_full, load, lower
+from edgec.target.emulator import HostProgram
 from edgec.passes import quantize as qz
 
 pytestmark = pytest.mark.tf
@@ -80,7 +82,7 @@ def test_digits_tflite_export_bit_exact_with_tflite_micro(digits_model, tmp_path
     interpreter against edgec's quantized-graph reference."""
     exp = pytest.importorskip("edgec.exporters.tflite",
                               reason="the TFLite exporter (edgec.exporters.tflite) is not in this build")
-    from edgec import reference
+    from edgec.commands import reference
     gq = digits_model["gq"]
     path = tmp_path / "q.tflite"
     exp.save(gq, path)
@@ -93,7 +95,7 @@ def test_digits_tflite_export_bit_exact_with_tflite_micro(digits_model, tmp_path
 
 @pytest.mark.qemu
 def test_digits_int8_bit_exact_in_qemu_cortex_m4(digits_model, tmp_path):
-    firmware = pytest.importorskip("edgec.firmware", reason="QEMU firmware support not in this build")
+    firmware = pytest.importorskip("edgec.target.firmware", reason="QEMU firmware support not in this build")
     from conftest import have
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")

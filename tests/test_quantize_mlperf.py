@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, have, shared_model
-from edgec import accuracy, calibration, data, interp, reference
-from edgec.compiler import load, lower
+from edgec.passes import accuracy, calibration
+from edgec import data
+from edgec.ops import interp
+from edgec.commands import reference
+from edgec.pipeline import load, lower
 from edgec.passes import quantize as qz
 
 import synthetic  # noqa: E402  (tests/synthetic.py)

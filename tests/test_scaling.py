@@ -18,12 +18,12 @@ import pytest
 import scaling_models
 from conftest import ROOT, have
 from measure import run_measured
-from edgec import interp
+from edgec.ops import interp
 from edgec.backends import native
-from edgec.compiler import Options, compile_full
-from edgec.emulator import HostProgram
+from edgec.pipeline import Options, compile_full
+from edgec.target.emulator import HostProgram
 from edgec.fuzz.runner import EXTRA_WARNINGS
-from edgec.graph import Graph, QuantParams
+from edgec.ir.graph import Graph, QuantParams
 
 N = 20_000
 CPU_LIMIT = 10.0        # seconds of CPU per build

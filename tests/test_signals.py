@@ -28,7 +28,7 @@ from conftest import ROOT
 _BUSY = r"""
 import os, subprocess, sys, tempfile, time
 mode, work, marker = sys.argv[1], sys.argv[2], sys.argv[3]
-from edgec import interrupt
+from edgec.ir import interrupt
 interrupt.install()
 half = interrupt.track(os.path.join(work, ".out.tmp-half"))
 os.mkdir(half)

@@ -226,7 +226,7 @@ def test_html_report_renders_in_chromium(kws_fw, tmp_path):
     breakdown: the treemap's weights and kernel-code colours cover real pixels, and
     the rendered DOM has a rectangle per layer part and the per-layer table."""
     need("chromium")
-    from edgec.report_format import COLORS
+    from edgec.report.render import COLORS
     page = tmp_path / "size.html"
     r = edgec("size", kws_fw, "-o", page)
     assert r.returncode == 0, r.stderr

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLE_KWS, have, shared_model
-from edgec import interp
+from edgec.ops import interp
 from edgec.backends import sparse
-from edgec.compiler import Options, compile_full, load, lower
-from edgec.compress import CompressConfig
-from edgec.emulator import HostProgram
-from edgec.errors import EdgecError
-from edgec.graph import Graph
+from edgec.pipeline import Options, compile_full, load, lower
+from edgec.passes.compress import CompressConfig
+from edgec.target.emulator import HostProgram
+from edgec.ir.errors import EdgecError
+from edgec.ir.graph import Graph
 from edgec.passes import prune as pr
 from edgec.passes import quantize as qz
 from edgec.data import random_samples
@@ -174,7 +174,8 @@ def test_ad01_pruned_half_saves_30_percent_weight_flash(model, tmp_path):
 def test_ad01_int8_pruned_runs_bit_exact_in_qemu_with_less_weight_flash(tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
-    from edgec import firmware, report
+    from edgec.target import firmware
+    from edgec.report import size as report
     g0 = lower(load(shared_model("mlperf_tiny/ad01_int8.tflite")))
     cc = CompressConfig(prune=pr.PruneConfig.parse(["0.5"]))
     samples = random_samples(g0, 8, seed=4)

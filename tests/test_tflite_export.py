@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLE_KWS, shared_model
-from edgec import frontends, interp, reference
-from edgec.errors import UnsupportedError
+from edgec import frontends
+from edgec.ops import interp
+from edgec.commands import reference
+from edgec.ir.errors import UnsupportedError
 from edgec.exporters import tflite as tw
-from edgec.graph import Graph, QuantParams
+from edgec.ir.graph import Graph, QuantParams
 from edgec.data import random_samples
 
 RELU = [0.0, float("inf")]
@@ -173,7 +175,7 @@ def test_synthetic_int8_every_op_bit_exact():
 
 def test_edgec_compiles_what_it_wrote(tmp_path):
     """The written model through the whole compiler, compared with TFLite Micro."""
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     p = tw.save(_int8_graph(), tmp_path / "s.tflite")
     res = verify(p, n=5, layers=True, compare_litert=False)
     assert res.reference == "TFLite Micro interpreter"

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from edgec.ops.slice import strided_slice_params
-from edgec.verify import verify
+from edgec.commands.verify import verify
 
 tf = pytest.importorskip("tensorflow")
 
@@ -72,7 +72,7 @@ def models(tmp_path_factory):
                                       ("gap", {"MEAN", "SHAPE", "STRIDED_SLICE", "PACK"}),
                                       ("reduce", {"MEAN", "SUM", "REDUCE_MAX"})])
 def test_keras_ops_compile_and_match(models, name, ops):
-    from edgec.inspect import inspect
+    from edgec.commands.inspect import inspect
     pf, pq = models[name]
     for p in (pf, pq):
         info = inspect(str(p))
@@ -122,8 +122,8 @@ def test_more_keras_layers(models, name, ops, int8):
     """Conv1D, UpSampling2D, PReLU, LeakyReLU, ZeroPadding2D, Cropping2D: float against
     ai-edge-litert; int8 bit for bit against TFLite Micro where edgec has the int8 kernels,
     else a clean list of what is not supported."""
-    from edgec.errors import EdgecError, UnsupportedError
-    from edgec.inspect import inspect
+    from edgec.ir.errors import EdgecError, UnsupportedError
+    from edgec.commands.inspect import inspect
     pf, pq = models[name]
     assert ops <= set(inspect(str(pf))["source_ops"])
     res = verify(pf, n=10, layers=True)

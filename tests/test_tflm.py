@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from conftest import EXAMPLE_KWS, MLPERF, ROOT, have, shared_model
-from edgec import tflm_arena
+from edgec.backends import tflm_arena
 from edgec.backends import tflm
-from edgec.compiler import Options, compile_full
-from edgec.errors import EdgecError
+from edgec.pipeline import Options, compile_full
+from edgec.ir.errors import EdgecError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tflite_builder import ModelBuilder  # noqa: E402
@@ -45,7 +45,7 @@ def _tflm_python():
 def interpreter_allocates(tmp_path, data: bytes, arena: int):
     """(allocates, bytes reported used) from the tflite-micro interpreter, in a
     child process: some TFLM kernels crash instead of failing when the arena is short."""
-    from edgec import reference
+    from edgec.commands import reference
     return reference.tflm_try_allocate_isolated(data, arena)
 
 
@@ -286,7 +286,7 @@ def test_model_outside_edgecs_importer_still_bundles():
 
 
 def _target(name):
-    from edgec import targets
+    from edgec.target import targets
     return targets.load(name)
 
 
@@ -327,7 +327,7 @@ def test_makefile_says_what_to_set(edgec_cli, tmp_path):
 
 def test_verify_tflm_host_bundled_example():
     _tflm_python()
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(EXAMPLE_KWS, target="host", n=4, backend="tflm")
     assert res.ok, [c.line() for c in res.outputs] + res.notes
     assert all(c.exact and c.mismatches == 0 for c in res.outputs)
@@ -341,7 +341,7 @@ def test_verify_tflm_host_bundled_example():
                                                marks=pytest.mark.slow)])
 def test_verify_tflm_host_mlperf_bit_exact(name):
     _tflm_python()
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(shared_model(f"mlperf_tiny/{name}"), target="host", n=10, seed=3,
                  backend="tflm")
     assert res.ok, [c.line() for c in res.outputs] + res.notes
@@ -402,7 +402,7 @@ def test_verify_tflm_cortex_m4_in_qemu(name):
     _need_tflm()
     if not have("qemu-system-arm"):
         pytest.skip("qemu-system-arm is not installed")
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(shared_model(f"mlperf_tiny/{name}"), target="cortex-m4", n=3, backend="tflm")
     assert res.ok, [c.line() for c in res.outputs] + res.notes
     assert all(c.exact and c.mismatches == 0 for c in res.outputs)
@@ -414,7 +414,7 @@ def test_onnx_quantized_by_edgec_becomes_a_tflm_bundle():
     declared arena, bit-exact with edgec's native backend on the same int8 graph."""
     _tflm_python()
     from edgec.passes.quantize import QuantConfig
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     model = shared_model("onnx/mnist-8.onnx")
     q = QuantConfig(calibration="random")
     b, _ = compile_full(model, Options(target="cortex-m4", backend="tflm", quantize=q))
@@ -458,7 +458,7 @@ def test_bench_tflm_same_harness_as_native():
     _need_tflm()
     if not have("qemu-system-arm"):
         pytest.skip("qemu-system-arm is not installed")
-    from edgec.bench import bench
+    from edgec.commands.bench import bench
     r = bench(shared_model("mlperf_tiny/ad01_int8.tflite"), target="cortex-m4", backend="tflm",
               layers=False)
     assert r.repeatable and r.instructions > 0
@@ -471,7 +471,7 @@ def test_size_report_on_tflm_firmware(tmp_path):
     """edgec size / check on a TFLM bundle: the model array counts as weights, TFLM
     and CMSIS-NN as the model's runtime, TFLM's arena as the arena."""
     _need_tflm()
-    from edgec import report
+    from edgec.report import size as report
     out = tmp_path / "b"
     b, _ = compile_full(shared_model("mlperf_tiny/ad01_int8.tflite"),
                         Options(target="cortex-m4", backend="tflm", extra={"tflm_check": False}))

@@ -26,12 +26,12 @@ sklearn = pytest.importorskip("sklearn")
 pytest.importorskip("skl2onnx")
 from onnx import TensorProto  # noqa: E402
 
-from edgec.compiler import Options, compile_full  # noqa: E402
-from edgec.emulator import HostProgram  # noqa: E402
-from edgec.errors import EdgecError  # noqa: E402
+from edgec.pipeline import Options, compile_full  # noqa: E402
+from edgec.target.emulator import HostProgram  # noqa: E402
+from edgec.ir.errors import EdgecError  # noqa: E402
 from edgec.frontends.onnx import from_model  # noqa: E402
 from edgec.data import encode, feature_levels  # noqa: E402
-from edgec.verify import label_indices, verify  # noqa: E402
+from edgec.commands.verify import label_indices, verify  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from tree_models import MODES, make_model, ort_run, random_trees  # noqa: E402
@@ -140,7 +140,7 @@ def _same(g, ref, outs, kind, n_out):
 
 def test_reference_matches_onnxruntime_on_random_ensembles():
     """edgec's numpy reference (its interpreter) on 150 random models."""
-    from edgec import interp
+    from edgec.ops import interp
     rng = np.random.default_rng(11)
     checked = 0
     for _ in range(150):
@@ -352,7 +352,7 @@ def test_string_labels_in_header_and_report():
 def test_integer_features_compile_to_their_reference():
     """The C of int8/int16 features (float input or integer levels, data or code) gives
     exactly what edgec's reference of the quantized ensemble gives, NaN included."""
-    from edgec import interp
+    from edgec.ops import interp
     rng = np.random.default_rng(3)
     for it in range(16):
         kind = "classifier" if it % 2 else "regressor"
@@ -421,7 +421,7 @@ def test_malformed_trees_are_refused():
 
 
 def _object_bytes(bundle, tmp: Path) -> int:
-    from edgec import elfsize, targets, toolchain
+    from edgec.target import elfsize, targets, toolchain
     d = bundle.write(tmp)
     objs = toolchain.compile_objects(targets.load("cortex-m4"), [d / "model.c"], d / "obj", [d],
                                      toolchain.opt_flags("s"), strict=True)
@@ -478,8 +478,8 @@ def test_sonar_forest_is_smaller_than_emlearn(tmp_path):
 
 
 def _changed_rows(p, npz, extra, n):
-    from edgec import reference
-    from edgec.compiler import load
+    from edgec.commands import reference
+    from edgec.pipeline import load
     g0 = load(p)
     samples = [[x.reshape(1, -1)] for x in np.load(npz)["X"]]
     ref, _ = reference.run_onnxruntime(Path(p), samples)
@@ -495,7 +495,7 @@ def test_500_tree_forest_compiles_in_seconds(tmp_path):
     the model object without running out of memory, and the result is right."""
     from sklearn.ensemble import RandomForestClassifier
 
-    from edgec import targets, toolchain
+    from edgec.target import targets, toolchain
     X, y = _data("digits")
     Xtr, Xte, ytr, yte = _split(X, y)
     rf = RandomForestClassifier(n_estimators=500, random_state=0, n_jobs=1).fit(Xtr, ytr)

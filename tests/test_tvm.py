@@ -28,14 +28,14 @@ def _need_tvm():
 def m4_board():
     """cortex-m4 with all the memory of its QEMU board: the float MLPerf models need more
     RAM than the target's typical part declares (the fit check would refuse them)."""
-    from edgec import targets
+    from edgec.target import targets
     t = targets.load("cortex-m4")
     return t.with_memory(t.qemu.flash_size, t.qemu.ram_size)
 
 
 def _verify(rel, **kw):
     _need_tvm()
-    from edgec.verify import verify
+    from edgec.commands.verify import verify
     res = verify(shared_model(rel), backend="tvm", **kw)
     assert res.outputs
     for c in res.outputs:
@@ -64,7 +64,7 @@ def test_other_schedules_and_llvm_match_too(schedule, codegen):
 
 def _build(tmp_path, rel=MNIST, target="host", name="model", schedule="local", codegen="c"):
     _need_tvm()
-    from edgec.compiler import Options, compile_full
+    from edgec.pipeline import Options, compile_full
     bundle, g = compile_full(shared_model(rel), Options(target=target, backend="tvm", name=name,
                                                         extra={"tvm_schedule": schedule,
                                                                "tvm_codegen": codegen}))
@@ -142,7 +142,7 @@ def test_bundle_needs_nothing_of_tvm(tmp_path, codegen):
 def test_cortex_m4_bundle_links_without_tvm(tmp_path, codegen):
     """Cross-compiled for the Cortex-M4 and linked with newlib only: every symbol resolves."""
     d, bundle = _build(tmp_path, target="cortex-m4", codegen=codegen)
-    from edgec import targets
+    from edgec.target import targets
     tgt = targets.load("cortex-m4")
     main_c = tmp_path / "main.c"
     main_c.write_text('#include "model.h"\nstatic float x[MODEL_INPUT0_ELEMENTS], y[10];\n'
@@ -255,8 +255,8 @@ def test_cortex_m4_arena_high_water_in_qemu(tmp_path, rel, schedule, codegen):
     pattern, runs the model and finds the highest byte written. It is the
     reported arena size exactly."""
     _qemu_ok()
-    from edgec import firmware, targets, toolchain
-    from edgec.emulator import run_firmware
+    from edgec.target import firmware, targets, toolchain
+    from edgec.target.emulator import run_firmware
     tgt = m4_board()
     d, bundle = _build(tmp_path, rel, target=tgt, schedule=schedule, codegen=codegen)
     # the harness's startup code, linker script and platform layer; our own main
@@ -346,7 +346,7 @@ def test_workspace_replay():
 """
     w = workspace_of(body)
     assert (w.peak, w.depth, w.blocks, w.stack_arrays) == (116, 2, [10, 100, 40], 16)
-    from edgec.errors import EdgecError
+    from edgec.ir.errors import EdgecError
     bad = body.replace("dev_id, b)", "dev_id, a)", 1)
     with pytest.raises(EdgecError, match="out of order"):
         workspace_of(bad)

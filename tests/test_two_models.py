@@ -22,7 +22,7 @@ import pytest
 
 from conftest import EXAMPLE_KWS, ROOT, have
 
-from edgec.compiler import Options, compile_full
+from edgec.pipeline import Options, compile_full
 
 EXAMPLE = ROOT / "firmware_examples" / "two_models"
 FOREST = EXAMPLE / "model" / "forest.onnx"

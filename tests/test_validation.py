@@ -116,14 +116,14 @@ def test_hostile_target_file_exits_2_with_one_line(case, text, says, tmp_path):
 
 
 def test_builtin_targets_pass_the_checks():
-    from edgec import targets
+    from edgec.target import targets
     names = [t.name for t in targets.all_targets()]
     assert "cortex-m4" in names and "riscv32" in names and "host" in names
 
 
 def test_unknown_target_name_that_is_no_word():
-    from edgec import targets
-    from edgec.errors import EdgecError
+    from edgec.target import targets
+    from edgec.ir.errors import EdgecError
     with pytest.raises(EdgecError, match="unknown target"):
         targets.load("cortex-m4\0")
     with pytest.raises(EdgecError, match="unknown target"):

@@ -3,7 +3,7 @@
 Graph -> model.c / model.h: every layer becomes one specialized C function whose
 shapes, strides and requantization constants are literals; weights are ``const``
 arrays (flash); activations live in one static arena planned by
-:mod:`edgec.memory`; graph inputs are read from the caller's buffers and graph
+:mod:`edgec.backends.memory`; graph inputs are read from the caller's buffers and graph
 outputs written straight into the caller's buffers.
 """
 from __future__ import annotations
@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import cgen, dtypes, memory, ops
-from ..errors import EdgecError, UnsupportedError
-from ..graph import Graph, Node
-from ..templating import render
+from ..ir import cgen, dtypes
+from . import memory
+from .. import ops
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import Graph, Node
+from ..ir.templating import render
 from . import sparse
 
 ALIGN = 16

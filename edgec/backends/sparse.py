@@ -115,7 +115,7 @@ def emit(k) -> str | None:
     None: the op's dense kernel); records the choice in ``k.report``."""
     mode = str(k.options.get("sparse", "auto"))
     if mode not in MODES:
-        from ..errors import EdgecError
+        from ..ir.errors import EdgecError
         raise EdgecError(f"unknown --sparse {mode!r} (one of: {', '.join(MODES)})")
     r = _rows(k)
     if r is None:

@@ -10,7 +10,7 @@ chores around it:
   operator is int8; they are CMSIS-NN's int8-only kernels when compiled with
   ``-DCMSIS_NN`` and TFLM's generic ones otherwise), the arena, and a C shim with
   the same API as the native backend (``<name>_invoke()``, ``<name>.h`` macros);
-* the arena size, computed by :mod:`edgec.tflm_arena` from TFLM's allocation
+* the arena size, computed by :mod:`edgec.backends.tflm_arena` from TFLM's allocation
   rules for 32-bit MCUs (reference and CMSIS-NN kernels) and for 64-bit hosts,
   and checked against the ``tflite-micro`` Python interpreter when installed;
 * a Makefile, ``edgec.mk`` and CMakeLists.txt that compile the bundle against
@@ -25,9 +25,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import cgen, dtypes, tflm_arena
-from ..errors import EdgecError
-from ..templating import render
+from ..ir import cgen, dtypes
+from . import tflm_arena
+from ..ir.errors import EdgecError
+from ..ir.templating import render
 
 # builtin operator -> MicroMutableOpResolver method (TFLM 2026)
 RESOLVER = {
@@ -211,7 +212,7 @@ def interpreter_check(flat: bytes, arena: int) -> dict:
     """Run the tflite-micro Python interpreter with ``arena`` bytes: does it
     allocate, what does it report as used, and does 16 bytes less fail?"""
     try:
-        from .. import reference
+        from ..commands import reference
         import tflite_micro  # noqa: F401
     except ImportError:
         return {"status": "skipped", "reason": "tflite-micro is not installed"}
@@ -365,8 +366,8 @@ def model_bytes(model, opts) -> tuple[bytes, object, dict]:
     bundled as it is; anything else (ONNX, Keras, a Graph, or a TFLite model to
     quantize with ``--quantize``) goes through edgec's passes, its quantizer when
     asked, and :mod:`edgec.exporters.tflite`, like ``edgec quantize -o x.tflite``."""
-    from .. import compiler
-    from ..graph import Graph
+    from .. import pipeline as compiler
+    from ..ir.graph import Graph
     quant = getattr(opts, "quantize", None)
     if isinstance(model, Graph):
         g = model
@@ -395,7 +396,7 @@ def model_bytes(model, opts) -> tuple[bytes, object, dict]:
 
 def _export(g, quant=None) -> bytes:
     """edgec's graph as a TFLite flatbuffer (NHWC; quantized first when asked)."""
-    from .. import compiler
+    from .. import pipeline as compiler
     from ..exporters import tflite as tfl_export
     from ..passes import layout
     if layout.needs_nhwc(g):  # ONNX models: TFLite knows only NHWC
@@ -417,7 +418,7 @@ def cxx_compiler(cc: str) -> str:
 def compile_bundle(model, opts, tgt, prefix: str):
     """``compile_full`` for ``--backend tflm``: (Bundle, edgec's Graph or None)."""
     from .. import __version__, frontends
-    from ..bundle import Bundle
+    from ..ir.bundle import Bundle
     flat, g, source = model_bytes(model, opts)
     res = generate(flat, prefix, tgt, graph=g, check=opts.extra.get("tflm_check", True),
                    model_name=source.get("source", "model"))
@@ -427,7 +428,7 @@ def compile_bundle(model, opts, tgt, prefix: str):
         b.add(name, text)
     ar = "arm-none-eabi-ar" if tgt.arch == "arm" else (
         "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar")
-    from .. import emulator
+    from ..target import emulator
     ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
                arena_size=res.arena_size, arena_32=res.arena.arena_32,
                arena_64=res.arena.arena_64, weights_bytes=res.weights_bytes, ar=ar,
@@ -438,7 +439,7 @@ def compile_bundle(model, opts, tgt, prefix: str):
         if g is None:
             raise EdgecError("--firmware with --backend tflm needs a model edgec can import "
                              "(its test vectors and expected outputs come from edgec's graph)")
-        from .. import firmware
+        from ..target import firmware
         test_inputs = firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
         b.add("firmware/edgec_tflm_support.cc", _SUPPORT_CC)
     b.add("edgec.mk", render("tflm/edgec.mk.j2", **ctx))
@@ -612,7 +613,7 @@ def firmware_objects(target, bundle_dir: Path, prefix: str, out_dir: Path, flags
                      harness_dir: Path | None = None):
     """Compile a TFLM bundle (its C model array, its C++ shim) and the small C++
     runtime support for firmware; warnings are errors in edgec's own files."""
-    from .. import toolchain
+    from ..target import toolchain
     out_dir = Path(out_dir)
     objs = toolchain.compile_objects(target, [Path(bundle_dir) / f"{prefix}_model_data.c"],
                                      out_dir, [bundle_dir], list(flags), strict=True)
@@ -631,6 +632,6 @@ def firmware_objects(target, bundle_dir: Path, prefix: str, out_dir: Path, flags
 
 
 def cxx_path(target) -> str:
-    from .. import toolchain
+    from ..target import toolchain
     pkg = "libstdc++-arm-none-eabi-newlib" if target.arch == "arm" else target.package
     return toolchain.which(cxx_compiler(target.cc), pkg)

@@ -15,7 +15,7 @@ generate plain C for the fused kernels.  So:
    arguments and call ``TVMBackendAllocWorkspace`` / ``TVMBackendFreeWorkspace``
    for the intermediates of fused kernels;
 3. walk ``main`` here: every intermediate tensor gets an offset in edgec's
-   arena (:mod:`edgec.memory`, by lifetimes; TVM's own storage plan is used
+   arena (:mod:`edgec.backends.memory`, by lifetimes; TVM's own storage plan is used
    when it is smaller), the kernels' workspace is a LIFO bump allocator at the
    top of the same arena, sized by replaying the constant sizes the kernels pass
    to ``TVMBackendAllocWorkspace`` (their frees must be LIFO: checked here);
@@ -35,10 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cgen, dtypes, memory
-from ..errors import EdgecError, UnsupportedError
-from ..graph import Graph
-from ..templating import render
+from ..ir import cgen, dtypes
+from . import memory
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import Graph
+from ..ir.templating import render
 from .native import ConstPool, _io_desc
 
 TVM_VERSION = "0.27.0.post1"
@@ -828,7 +829,7 @@ def _dl_dtype(dt: str) -> tuple[int, int]:
 def generate(g: Graph, model_path, prefix: str, options: dict | None = None) -> TvmResult:
     options = dict(options or {})
     require_tvm()
-    from ..reference import _Fd2Capture
+    from ..commands.reference import _Fd2Capture
     with _Fd2Capture():   # TVM's C++ logs warnings on stderr; edgec reports errors itself
         return _generate(g, model_path, prefix, options)
 
@@ -903,7 +904,7 @@ def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
                 pos = memory.align_up(pos + T[k].nbytes, ALIGN)
         offsets, planned, plan_used = own_plan, pos, "tvm StaticPlanBlockMemory"
     else:
-        plan_used = f"edgec.memory ({plan.order})"
+        plan_used = f"edgec.memory ({plan.order})"  # the planner's name in TVM bundles
     ws_peak = max((w.peak for w in ws.values()), default=0)
     ws_offset = memory.align_up(planned, WS_ALIGN) if ws_peak else planned
     arena_size = ws_offset + ws_peak

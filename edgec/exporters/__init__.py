@@ -1,4 +1,4 @@
-"""Model writers: an edgec :class:`~edgec.graph.Graph` -> a model file other tools run.
+"""Model writers: an edgec :class:`~edgec.ir.graph.Graph` -> a model file other tools run.
 
 * :mod:`edgec.exporters.tflite`: TFLite flatbuffers (int8 and float graphs in
   TFLite's NHWC layouts), so the TFLite Micro interpreter and ai-edge-litert can

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import dtypes
-from ..bundle import write_file
-from ..errors import EdgecError, UnsupportedError
-from ..graph import Graph, QuantParams
+from ..ir import dtypes
+from ..ir.bundle import write_file
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import Graph, QuantParams
 
 OPSET = 13
 

@@ -1,4 +1,4 @@
-"""TFLite flatbuffer writer: an edgec :class:`~edgec.graph.Graph` -> ``.tflite`` bytes.
+"""TFLite flatbuffer writer: an edgec :class:`~edgec.ir.graph.Graph` -> ``.tflite`` bytes.
 
 ::
 
@@ -10,7 +10,7 @@ The graph must be expressible in TFLite: activations in TFLite's layouts (``Conv
 and pooling with ``layout="NHWC"``, weights OHWI as the IR keeps them), softmax
 along the last axis, fused activations NONE/RELU/RELU6/RELU_N1_TO_1, and operators
 that have a TFLite builtin.  Whatever is not expressible is reported at once as an
-:class:`~edgec.errors.UnsupportedError` listing every offending node.
+:class:`~edgec.ir.errors.UnsupportedError` listing every offending node.
 
 What the writer does for each IR operator (the inverse of :mod:`edgec.frontends.tflite`):
 
@@ -62,9 +62,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle import write_file
-from ..errors import EdgecError, UnsupportedError
-from ..graph import Graph, Node, QuantParams
+from ..ir.bundle import write_file
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import Graph, Node, QuantParams
 
 INF = float("inf")
 
@@ -350,7 +350,7 @@ class Writer:
 
 
 def _np_type(dtype: str):
-    from .. import dtypes
+    from ..ir import dtypes
     return dtypes.np_dtype(dtype)
 
 

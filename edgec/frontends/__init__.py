@@ -1,4 +1,4 @@
-"""Model importers: a model file -> :class:`edgec.graph.Graph`.
+"""Model importers: a model file -> :class:`edgec.ir.graph.Graph`.
 
 A frontend knows the file format, never the target.  :func:`load` picks the
 frontend from the file's content (not only its extension)."""
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import EdgecError
-from ..graph import Graph
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph
 
 
 def parse_input_shapes(specs) -> dict[str, tuple[int, ...]]:

@@ -14,7 +14,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from ..errors import EdgecError
+from ..ir.errors import EdgecError
 
 INSTALL_HINT = "pip install 'edgec[tf]'"
 

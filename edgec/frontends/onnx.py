@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import dtypes, limits, ops
-from ..errors import EdgecError, UnsupportedError
-from ..graph import Graph, check_shape
+from ..ir import dtypes, limits
+from .. import ops
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import Graph, check_shape
 from ..ops._util import choice
 
 MAX_NAME = 4096

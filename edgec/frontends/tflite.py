@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import limits, ops
-from ..errors import EdgecError, UnsupportedError
-from ..graph import Graph, QuantParams
+from ..ir import limits
+from .. import ops
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import Graph, QuantParams
 
 # TFLite TensorType -> IR dtype (None: not supported)
 _TYPES = {0: "float32", 1: None, 2: "int32", 3: "uint8", 4: "int64", 5: None, 6: "bool",

@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         print(f"[{time.time() - t0:6.0f} s] {rep.graphs} graphs, {len(rep.failures)} failing, "
               f"{len(rep.invalid)} invalid", flush=True)
 
-    from .. import progress as progress_bar
+    from ..ir import progress as progress_bar
     with progress_bar.shown(sys.stderr.isatty() and not a.quiet):
         rep = fuzz(a.graphs, a.seed, kinds, a.batch, a.start, a.time_limit, a.sanitize, a.cross,
                    not a.no_shrink, a.save, a.max_nodes, None if sys.stderr.isatty() else progress)

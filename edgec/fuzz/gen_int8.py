@@ -23,8 +23,8 @@ import math
 import numpy as np
 
 from .. import ops
-from ..errors import EdgecError
-from ..graph import Graph, QuantParams
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph, QuantParams
 from ..ops.conv import tfl_pads
 
 MAX_ELEMS = 4096

@@ -9,7 +9,7 @@ again (``--start i --count 1 --keep DIR``).  Mutants run in batches in child
 processes (address space capped, a time limit per mutant): a child that dies or hangs
 pins the mutant it was on, and the rest of its batch runs again.  Outcomes:
 
-* ``refused``: an :class:`edgec.errors.EdgecError` (what the CLI reports with exit 2);
+* ``refused``: an :class:`edgec.ir.errors.EdgecError` (what the CLI reports with exit 2);
 * ``ok``: compiled, and the bundle's C built with ``-std=c99 -Wall -Wextra -Werror``;
 * failures: ``internal`` (any other exception: exit 3 in the CLI), ``warning`` (the C
   does not build), ``crash``, ``hang``, ``slow`` (over ``--slow`` seconds).
@@ -68,9 +68,9 @@ class Report:
 def _child(model: str, seed: int, indices: list[int], work: str, slow: float) -> None:
     import resource
     resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
-    from edgec.compiler import Options, compile_full
-    from edgec.errors import EdgecError
-    from edgec.toolchain import STRICT
+    from edgec.pipeline import Options, compile_full
+    from edgec.ir.errors import EdgecError
+    from edgec.target.toolchain import STRICT
     base = Path(model).read_bytes()
     skip = 8 if model.endswith(".tflite") else 0
     suffix = Path(model).suffix

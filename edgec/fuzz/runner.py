@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import dtypes, progress as progress_bar
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes, progress as progress_bar
+from ..ir.errors import EdgecError, UnsupportedError
 
 RTOL = 1e-4
 ATOL = 1e-5
@@ -133,7 +133,7 @@ def int8_samples(g, ranges: dict, rng, n: int = SAMPLES):
 # --- the reference runtimes, in a worker process -------------------------------------------
 
 def _reference(kind: str, model: bytes, samples):
-    from .. import reference
+    from ..commands import reference
     if kind == "onnx":
         outs, _ = reference.run_onnxruntime(model, samples)
     else:
@@ -196,7 +196,7 @@ def _parse_onnx(data: bytes):
 
 
 def prepare(case: Case, prefix: str, ref) -> Prepared | Outcome:
-    from ..compiler import Options, compile_full
+    from ..pipeline import Options, compile_full
     try:
         g = load_graph(case)
         optimize, kernels = case.variant
@@ -305,7 +305,7 @@ def _diag(stderr: str) -> str:
 def run_batch(items: list[Prepared], work: Path, sanitize: bool = False, cross: bool = False,
               timeout: float = 120.0) -> list[Outcome]:
     """Compile the bundles of ``items``, link them into one driver, run, compare."""
-    from ..toolchain import STRICT
+    from ..target.toolchain import STRICT
     work.mkdir(parents=True, exist_ok=True)
     results: dict[int, Outcome] = {}
     san = SANITIZE if sanitize else []

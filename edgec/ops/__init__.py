@@ -7,7 +7,7 @@ has the same few duties everywhere (the onnx2c habit):
 * ``reference(g, node, xs)``: a numpy implementation with the exact semantics
   edgec's C follows (float ops: the math; int8 ops: TFLite Micro's fixed-point
   arithmetic bit for bit).  It folds constants and is edgec's own reference
-  interpreter (:mod:`edgec.interp`);
+  interpreter (:mod:`edgec.ops.interp`);
 * ``emit(k)``: the C body of a specialized kernel for the native backend;
 * ``macs(g, node)``: multiply-accumulates, for reports.
 
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import dtypes, limits
-from ..errors import EdgecError, UnsupportedError
-from ..graph import Graph, Node, QuantParams
+from ..ir import dtypes, limits
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import Graph, Node, QuantParams
 
 
 @dataclass

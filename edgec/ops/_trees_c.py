@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..cgen import c_double, c_float
-from ..errors import EdgecError
+from ..ir.cgen import c_double, c_float
+from ..ir.errors import EdgecError
 from .trees import C_CMP, Ensemble
 
 LOOP_CODE_BYTES = 160        # estimated Thumb-2 bytes of the data layout's traversal loop

@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 
-from .. import dtypes, qmath
-from ..errors import EdgecError
-from ..graph import Graph, Node
+from ..ir import dtypes, qmath
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph, Node
 
 INF = float("inf")
 
@@ -124,7 +124,7 @@ def apply_act_float(y: np.ndarray, act) -> np.ndarray:
 
 def c_act_float(expr: str, act, ctype: str = "float") -> str:
     """C expression clamping ``expr`` to a fused float activation range."""
-    from ..cgen import c_double, c_float
+    from ..ir.cgen import c_double, c_float
     if act is None:
         return expr
     lit = c_float if ctype == "float" else c_double
@@ -183,7 +183,7 @@ def check_int8_per_tensor(g: Graph, n: Node, what: str) -> str | None:
 def tfl_float_only(ctx, op, code: str) -> None:
     """TFLite operators edgec computes in float only: another input type is an
     unsupported variant (``CODE[int8]``), listed with the others."""
-    from ..errors import UnsupportedError
+    from ..ir.errors import UnsupportedError
     x = ctx.t(ctx.inputs(op)[0])
     if x.dtype != "float32":
         raise UnsupportedError([f"{code}[{x.dtype}]"])

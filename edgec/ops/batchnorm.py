@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EdgecError, Reason, UnsupportedError
+from ..ir.errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 from ._util import check_per_channel, prod
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes, qmath
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes, qmath
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import (act_range_float, act_range_quant, apply_act_float, broadcast_shape,
-                    broadcast_strides, coalesce, loop_nest, quant_of, tfl_float_only)
+from ._util import act_range_float, act_range_quant, apply_act_float, broadcast_shape, broadcast_strides, coalesce, loop_nest, quant_of, tfl_float_only
 from .conv import tfl_activation
 
 

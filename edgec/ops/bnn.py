@@ -36,15 +36,15 @@ IR ops (each with its LCE counterpart):
   the kernel's order (ky, kx, channel), then ``y = acc * mult[c] + bias[c]``.
 
 Every reference here performs the same operations in the same order as the C
-kernels, so compiled binary layers are bit-exact with :mod:`edgec.interp`.
+kernels, so compiled binary layers are bit-exact with :mod:`edgec.ops.interp`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
-from ..cgen import c_float
-from ..errors import EdgecError, Reason, UnsupportedError
+from ..ir import qmath
+from ..ir.cgen import c_float
+from ..ir.errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, register, tflite_op
 from ._util import check_per_channel, check_window, norm_axis, prod
 from .conv import conv_nhwc, out_size

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes, qmath
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes, qmath
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import norm_axis, prod
 from .conv import tfl_activation

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
-from ..errors import EdgecError, Reason, UnsupportedError
+from ..ir import qmath
+from ..ir.errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import (ACTIVATIONS, AUTO_PADS, act_range_float, act_range_quant, apply_act_float,
-                    check_per_channel, check_window, choice, quant_of)
+from ._util import ACTIVATIONS, AUTO_PADS, act_range_float, act_range_quant, apply_act_float, check_per_channel, check_window, choice, quant_of
 from .shape import reshape_to
 
 

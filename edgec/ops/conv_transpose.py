@@ -13,8 +13,8 @@ import itertools
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 from ._util import AUTO_PADS, check_per_channel, check_window, prod, strides
 

@@ -29,7 +29,7 @@ def wanted(options: dict) -> bool:
     portable C form: tests on the host)."""
     kernels = options.get("kernels", "auto")
     if kernels not in ("auto", "plain", "dsp", "mve"):
-        from ..errors import EdgecError
+        from ..ir.errors import EdgecError
         raise EdgecError(f"unknown kernels option {kernels!r} (auto, plain, dsp or mve)")
     if kernels != "auto":
         return kernels in ("dsp", "mve")
@@ -413,7 +413,7 @@ def add_tables(g, n):
     rescaling of TFLite Micro's ADD as two 256-entry tables, then the output
     requantization ({M, H, S} and fast=1 when :func:`requant_table` applies,
     else {M, shift, 0} for edgec_mbqm)."""
-    from .. import qmath
+    from ..ir import qmath
     from .binary import add_params
     p = add_params(g, n)
     v = np.arange(-128, 128, dtype=np.int64)

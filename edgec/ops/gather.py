@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import loop_nest, norm_axis, prod, strides
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
-from ..errors import EdgecError, Reason, UnsupportedError
+from ..ir import qmath
+from ..ir.errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import (act_range_float, act_range_quant, apply_act_float, broadcast_shape,
-                    broadcast_strides, check_per_channel, choice, prod, quant_of)
+from ._util import act_range_float, act_range_quant, apply_act_float, broadcast_shape, broadcast_strides, check_per_channel, choice, prod, quant_of
 from .conv import dequantized_weights, is_weight_only, tfl_activation, weight_scales
 
 
@@ -282,7 +281,7 @@ def _onnx_gemm(ctx, node):
 
 
 def _np(dt):
-    from ..dtypes import np_dtype
+    from ..ir.dtypes import np_dtype
     return np_dtype(dt)
 
 

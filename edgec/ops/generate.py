@@ -8,16 +8,16 @@ import math
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import EdgecError
-from .. import limits
+from ..ir import dtypes
+from ..ir.errors import EdgecError
+from ..ir import limits
 from . import OutSpec, Op, onnx_op, register
 
 
 def _onnx_dtype(code: int) -> str:
     from onnx import helper
 
-    from ..errors import UnsupportedError
+    from ..ir.errors import UnsupportedError
     try:
         return dtypes.from_numpy(helper.tensor_dtype_to_np_dtype(int(code)))
     except Exception:  # noqa: BLE001

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 from ._util import prod, strides
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
-from ..cgen import c_float
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes
+from ..ir.cgen import c_float
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 from .trees import POSTS, ort_logistic, ort_probit, ort_softmax, ort_softmax_zero
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..errors import EdgecError, UnsupportedError
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import AUTO_PADS, act_range_float, act_range_quant, apply_act_float, check_window, quant_of
 from .conv import same_pads, tfl_activation, tfl_pads

@@ -17,10 +17,10 @@ import math
 
 import numpy as np
 
-from .. import dtypes
-from ..cgen import c_literal
-from ..errors import EdgecError, UnsupportedError
-from ..graph import check_shape
+from ..ir import dtypes
+from ..ir.cgen import c_literal
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import check_shape
 from . import OutSpec, Op, register
 from ._util import AUTO_PADS, check_window, prod, strides
 

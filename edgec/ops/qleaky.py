@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
-from ..errors import EdgecError
+from ..ir import qmath
+from ..ir.errors import EdgecError
 from . import OutSpec, Op, register
 from ._util import check_int8_per_tensor, quant_of
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import qmath
+from ..ir import qmath
 from . import OutSpec, Op, register
 from ._util import check_int8_per_tensor, loop_nest, prod, quant_of
 from .reduce import out_shape, reduction_loops

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes, qmath
-from ..cgen import c_float
-from ..errors import EdgecError, UnsupportedError
-from ..graph import QuantParams
+from ..ir import dtypes, qmath
+from ..ir.cgen import c_float
+from ..ir.errors import EdgecError, UnsupportedError
+from ..ir.graph import QuantParams
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import norm_axis, quant_of
 

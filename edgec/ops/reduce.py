@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
-from ..cgen import c_literal
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes
+from ..ir.cgen import c_literal
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import coalesce, loop_nest, norm_axis, prod, strides
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
-from ..cgen import c_literal
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes
+from ..ir.cgen import c_literal
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}

@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
-from .. import dtypes
-from ..cgen import c_double
-from ..errors import EdgecError, UnsupportedError
+from ..ir import dtypes
+from ..ir.cgen import c_double
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 
 # samples per bin side at most (an adaptive grid of absurd regions stays bounded)

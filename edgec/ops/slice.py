@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EdgecError
-from ..errors import UnsupportedError
+from ..ir.errors import EdgecError
+from ..ir.errors import UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import coalesce, loop_nest, norm_axis, strides
 

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from .. import qmath
-from ..errors import EdgecError, UnsupportedError
+from ..ir import qmath
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import norm_axis, prod, quant_of
 

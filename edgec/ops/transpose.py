@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import EdgecError
+from ..ir import dtypes
+from ..ir.errors import EdgecError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import coalesce, loop_nest, strides
 
@@ -56,6 +56,6 @@ def _tfl_transpose(ctx, op):
     ins = ctx.inputs(op)
     perm = ctx.const(ins[1])
     if perm is None:
-        from ..errors import UnsupportedError
+        from ..ir.errors import UnsupportedError
         raise UnsupportedError(["TRANSPOSE with a computed permutation"])
     ctx.add("Transpose", [ins[0]], ctx.outputs(op), {"perm": [int(p) for p in perm]})

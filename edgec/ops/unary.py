@@ -10,9 +10,9 @@ import math
 
 import numpy as np
 
-from .. import dtypes
-from ..cgen import c_double, c_float
-from ..errors import EdgecError
+from ..ir import dtypes
+from ..ir.cgen import c_double, c_float
+from ..ir.errors import EdgecError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import tfl_float_only
 
@@ -223,7 +223,7 @@ class Unary(Op):
 
 
 def _lit(v, dt):
-    from ..cgen import c_literal
+    from ..ir.cgen import c_literal
     if dtypes.is_float(dt):
         return c_literal(float(v), dt)
     return c_literal(int(v), dt)
@@ -283,13 +283,13 @@ def _onnx_clip(ctx, node):
 
 @onnx_op("Cast")
 def _onnx_cast(ctx, node):
-    from .. import dtypes as _dt
+    from ..ir import dtypes as _dt
     from onnx import helper
     to = ctx.attr(node, "to")
     try:
         dt = _dt.from_numpy(helper.tensor_dtype_to_np_dtype(int(to)))
     except Exception:  # noqa: BLE001
-        from ..errors import UnsupportedError
+        from ..ir.errors import UnsupportedError
         raise UnsupportedError([f"Cast to element type {to}"]) from None
     ctx.add("Cast", [ctx.inp(node, 0)], [ctx.out(node)], {"to": dt}, node.name)
 

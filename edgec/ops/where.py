@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import EdgecError, UnsupportedError
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import broadcast_shape, broadcast_strides, coalesce, loop_nest
 

@@ -4,7 +4,7 @@ graph's semantics (bit for bit for integer graphs) and records itself in
 ``g.meta['passes']``."""
 from __future__ import annotations
 
-from ..graph import Graph
+from ..ir.graph import Graph
 from . import binarize, fuse, trees
 
 
@@ -17,7 +17,7 @@ def optimize(g: Graph, options: dict | None = None) -> Graph:
     options = options or {}
     tf = options.get("tree_features") or "float"
     if options.get("tree_quantized_input") and tf in ("float", "float32"):
-        from ..errors import EdgecError
+        from ..ir.errors import EdgecError
         raise EdgecError("--quantized-input needs --tree-features int8 or int16")
     if tf not in ("float", "float32"):
         if trees.quantize_tree_features(g, tf, options.get("tree_calibration"),

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EdgecError
-from ..graph import Graph, Node
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph, Node
 from ..ops import bnn
 
 BINARY_OPS = ("BinaryConv", "BinaryFullyConnected")
@@ -396,7 +396,7 @@ class BinarizeConfig:
             raise EdgecError("--binarize needs layers: names, 'all' or 'hidden'")
 
     def to_json(self) -> dict:
-        from ..calibration import Dataset
+        from .calibration import Dataset
         cal = self.calibration
         if isinstance(cal, Dataset):
             cal = cal.source
@@ -432,7 +432,8 @@ def select_layers(g: Graph, items) -> list[Node]:
 
 def binarize(g: Graph, cfg: BinarizeConfig) -> tuple[Graph, dict]:
     """``--binarize``: the chosen float layers become binary layers (see the module doc)."""
-    from .. import calibration, interp
+    from . import calibration
+    from ..ops import interp
     cfg.check()
     if any(t.quant is not None and not t.is_const for t in g.tensors.values()):
         raise EdgecError("--binarize works on float models (this one is quantized)")

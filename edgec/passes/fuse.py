@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import Graph, Node
+from ..ir.graph import Graph, Node
 
 FUSES_ACT = ("Conv", "FullyConnected", "MaxPool", "AveragePool", "Add", "Sub", "Mul")
 

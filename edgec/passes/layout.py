@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph import Graph, Node
+from ..ir.graph import Graph, Node
 
 LAYOUT_OPS = ("Conv", "MaxPool", "AveragePool")
 TO_NHWC = [0, 2, 3, 1]

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import EdgecError
-from ..graph import Graph, Node
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph, Node
 
 
 @dataclass

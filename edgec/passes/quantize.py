@@ -6,7 +6,7 @@ TFLite unchanged:
 
 * activations: asymmetric per-tensor int8, ``real = scale * (q - zero_point)``,
   the real range always containing 0 (gemmlowp's ChooseQuantizationParams);
-  ranges come from calibration (:mod:`edgec.calibration`) on the *fused* float
+  ranges come from calibration (:mod:`edgec.passes.calibration`) on the *fused* float
   graph, so fused activations (ReLU, ReLU6) are already inside them;
 * Conv weights: symmetric per output channel (zero point 0, range [-127, 127]);
   FullyConnected weights: symmetric per tensor (the spec; TFLite Micro's kernels);
@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import calibration as calib, qmath
-from ..errors import EdgecError
-from ..graph import Graph, QuantParams
+from . import calibration as calib
+from ..ir import qmath
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph, QuantParams
 
 MODES = ("int8", "weights-int8")
 IO_MODES = ("int8", "float")

@@ -26,8 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import data
-from ..errors import EdgecError
-from ..graph import Graph
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph
 from ..ops import trees as T
 
 

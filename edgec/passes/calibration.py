@@ -4,7 +4,7 @@
   (every array checked against the model's inputs, one clear line when they do not
   fit), arrays, or ``random`` when asked for explicitly.
 * :func:`collect` runs the float graph with edgec's reference interpreter
-  (:mod:`edgec.interp`) over the calibration samples and records, for every
+  (:mod:`edgec.ops.interp`) over the calibration samples and records, for every
   activation tensor, its exact min/max and a bounded random sample of its values.
 * :func:`choose_range` turns those statistics into a real range ``[lo, hi]``
   with one of :data:`METHODS`: ``minmax`` (what the TFLite converter does),
@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import data, dtypes, progress
-from .data import Dataset
-from .errors import EdgecError
-from .graph import Graph
+from .. import data
+from ..ir import dtypes, progress
+from ..data import Dataset
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph
 
 METHODS = ("minmax", "percentile", "mse", "entropy")
 # Values kept per tensor for the histogram-based methods (over all samples).
@@ -69,7 +70,7 @@ class TensorStats:
 
 def collect(g: Graph, samples, keep_values: bool = True, seed: int = 0) -> dict[str, TensorStats]:
     """Run the float graph over ``samples``; statistics of every float activation."""
-    from . import interp
+    from ..ops import interp
     rng = np.random.default_rng(seed)
     per_sample = max(64, POOL_SIZE // max(len(samples), 1))
     stats: dict[str, TensorStats] = {}

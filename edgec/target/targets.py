@@ -11,8 +11,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EdgecError
-from .templating import TARGETS
+from ..ir.errors import EdgecError
+from ..ir.templating import TARGETS
 
 DEFAULT_TARGET = "cortex-m4"
 

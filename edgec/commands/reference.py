@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgecError
+from ..ir.errors import EdgecError
 
 TFLM_ARENA = 8 * 1024 * 1024
 
@@ -273,7 +273,7 @@ def run_tensorflow(model: Path, fmt: str, g, samples):
     TensorFlow, for samples in the order of ``g``'s inputs (``g`` is edgec's import of
     the file TensorFlow's converter made: its tensors' ``origin`` are that file's tensor
     indices, matched with the model's inputs and outputs through the file's signature)."""
-    from .frontends.keras import _import_tf, _quiet
+    from ..frontends.keras import _import_tf, _quiet
     tf = _import_tf()
     sig_in, sig_out = _tflite_signature(g.meta["tflite_flatbuffer"])
     in_names = [sig_in.get(g.tensors[i].origin, "") for i in g.inputs]
@@ -374,7 +374,7 @@ def run_onnxruntime(model: Path | bytes, samples, input_names=None,
             {i.name for i in m.graph.initializer}
         # only what a node of the model computes (an importer's helper tensors are not there)
         produced = {o for n in m.graph.node for o in n.output if o}
-        from . import dtypes as _dt
+        from ..ir import dtypes as _dt
         for name, dt in intermediates.items():
             if name in existing or name not in produced:
                 continue

@@ -41,10 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtypes, progress as progress_bar
-from .errors import EdgecError, UnsupportedError
+from ..ir import dtypes, progress as progress_bar
+from ..ir.errors import EdgecError, UnsupportedError
 
-SKIPS_FILE = Path(__file__).resolve().parent.parent / "tests" / "conformance_skips.txt"
+SKIPS_FILE = Path(__file__).resolve().parents[2] / "tests" / "conformance_skips.txt"
 
 # Per-test tolerance overrides, each with its reason (onnxruntime keeps a list
 # like this for its run of the same tests).  Only for shipped outputs whose own
@@ -246,8 +246,8 @@ def prepare(index: int, case, allow_bind: bool = True) -> Prepared | CaseResult:
     ``UnsupportedError.needs_const``) is bound to the test's value, as a
     deployed model would carry it as an initializer; the case's result records
     the bound inputs.  The other inputs stay inputs of the compiled C."""
-    from .compiler import Options, compile_full
-    from .frontends import onnx as onnx_fe
+    from ..pipeline import Options, compile_full
+    from ..frontends import onnx as onnx_fe
 
     ops = sorted({n.op_type for n in case.model.graph.node}) if case.model is not None else []
     name = case.name
@@ -401,8 +401,8 @@ def run_batch(items: list[Prepared], work: Path, opt_level: str = "1",
     """Compile the prepared cases of one batch, link them into one driver, run it.
     ``cross``: target names whose compiler must also take every case's C without
     a warning (compiled, not run)."""
-    from . import targets, toolchain
-    from .toolchain import STRICT
+    from ..target import targets, toolchain
+    from ..target.toolchain import STRICT
     cross_cmds = []
     for tname in cross:
         t = targets.load(tname)

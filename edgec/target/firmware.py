@@ -17,7 +17,7 @@ Entry points (stable; other parts of edgec and its users call them):
   through semihosting files (``hostio``: any number of samples in one run),
   ``trace`` (every layer output), ``profile`` (ticks per layer);
 * :func:`run_on_target` -- what ``edgec verify --target cortex-m4`` runs;
-* :func:`expected_outputs` -- edgec's graph interpreter (:mod:`edgec.interp`),
+* :func:`expected_outputs` -- edgec's graph interpreter (:mod:`edgec.ops.interp`),
   bit-exact with TFLite Micro on int8 graphs, for the embedded expected outputs.
 """
 from __future__ import annotations
@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cgen, data, dtypes, toolchain
-from .emulator import (QemuRun, io_specs, parse_trace, read_outputs, run_firmware,
-                       write_samples)
-from .errors import CheckFailed, EdgecError
+from ..ir import cgen, dtypes
+from .. import data
+from . import toolchain
+from .emulator import QemuRun, io_specs, parse_trace, read_outputs, run_firmware, write_samples
+from ..ir.errors import CheckFailed, EdgecError
 from .targets import Target
-from .templating import render
+from ..ir.templating import render
 
 DEFAULT_STACK = 8192
 DEFAULT_TEST_SAMPLES = 2
@@ -164,7 +165,7 @@ def harness_files(prefix: str, inputs: list[dict], outputs: list[dict], target: 
 
 def expected_outputs(g, samples) -> list[list[np.ndarray]]:
     """Outputs of the lowered graph for each sample by edgec's interpreter."""
-    from . import interp
+    from ..ops import interp
     res = []
     for s in samples:
         out = interp.run(g, list(s))
@@ -196,7 +197,7 @@ def add_to_bundle(bundle, g, prefix: str, target: Target, opts, ctx: dict) -> di
     bundle; its Makefile's ``make firmware`` links ``firmware.elf`` and
     ``make run`` runs it in QEMU.  Returns what the report says about the test
     inputs (``source``, ``samples``, ``notes``)."""
-    from .compiler import _io
+    from ..pipeline import _io
     notes: list[str] = []
     samples = test_samples_for(g, opts, notes)
     expected = expected_outputs(g, samples) if samples else None
@@ -252,7 +253,7 @@ def build(bundle_dir, report: dict, target: Target, out_dir, *, samples=None, ex
     defs += [d if d.startswith("-D") else f"-D{d}" for d in defines]
     driver, libs = None, ("-lm",)
     if report.get("backend") == "tflm":  # C++ against the user's TensorFlow Lite Micro
-        from .backends import tflm
+        from ..backends import tflm
         inst = tflm.tflm_install(target_name=target.name)
         objs = tflm.firmware_objects(target, bundle_dir, prefix, out / "obj" / "model",
                                      [*flags, *defs], inst, harness_dir=out)
@@ -296,7 +297,7 @@ def run_on_target(g0, opts, samples, work, layers: bool, notes: list | None = No
     ``(outputs per sample, trace records or None, bundle, lowered graph, info)``.
     A firmware that hangs, faults or fails raises :class:`CheckFailed` saying so."""
     from . import elfsize, targets
-    from .compiler import compile_full
+    from ..pipeline import compile_full
     tgt = targets.load(opts.target)
     if tgt.is_host:
         raise EdgecError("run_on_target needs a microcontroller target")

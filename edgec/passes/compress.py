@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .graph import Graph
-from .passes.binarize import BinarizeConfig
-from .passes.lowrank import LowRankConfig
-from .passes.prune import PruneConfig
+from ..ir.graph import Graph
+from .binarize import BinarizeConfig
+from .lowrank import LowRankConfig
+from .prune import PruneConfig
 
 
 @dataclass
@@ -74,8 +74,8 @@ def parameters(g: Graph) -> dict:
 
 
 def apply(g: Graph, cfg: CompressConfig) -> tuple[Graph, dict]:
-    from . import passes
-    from .passes import binarize, lowrank, prune
+    from .. import passes
+    from . import binarize, lowrank, prune
     info: dict = {"parameters_before": parameters(g)}
     if cfg.low_rank is not None:
         g, info["low_rank"] = lowrank.factorize(g, cfg.low_rank)

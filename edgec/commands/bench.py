@@ -11,7 +11,7 @@ Two firmware images are built from the same bundle:
 
 * the plain one (what a user would flash, plus the harness): instructions per
   inference (the second inference of sample 0, as TFLite Micro's benchmarks
-  measure it), its flash and RAM from the ELF (:mod:`edgec.elfsize`) and its
+  measure it), its flash and RAM from the ELF (:mod:`edgec.target.elfsize`) and its
   stack high-water mark;
 * a profiling one (``-DEDGEC_PROFILE``: a hook before and after every layer):
   instructions per layer.  The hooks cost a few instructions per layer, and
@@ -26,9 +26,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import data, elfsize, firmware, targets
-from .compiler import Options, compile_full, load
-from .errors import CheckFailed, EdgecError
+from .. import data
+from ..target import elfsize, firmware, targets
+from ..pipeline import Options, compile_full, load
+from ..ir.errors import CheckFailed, EdgecError
 
 
 @dataclass
@@ -94,8 +95,8 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
           raw_inputs: bool = False, fit_check: bool = True) -> BenchResult:
     """``backend="tflm"``: the TensorFlow Lite Micro bundle linked with the user's
     TFLM (TFLM_DIR, TFLM_LIB), built and measured the same way.  ``compress`` (an
-    edgec.compress.CompressConfig): benchmark the low-rank / pruned / binarized model.
-    ``inputs_file`` / ``raw_inputs``: as for :func:`edgec.verify.verify`."""
+    edgec.passes.compress.CompressConfig): benchmark the low-rank / pruned / binarized model.
+    ``inputs_file`` / ``raw_inputs``: as for :func:`edgec.commands.verify.verify`."""
     tgt = targets.load(target)
     if tgt.qemu is None:
         raise EdgecError(f"target {tgt.name} has no emulator to benchmark on (no [qemu] section)")
@@ -110,7 +111,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     opts = Options(target=tgt, backend=backend, name="model", opt_level=opt_level, lto=lto,
                    optimize=optimize, extra=dict(options or {}), compress=compress, fit_check=fit_check)
     if backend == "tflm":
-        from .backends import tflm
+        from ..backends import tflm
         inst = tflm.tflm_install(target_name=tgt.name)  # says what to set before building
         opts.extra.setdefault("tflm_check", False)
         if inst.release:

@@ -13,10 +13,10 @@ Small and reusable (the size report builds on it):
 * ``ElfImage.absolute`` (linker-script symbols such as ``__stack_size``) and
   ``ElfImage.file_of(sym)``: the source file of a global symbol, found from the
   local symbols (Arm mapping symbols ``$t``/``$d`` included) its object file
-  put at the same address.  :mod:`edgec.report` (``edgec size``) builds its
+  put at the same address.  :mod:`edgec.report.size` (``edgec size``) builds its
   per-layer / runtime / harness / C-library accounting on these.
 
-``python -m edgec.elfsize firmware.elf [--prefix NAME] [--json]`` prints it.
+``python -m edgec.target.elfsize firmware.elf [--prefix NAME] [--json]`` prints it.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EdgecError
+from ..ir.errors import EdgecError
 
 SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
@@ -234,7 +234,7 @@ def layer_bytes(img: ElfImage, prefix: str = "model") -> dict[int, dict[str, int
 def main(argv=None) -> int:
     import argparse
     import json
-    ap = argparse.ArgumentParser(prog="python -m edgec.elfsize",
+    ap = argparse.ArgumentParser(prog="python -m edgec.target.elfsize",
                                  description="Flash and RAM of a linked firmware ELF.")
     ap.add_argument("elf")
     ap.add_argument("--prefix", default="model", help="the bundle's name (symbol prefix)")
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     try:
         img = read(a.elf)
     except EdgecError as e:
-        print(f"edgec.elfsize: error: {e}")
+        print(f"edgec.target.elfsize: error: {e}")
         return 2
     b = breakdown(img, a.prefix)
     if a.json:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import ToolchainError
+from ..ir.errors import ToolchainError
 from .targets import Target
 
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror"]

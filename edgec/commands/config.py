@@ -29,8 +29,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EdgecError
-from .targets import parse_size
+from ..ir.errors import EdgecError
+from ..target.targets import parse_size
 
 TOP_KEYS = ("model", "target", "name", "output", "backend", "opt-level", "lto", "optimize", "firmware",
             "input-shape", "test-samples", "elf", "budget")
@@ -173,7 +173,7 @@ def load(p: Path, data: dict | None = None) -> Config:
                 raise EdgecError(str(e), where) from None
     mg = bud.get("max-growth")
     if mg is not None:
-        from .report import parse_growth
+        from ..report.size import parse_growth
         if isinstance(mg, bool) or not isinstance(mg, (str, int)):
             raise EdgecError("'max-growth' must be e.g. \"2%\" or \"1K\"", where)
         try:

@@ -12,11 +12,13 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, cgen, data, emulator, frontends, passes, targets
-from .bundle import Bundle
-from .errors import EdgecError
-from .graph import Graph
-from .templating import render
+from . import __version__, data, frontends, passes
+from .ir import cgen
+from .target import emulator, targets
+from .ir.bundle import Bundle
+from .ir.errors import EdgecError
+from .ir.graph import Graph
+from .ir.templating import render
 
 BACKENDS = ("native", "tflm", "tvm")
 OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "fast")
@@ -45,7 +47,7 @@ class Options:
     # an accuracy evaluation on this data (path or edgec.data.Dataset)
     quantize: object | None = None
     eval_data: object | None = None
-    # compression beyond int8 (edgec.compress.CompressConfig: low-rank, prune, binarize),
+    # compression beyond int8 (edgec.passes.compress.CompressConfig: low-rank, prune, binarize),
     # applied to the lowered float graph before quantization
     compress: object | None = None
     # refuse a model whose constants or arena + I/O buffers alone exceed the target's
@@ -169,7 +171,7 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
                qemu_cmd=emulator.qemu_command_line(tgt), products=b.products)
     test_inputs = None
     if opts.firmware:
-        from . import firmware
+        from .target import firmware
         test_inputs = firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
     b.add("edgec.mk", render("edgec.mk.j2", **ctx))
     b.add("Makefile", render("Makefile.j2", **ctx))
@@ -278,16 +280,16 @@ def quantize_graph(g: Graph, cfg, eval_data=None):
     if eval_data is not None:
         if cfg.mode != "int8":
             raise EdgecError("--eval measures full-integer quantization (--quantize int8)")
-        from . import accuracy as accm
+        from .passes import accuracy as accm
         acc = accm.evaluate(g, res.graph, data.load(g, eval_data, "eval", targets=True,
                                                     allow_nan=False))
     return res.graph, res.info, acc
 
 
 def compress_graph(g: Graph, cfg, quant_cfg=None):
-    """Low-rank / prune / binarize a lowered graph (edgec.compress); binarization
+    """Low-rank / prune / binarize a lowered graph (edgec.passes.compress); binarization
     without its own calibration data uses the quantization's."""
-    from . import compress
+    from .passes import compress
     if cfg.binarize is not None and cfg.binarize.calibration is None and quant_cfg is not None \
             and getattr(quant_cfg, "calibration", None) is not None:
         cfg.binarize.calibration = quant_cfg.calibration
@@ -296,7 +298,7 @@ def compress_graph(g: Graph, cfg, quant_cfg=None):
 
 def evaluate_transformed(g_ref: Graph, g: Graph, eval_data) -> dict:
     """Accuracy of the transformed model ``g`` against the model as loaded."""
-    from . import accuracy as accm
+    from .passes import accuracy as accm
     ds = data.load(g_ref, eval_data, "eval", targets=True, allow_nan=False)
     res = accm.evaluate(g_ref, g, ds, labels=("original", "compressed"))
     res["compared"] = ("the model as loaded (lowered) against the compiled graph "

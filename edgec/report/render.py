@@ -1,8 +1,8 @@
 """Size reports for people: a rich terminal table, Markdown (CI job summaries,
 PR comments) and one self-contained HTML page (inline CSS and SVG, no scripts
 or external assets) with treemaps and stacked bars of flash and RAM by layer
-and kind.  Input: :func:`edgec.report.size_report` (and optionally the
-:class:`edgec.report.CheckResult` of a budget check)."""
+and kind.  Input: :func:`edgec.report.size.size_report` (and optionally the
+:class:`edgec.report.size.CheckResult` of a budget check)."""
 from __future__ import annotations
 
 import html
@@ -10,7 +10,7 @@ import json
 
 from rich.markup import escape as esc
 
-from .report import FLASH_PARTS, RAM_PARTS
+from .size import FLASH_PARTS, RAM_PARTS
 
 COLORS = {
     # flash
@@ -76,7 +76,7 @@ def title(rep: dict) -> str:
 
 def write(path, text: str) -> None:
     """Write a report file atomically (one-line EdgecError when it cannot be written)."""
-    from .bundle import write_file
+    from ..ir.bundle import write_file
     write_file(path, text)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import jinja2
 
-_PKG = Path(__file__).resolve().parent
+_PKG = Path(__file__).resolve().parent.parent   # the edgec package
 
 
 def _data_dir(name: str) -> Path:
@@ -33,7 +33,7 @@ def env() -> jinja2.Environment:
     )
     e.filters["cfloat"] = cgen.c_float
     e.filters["comment"] = cgen.comment_text
-    from .ops._util import c_act_float
+    from ..ops._util import c_act_float
     e.globals["act_expr"] = c_act_float
     return e
 

@@ -1,6 +1,6 @@
 """Accuracy of a quantized graph against its float graph (``--eval data.npz``).
 
-Both graphs run in edgec's reference interpreter (:mod:`edgec.interp`; the int8
+Both graphs run in edgec's reference interpreter (:mod:`edgec.ops.interp`; the int8
 graph bit-exact with the compiled C), on the same float inputs (quantized with the
 int8 graph's input parameters where its inputs are int8: :func:`edgec.data.encode`).  Reported per output:
 SQNR, max/mean absolute error, argmax agreement and, with labels, top-1 accuracy of
@@ -14,8 +14,10 @@ import math
 
 import numpy as np
 
-from . import data, interp, progress
-from .graph import Graph, QuantParams
+from .. import data
+from ..ops import interp
+from ..ir import progress
+from ..ir.graph import Graph, QuantParams
 
 
 def sqnr_db(signal_power: float, noise_power: float) -> float:

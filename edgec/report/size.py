@@ -1,7 +1,7 @@
 """Size reports: flash and RAM of a linked firmware, from its ELF.
 
 ``edgec size`` and ``edgec check`` are built on this module.  Everything is read
-from the ELF with pyelftools (:mod:`edgec.elfsize`); the bundle's report.json
+from the ELF with pyelftools (:mod:`edgec.target.elfsize`); the bundle's report.json
 only adds what the ELF cannot say (layer names and operators, the arena plan).
 
 * :func:`size_report` -> a dict with the documented schema ``edgec-size/1``
@@ -30,9 +30,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, elfsize
-from .errors import EdgecError
-from .targets import parse_size
+from .. import __version__
+from ..target import elfsize
+from ..ir.errors import EdgecError
+from ..target.targets import parse_size
 
 SCHEMA = "edgec-size/1"
 
@@ -198,7 +199,7 @@ def locate_models(elf, bundles=(), names=()) -> tuple[Located, list[tuple[str | 
 def _link_size_only(bundle_dir: Path, rep: dict, stale: bool) -> Located:
     import tempfile
 
-    from . import firmware, targets
+    from ..target import firmware, targets
     tgt = targets.load(rep.get("target"))
     if tgt.is_host:
         raise EdgecError(f"{bundle_dir} was built for the host: give the ELF of a firmware that "
@@ -829,7 +830,7 @@ def check(size: dict, budgets: Budgets, baseline: dict | None = None) -> CheckRe
 def budgets_from_target(target_name: str | None) -> Budgets | None:
     if not target_name:
         return None
-    from . import targets
+    from ..target import targets
     t = targets.load(target_name)
     if t.is_host:
         return None

@@ -4,12 +4,12 @@ For a model and evaluation data, each technique at each strength (int8 quantizat
 magnitude pruning, low-rank factorization, binarization, and their combinations with
 int8) is applied, compiled for the target and measured:
 
-* flash and RAM from the linked firmware ELF (:mod:`edgec.elfsize`): the model's flash
+* flash and RAM from the linked firmware ELF (:mod:`edgec.target.elfsize`): the model's flash
   (weights + kernel code) and the whole firmware's, the arena; on a target with an
   emulator, the instructions per inference too (QEMU ``-icount shift=0``, the second
   inference, as ``edgec bench``), with the outputs checked against edgec's reference
   of the transformed graph first; on the host target only the compiler's estimate;
-* the accuracy against the original model on the data (:func:`edgec.accuracy.evaluate`):
+* the accuracy against the original model on the data (:func:`edgec.passes.accuracy.evaluate`):
   top-1 with labels, else the output SQNR.
 
 The result is a table, JSON (schema ``edgec-explore/1``) and a self-contained HTML
@@ -25,8 +25,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import data, progress as progress_bar, targets
-from .errors import EdgecError
+from .. import data
+from ..ir import progress as progress_bar
+from ..target import targets
+from ..ir.errors import EdgecError
 
 SCHEMA = "edgec-explore/1"
 TECHNIQUES = ("int8", "prune", "low-rank", "binarize")
@@ -136,12 +138,12 @@ def plan(is_float: bool, techniques, can_int8: bool) -> list[Config]:
 def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techniques=TECHNIQUES,
             bench: bool = True, eval_samples: int = 300, input_shapes=None, work_dir=None,
             ) -> dict:
-    from .compiler import Options, compile_full, evaluate_transformed, load, lower
-    from .compress import CompressConfig, parameters
-    from .passes.binarize import BinarizeConfig
-    from .passes.lowrank import LowRankConfig
-    from .passes.prune import PruneConfig
-    from .passes.quantize import QuantConfig
+    from ..pipeline import Options, compile_full, evaluate_transformed, load, lower
+    from ..passes.compress import CompressConfig, parameters
+    from ..passes.binarize import BinarizeConfig
+    from ..passes.lowrank import LowRankConfig
+    from ..passes.prune import PruneConfig
+    from ..passes.quantize import QuantConfig
     bad = [t for t in techniques if t not in TECHNIQUES]
     if bad:
         raise EdgecError(f"unknown technique {bad[0]!r} (one of: {', '.join(TECHNIQUES)})")
@@ -214,7 +216,7 @@ def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techn
 
 def _measure(p: Point, bundle, g, tgt, work: Path, ds, bench: bool) -> None:
     """Flash / RAM (and instructions) of the compiled model on the target."""
-    from . import elfsize, firmware
+    from ..target import elfsize, firmware
     rep = bundle.report
     if tgt.is_host or tgt.cc is None:
         p.estimate = True

@@ -119,7 +119,7 @@ class Graph:
         # Free-form facts about the graph: source format, options applied, ...
         self.meta: dict[str, Any] = {}
         self.fold_constants = True
-        # work done on this graph so far, against edgec.limits: nodes created (folded
+        # work done on this graph so far, against edgec.ir.limits: nodes created (folded
         # ones included) and bytes constant folding added beyond what it read
         self.nodes_created = 0
         self.fold_growth = 0
@@ -177,7 +177,7 @@ class Graph:
                  infer: bool = True) -> Node:
         """Append a node.  Output tensors that do not exist yet are created by
         the op's shape inference; all-constant nodes are folded."""
-        from . import ops  # late import: ops depend on graph
+        from .. import ops  # late import: ops depend on graph
 
         self.nodes_created += 1
         if self.nodes_created > limits.current().nodes:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import EdgecError
+from ..ir.errors import EdgecError
 
 ALIGN = 16  # MicroArenaBufferAlignment()
 PLANNER_BYTES_PER_BUFFER = 40  # GreedyMemoryPlanner::per_buffer_size()

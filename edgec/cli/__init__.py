@@ -13,8 +13,9 @@ import traceback
 
 import click
 
-from . import __version__, interrupt, limits, progress
-from .errors import EXIT_INTERNAL, EdgecError, ToolchainError
+from .. import __version__
+from ..ir import interrupt, limits, progress
+from ..ir.errors import EXIT_INTERNAL, EdgecError, ToolchainError
 
 _DEBUG = {"on": False}
 
@@ -92,7 +93,7 @@ def _console():
 class _Program(click.Group):
     """The ``edgec`` program: run as a program (click's standalone mode, what the
     console script and ``python -m edgec`` do), it installs edgec's signal handling
-    first (:mod:`edgec.interrupt`: SIGINT / SIGTERM end it within a second, exit 130 /
+    first (:mod:`edgec.ir.interrupt`: SIGINT / SIGTERM end it within a second, exit 130 /
     143, nothing half-written left)."""
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
@@ -137,7 +138,7 @@ def _backend_options(backend: str, tvm_schedule, tvm_codegen=None) -> dict:
     opts = {k: v for k, v in (("tvm_schedule", tvm_schedule), ("tvm_codegen", tvm_codegen))
             if v is not None}
     if opts and backend != "tvm":
-        from .errors import EdgecError
+        from ..ir.errors import EdgecError
         raise EdgecError("--tvm-schedule / --tvm-codegen need --backend tvm")
     return opts
 
@@ -204,7 +205,7 @@ def tree_options(fn):
 
 def _tree_extra(trees_layout, tree_features, tree_calibration, quantized_input) -> dict:
     if (tree_calibration or quantized_input) and tree_features == "float":
-        from .errors import EdgecError
+        from ..ir.errors import EdgecError
         raise EdgecError("--tree-calibration / --quantized-input need --tree-features int8 or int16")
     extra = {}
     if trees_layout != "auto":
@@ -224,10 +225,10 @@ def _quant_config(quant_mode, calibration, calibration_method, percentile, calib
         given = [n for n, v in (("--calibration", calibration), ("--keep-float", keep_float),
                                 ("--float-io", float_io), ("--per-tensor", per_tensor)) if v]
         if given:
-            from .errors import EdgecError
+            from ..ir.errors import EdgecError
             raise EdgecError(f"{given[0]} needs --quantize int8 (or weights-int8)")
         return None
-    from .passes.quantize import QuantConfig
+    from ..passes.quantize import QuantConfig
     cfg = QuantConfig(mode=quant_mode, calibration=calibration, method=calibration_method,
                       percentile=percentile, max_samples=calibration_samples,
                       keep_float=tuple(keep_float), io="float" if float_io else "int8",
@@ -262,10 +263,10 @@ def compress_options(fn):
 
 
 def _compress_config(low_rank, prune, binarize, binarize_mode, calibration):
-    from .compress import CompressConfig
-    from .passes.binarize import BinarizeConfig
-    from .passes.lowrank import LowRankConfig
-    from .passes.prune import PruneConfig
+    from ..passes.compress import CompressConfig
+    from ..passes.binarize import BinarizeConfig
+    from ..passes.lowrank import LowRankConfig
+    from ..passes.prune import PruneConfig
     cfg = CompressConfig(
         low_rank=LowRankConfig.parse(low_rank) if low_rank else None,
         prune=PruneConfig.parse(prune) if prune else None,
@@ -303,7 +304,7 @@ def _part_target(target, part_flash, part_ram):
     """The target (name or file), with the part's memory when --flash / --ram are given."""
     if part_flash is None and part_ram is None:
         return target
-    from . import targets
+    from ..target import targets
     return targets.load(target).with_memory(
         None if part_flash is None else targets.parse_size(part_flash, "--flash"),
         None if part_ram is None else targets.parse_size(part_ram, "--ram"))
@@ -356,7 +357,7 @@ def build(model, target, out_dir, name, force, backend, opt_level, lto, optimize
 
     Without MODEL, the model and options come from edgec.toml (or [tool.edgec] in
     pyproject.toml); options given here override the file's."""
-    from .compiler import Options, compile_with
+    from ..pipeline import Options, compile_with
     cfg = _config(config_path)
     if model is None:
         if cfg is None or cfg.model is None:
@@ -373,14 +374,14 @@ def build(model, target, out_dir, name, force, backend, opt_level, lto, optimize
     if (test_inputs or test_samples is not None) and not firmware:
         raise click.UsageError("--test-inputs / --test-samples need --firmware")
     if raw_inputs and not test_inputs:
-        from .errors import EdgecError
+        from ..ir.errors import EdgecError
         raise EdgecError("--raw-inputs describes a --test-inputs file: give one")
     ccfg = _compress_config(low_rank, prune, binarize, binarize_mode, calibration)
     qcfg = _quant_config(quant_mode, None if (quant_mode is None and binarize) else calibration,
                          calibration_method, percentile,
                          calibration_samples, keep_float, float_io, per_tensor, eval_data)
     if eval_data and ccfg is None and (qcfg is None or qcfg.mode != "int8"):
-        from .errors import EdgecError
+        from ..ir.errors import EdgecError
         raise EdgecError("--eval compares the float model with its int8 or compressed version: it needs "
                          "--quantize int8, --prune, --low-rank or --binarize")
     shapes = list(input_shapes) or (cfg.input_shapes if cfg else []) or None
@@ -404,12 +405,12 @@ def build(model, target, out_dir, name, force, backend, opt_level, lto, optimize
     _print_quant(bundle.report.get("quantization"),
                  None if bundle.report.get("compression") else bundle.report.get("accuracy"))
     if bundle.report.get("compression") and bundle.report.get("accuracy"):
-        from .accuracy import format_table
+        from ..passes.accuracy import format_table
         click.echo(format_table(bundle.report["accuracy"]))
 
 
 def _config(path):
-    from . import config
+    from ..commands import config
     cfg = config.find(path)
     if cfg is not None:
         click.echo(f"edgec: using {cfg.label}", err=True)
@@ -417,12 +418,12 @@ def _config(path):
 
 
 def _export(g, out) -> None:
-    from .errors import EdgecError
+    from ..ir.errors import EdgecError
     if out.suffix.lower() == ".onnx":
-        from .exporters.onnx_qdq import write
+        from ..exporters.onnx_qdq import write
         write(g, out)
         return
-    from .exporters import tflite as tfl_export
+    from ..exporters import tflite as tfl_export
     tfl_export.save(g, out)
 
 
@@ -471,7 +472,7 @@ def _print_quant(info, acc) -> None:
     else:
         con.print(f"quantized weights to int8 in {info['int8_weight_layers']} layers (activations float)")
     if acc:
-        from .accuracy import format_table
+        from ..passes.accuracy import format_table
         click.echo(format_table(acc))
 
 
@@ -489,8 +490,8 @@ def quantize(model, out_path, report_path, input_shapes, quant_mode, calibration
     """Quantize the float MODEL with edgec and write it as ONNX (QDQ) or TFLite."""
     from pathlib import Path
 
-    from .compiler import load, lower, quantize_graph
-    from .errors import EdgecError
+    from ..pipeline import load, lower, quantize_graph
+    from ..ir.errors import EdgecError
     qcfg = _quant_config(quant_mode, calibration, calibration_method, percentile,
                          calibration_samples, keep_float, float_io, per_tensor, eval_data)
     out = Path(out_path)
@@ -498,7 +499,7 @@ def quantize(model, out_path, report_path, input_shapes, quant_mode, calibration
         raise EdgecError(f"-o {out_path}: the output must end in .onnx (QDQ) or .tflite")
     g = lower(load(model, list(input_shapes) or None))
     if out.suffix.lower() == ".tflite":
-        from .passes import layout
+        from ..passes import layout
         if layout.needs_nhwc(g):  # ONNX models: TFLite knows only NHWC
             g = layout.to_nhwc(g)
     gq, info, acc = quantize_graph(g, qcfg, eval_data)
@@ -512,7 +513,7 @@ def quantize(model, out_path, report_path, input_shapes, quant_mode, calibration
                "quantization": info}
         if acc is not None:
             doc["accuracy"] = acc
-        from .bundle import write_file
+        from ..ir.bundle import write_file
         write_file(report_path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
@@ -565,7 +566,7 @@ def _print_build(r: dict, path) -> None:
                       + (f"{fe['bits']}-bit features ({fe['input']})" if fe else f"{tr['threshold_type']} features"))
     for note in r.get("notes", []) + (r.get("test_inputs") or {}).get("notes", []):
         con.print(f"[yellow]note: {note}[/yellow]")
-    from .ops.conv import HYBRID_NOTE
+    from ..ops.conv import HYBRID_NOTE
     for tr in r.get("transformations", []):
         if "tree ensemble" in tr or "ZipMap" in tr or tr.startswith(HYBRID_NOTE):
             con.print(f"[yellow]note: {tr}[/yellow]")
@@ -578,7 +579,7 @@ def _print_build(r: dict, path) -> None:
 @handle_errors
 def inspect(model, input_shapes, as_json):
     """Inputs, outputs, operators, parameters and MACs of MODEL; what edgec cannot compile."""
-    from .inspect import inspect as do_inspect
+    from ..commands.inspect import inspect as do_inspect
     info = do_inspect(model, list(input_shapes) or None)
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
@@ -611,7 +612,7 @@ def inspect(model, input_shapes, as_json):
 @handle_errors
 def targets(as_json):
     """List the targets edgec knows, with their compilers, features, memory and emulator."""
-    from . import targets as tg
+    from ..target import targets as tg
     all_t = tg.all_targets()
     if as_json:
         click.echo(json.dumps([t.summary() for t in all_t], indent=2))
@@ -676,13 +677,13 @@ def verify(model, target, samples, inputs_file, raw_inputs, layers, seed, rtol, 
     then compare the compiled model with edgec's reference interpreter running the
     transformed graph (bit for bit for int8 and binary layers).  With --backend tflm:
     the TensorFlow Lite Micro bundle instead of edgec's own C."""
-    from .verify import verify as do_verify
+    from ..commands.verify import verify as do_verify
     ccfg = _compress_config(low_rank, prune, binarize, binarize_mode, calibration)
     qcfg = _quant_config(quant_mode, None if (quant_mode is None and binarize) else calibration,
                          calibration_method, percentile,
                          calibration_samples, keep_float, float_io, per_tensor, eval_data)
     if eval_data:
-        from .errors import EdgecError
+        from ..ir.errors import EdgecError
         raise EdgecError("--eval belongs to build, quantize and explore, not verify")
     res = do_verify(model, target=_part_target(target, part_flash, part_ram), n=samples, seed=seed,
                     inputs_file=inputs_file, fit_check=not no_fit_check,
@@ -744,7 +745,7 @@ def conformance(patterns, exclude, jobs, opt_level, sanitize, cross, bind, verbo
     Every test is imported, compiled with -Wall -Wextra -Werror, run on its shipped
     inputs and compared with its shipped outputs.  Exit 0 when nothing fails, 1 otherwise.
     """
-    from . import conformance as conf
+    from ..commands import conformance as conf
     rep = conf.run(patterns, exclude, jobs=jobs, opt_level=opt_level, sanitize=sanitize,
                    bind=bind, cross=cross)
     if write_skips:
@@ -803,7 +804,7 @@ def bench(model, target, samples, inputs_file, raw_inputs, seed, opt_level, lto,
     """Instructions per inference and per layer (QEMU -icount shift=0), flash and RAM of the firmware.
 
     With --prune, --low-rank or --binarize: of the transformed model."""
-    from .bench import bench as do_bench
+    from ..commands.bench import bench as do_bench
     r = do_bench(model, target=_part_target(target, part_flash, part_ram), n=samples, seed=seed,
                  inputs_file=inputs_file, raw_inputs=raw_inputs, fit_check=not no_fit_check,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
@@ -888,13 +889,13 @@ def explore(model, eval_data, target, calibration, techniques, no_bench, eval_sa
     combinations with int8.  Prints a table; -o writes JSON and an HTML page with the plot."""
     from pathlib import Path
 
-    from . import explore as ex
+    from ..commands import explore as ex
     res = ex.explore(model, eval_data, target=target, calibration=calibration,
                      techniques=[t.strip() for t in techniques.split(",") if t.strip()],
                      bench=not no_bench, eval_samples=eval_samples,
                      input_shapes=list(input_shapes) or None)
     if out_dir:
-        from .bundle import write_file
+        from ..ir.bundle import write_file
         out = Path(out_dir)
         write_file(out / "explore.json", json.dumps(res, indent=2) + "\n")
         write_file(out / "explore.html", ex.render_html(res))
@@ -951,7 +952,7 @@ _EXT = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "h
 
 
 def _measure(elf_or_bundle, bundles, report_path, names, cfg):
-    from . import report as rp
+    from ..report import size as rp
     bundles, names = list(bundles), list(names)
     if len(bundles) > 1 or len(names) > 1:
         # several models in one firmware (one --bundle with one --name: the name is the bundle's)
@@ -982,7 +983,7 @@ def _measure(elf_or_bundle, bundles, report_path, names, cfg):
 
 
 def _emit(rep, chk, as_json, as_markdown, as_html, outputs, symbols):
-    from . import report_format as rf
+    from ..report import render as rf
     fmts = [f for f, on in (("json", as_json), ("markdown", as_markdown), ("html", as_html)) if on]
     if len(fmts) > 1:
         raise EdgecError("choose one of --json, --markdown, --html (use -o FILE for more)")
@@ -1012,7 +1013,7 @@ def size(elf_or_bundle, bundle, report_path, name, as_json, as_markdown, as_html
     with edgec's harness to measure it). Everything is read from the ELF. A firmware
     with several models: one --bundle per model (each model's code, weights and arena
     apart)."""
-    from . import report as rp
+    from ..report import size as rp
     cfg = _config(config_path)
     loc, rep = _measure(elf_or_bundle, bundle, report_path, name, cfg)
     chk = None
@@ -1037,8 +1038,8 @@ def check(elf_or_bundle, bundle, report_path, name, as_json, as_markdown, as_htm
     Budgets come from --flash/--ram, else edgec.toml's [budget] (or [tool.edgec.budget]
     in pyproject.toml), else the target's typical memory. Exit 0 within budget, 1 over
     (the table says which budget and by how much), 2 on bad input."""
-    from . import report as rp
-    from .targets import parse_size
+    from ..report import size as rp
+    from ..target.targets import parse_size
     cfg = _config(config_path)
     b = rp.Budgets()
     src = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from . import frontends, ops
-from .errors import EdgecError, UnsupportedError
+from .. import frontends, ops
+from ..ir.errors import EdgecError, UnsupportedError
 
 
 def source_ops(path: Path) -> tuple[str, Counter]:
@@ -13,18 +13,18 @@ def source_ops(path: Path) -> tuple[str, Counter]:
     fmt = frontends.detect_format(path)
     hist: Counter = Counter()
     if fmt == "onnx":
-        from .frontends.onnx import _read_model
+        from ..frontends.onnx import _read_model
         m = _read_model(path)
         for n in m.graph.node:
             dom = "" if n.domain in ("", "ai.onnx") else n.domain + "."
             hist[dom + n.op_type] += 1
     elif fmt in ("tflite", "keras", "savedmodel"):
-        from .frontends.tflite import builtin_names
+        from ..frontends.tflite import builtin_names
         from tflite.Model import Model
         if fmt == "tflite":
             buf = path.read_bytes()
         else:  # as TensorFlow's converter lowers it (the ops edgec then reads)
-            from .frontends.keras import to_tflite
+            from ..frontends.keras import to_tflite
             buf = to_tflite(path, fmt)
         try:
             model = Model.GetRootAs(buf, 0)
@@ -66,9 +66,9 @@ def inspect(path, input_shapes=None) -> dict:
         info["supported"] = False
         return info
     try:
-        from .compiler import load, lower
+        from ..pipeline import load, lower
         g = lower(load(path, input_shapes))
-        from .backends.native import check_supported, materialize_outputs
+        from ..backends.native import check_supported, materialize_outputs
         g2 = g.copy()
         materialize_outputs(g2)
         check_supported(g2)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import dtypes, ops
-from .errors import EdgecError
-from .graph import Graph
+from ..ir import dtypes
+from .. import ops
+from ..ir.errors import EdgecError
+from ..ir.graph import Graph
 
 
 def run(g: Graph, inputs, keep_all: bool = False) -> dict[str, np.ndarray]:

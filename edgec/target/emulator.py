@@ -1,5 +1,5 @@
 """Running compiled models: on the host (a generated runner program) and, for
-microcontroller targets, in QEMU (see :mod:`edgec.firmware`)."""
+microcontroller targets, in QEMU (see :mod:`edgec.target.firmware`)."""
 from __future__ import annotations
 
 import struct
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dtypes, toolchain
-from .errors import CheckFailed, ToolchainError
+from ..ir import dtypes
+from . import toolchain
+from ..ir.errors import CheckFailed, ToolchainError
 from .targets import load as load_target
-from .templating import render
+from ..ir.templating import render
 
 
 @dataclass

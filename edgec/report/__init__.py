@@ -1,0 +1,1 @@
+"""Size reports and budgets of linked firmware, and their renderings."""
