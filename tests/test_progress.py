@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import hostile_corpus
-from conftest import ROOT
+from conftest import ROOT, have
 
 
 def _run(args, tty: bool, cwd):
@@ -62,3 +63,18 @@ def test_conformance_progress_only_on_a_terminal(tmp_path):
     assert "ONNX node tests" in out, out[-800:]
     rc, out = _run([*args, "--json"], tty=True, cwd=tmp_path)
     assert rc == 0 and "ONNX node tests" not in out, out[-800:]
+
+
+def test_qemu_run_of_many_samples_shows_progress(tmp_path):
+    """The firmware writes each sample's outputs as it goes; the bar follows that file."""
+    if not (have("qemu-system-arm") and have("arm-none-eabi-gcc")):
+        pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(hostile_corpus.onnx_base().SerializeToString())
+    args = ["verify", model, "--target", "cortex-m4", "-n", "300"]
+    rc, out = _run(args, tty=True, cwd=tmp_path)
+    assert rc == 0, out[-1500:]
+    assert "cortex-m4 in QEMU" in out and "/300" in out, out[-1500:]
+    rc, out = _run(args, tty=False, cwd=tmp_path)
+    assert rc == 0, out[-1500:]
+    assert "in QEMU" not in out and "\x1b[" not in out

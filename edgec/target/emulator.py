@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ir import dtypes
+from ..ir import dtypes, progress
 from . import toolchain
 from ..ir.errors import CheckFailed, ToolchainError
 from .targets import load as load_target
@@ -213,17 +213,23 @@ def _classify(rc: int | None, out: str) -> str:
     return "crash"
 
 
-def run_firmware(target, elf, cwd=None, timeout: float = 60, icount: bool = False) -> QemuRun:
+def run_firmware(target, elf, cwd=None, timeout: float = 60, icount: bool = False,
+                 watch: tuple[Path, int, int] | None = None) -> QemuRun:
     """Run a firmware ELF in QEMU under a timeout. Never raises on a failing
-    firmware: the result's ``status`` says what happened."""
+    firmware: the result's ``status`` says what happened.  ``watch`` = (file, bytes per
+    sample, samples): the file the firmware writes its outputs to, sample by sample, shown
+    as a progress bar of the samples done (when progress is shown)."""
     import time
     cmd = qemu_command(target, Path(elf).resolve(), icount)
     toolchain.which(cmd[0], target.qemu.package)
     t0 = time.monotonic()
     try:
-        p = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=timeout)
-        rc, out, err = p.returncode, p.stdout, p.stderr
+        if watch is None:
+            p = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=timeout)
+            rc, out, err = p.returncode, p.stdout, p.stderr
+        else:
+            rc, out, err = _run_watched(cmd, cwd, timeout, target, *watch)
     except subprocess.TimeoutExpired as e:
         rc, out, err = None, e.stdout or b"", e.stderr or b""
     except OSError as e:
@@ -231,6 +237,55 @@ def run_firmware(target, elf, cwd=None, timeout: float = 60, icount: bool = Fals
     out_s = out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out)
     err_s = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
     return QemuRun(_classify(rc, out_s), rc, out_s, err_s, time.monotonic() - t0, cmd, timeout)
+
+
+def _run_watched(cmd, cwd, timeout: float, target, path: Path, per_sample: int, n: int):
+    """subprocess.run with a progress bar that follows the size of the output file."""
+    import time
+    with progress.task(f"{target.name} in QEMU", n) as bar, \
+            subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE) as p:
+        reader = _Drain(p)
+        deadline, done = time.monotonic() + timeout, 0
+        while True:
+            try:
+                p.wait(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    p.kill()
+                    p.wait()
+                    out, err = reader.join()
+                    raise subprocess.TimeoutExpired(cmd, timeout, out, err) from None
+            try:
+                now = min(n, Path(path).stat().st_size // max(per_sample, 1))
+            except OSError:
+                now = done
+            if now > done:
+                bar.advance(now - done)
+                done = now
+        out, err = reader.join()
+        return p.returncode, out, err
+
+
+class _Drain:
+    """Read a child's stdout and stderr in threads (so that a chatty child never blocks)."""
+
+    def __init__(self, p):
+        import threading
+        self.parts = {}
+        self.threads = [threading.Thread(target=self._read, args=(k, f), daemon=True)
+                        for k, f in (("out", p.stdout), ("err", p.stderr))]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, key, f):
+        self.parts[key] = f.read()
+
+    def join(self):
+        for t in self.threads:
+            t.join()
+        return self.parts.get("out", b""), self.parts.get("err", b"")
 
 
 def write_samples(path: Path, samples, specs) -> None:

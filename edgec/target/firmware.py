@@ -56,8 +56,16 @@ class Firmware:
     options: dict = field(default_factory=dict)
 
     def run(self, timeout: float = 60, icount: bool = False) -> QemuRun:
-        """Run in QEMU (host files of the hostio/trace variants are in ``self.dir``)."""
-        return run_firmware(self.target, self.elf, cwd=self.dir, timeout=timeout, icount=icount)
+        """Run in QEMU (host files of the hostio/trace variants are in ``self.dir``); a
+        hostio firmware's samples are followed by a progress bar (when shown)."""
+        watch = None
+        fin = self.dir / "edgec_in.bin"
+        if self.options.get("hostio") and fin.is_file():
+            ins, outs = io_specs(self.report)
+            per_in = sum(s.nbytes for s in ins)
+            if per_in:
+                watch = (self.dir / "edgec_out.bin", sum(s.nbytes for s in outs), fin.stat().st_size // per_in)
+        return run_firmware(self.target, self.elf, cwd=self.dir, timeout=timeout, icount=icount, watch=watch)
 
 
 def _io_ctx(entries) -> list[dict]:
