@@ -107,7 +107,7 @@ class KernelContext:
         self.pool = pool
         self.options = options
         self.params: list[tuple[str, str, bool]] = []  # (name, ctype, is_output)
-        self.helpers: set[str] = set()  # templates/runtime/<name>.c.j2 this kernel needs
+        self.helpers: set[str] = set()  # templates/runtime/<name>.c this kernel needs
         self.functions: list[str] = []  # file-scope helper functions of this kernel
         self.report: dict = {}  # extra facts for this layer's entry in report.json
         self.scratch_bytes = 0          # arena bytes live only while this layer runs

@@ -18,6 +18,16 @@ def _data_dir(name: str) -> Path:
 
 TEMPLATES = _data_dir("templates")
 TARGETS = _data_dir("targets")
+# The C runtime: plain C99 files (no Jinja) that model.c.j2 copies into a bundle as
+# they are; tests/runtime_c/ compiles and tests them on their own.
+RUNTIME = TEMPLATES / "runtime"
+
+
+@functools.lru_cache(maxsize=None)
+def runtime_source(name: str) -> str:
+    """The text of the runtime file ``name`` (e.g. ``"qmath.c"``), read as plain text,
+    without its final newline: the template line that inserts it ends it."""
+    return (RUNTIME / name).read_text().removesuffix("\n")
 
 
 @functools.lru_cache(maxsize=None)
@@ -35,6 +45,7 @@ def env() -> jinja2.Environment:
     e.filters["comment"] = cgen.comment_text
     from ..ops._util import c_act_float
     e.globals["act_expr"] = c_act_float
+    e.globals["runtime_source"] = runtime_source
     return e
 
 
