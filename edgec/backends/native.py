@@ -17,6 +17,7 @@ import numpy as np
 
 from ..ir import cgen, dtypes
 from . import memory
+from .base import BackendOptions, BackendResult
 from .. import ops
 from ..ir.errors import EdgecError, UnsupportedError
 from ..ir.graph import Graph, Node
@@ -678,6 +679,19 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         rl["function"] = prefix + rl["function"][len("edgec"):]
     return NativeResult(model_c, model_h, arena_size, plan.lower_bound, report_layers,
                         weights_bytes, plan.order)
+
+
+class NativeBackend:
+    """edgec's own C99 (:func:`generate`) behind the backend contract."""
+    name = "native"
+
+    def generate(self, graph: Graph, options: BackendOptions) -> BackendResult:
+        res = generate(graph, options.prefix, {"target": options.target,
+                                               "optimize": options.optimize, **options.extra})
+        return BackendResult(files={f"{options.prefix}.c": res.model_c,
+                                    f"{options.prefix}.h": res.model_h},
+                             arena_size=res.arena_size, arena_lower_bound=res.lower_bound,
+                             weights_bytes=res.weights_bytes, layers=res.layers)
 
 
 def _io_extras(t, meta: dict) -> tuple[list[str], list[tuple[str, str]]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .. import data
 from ..target import elfsize, firmware, targets
-from ..pipeline import Options, compile_full, load
+from ..pipeline import Options, compile_full, expected_outputs, load
 from ..ir.errors import CheckFailed, EdgecError
 
 
@@ -123,7 +123,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
         bdir = bundle.write(work / "bundle")
         if g is not None:
             samples = data.encode(g, samples, notes=notes)
-        expected = firmware.expected_outputs(g if g is not None else g0, samples)
+        expected = expected_outputs(g if g is not None else g0, samples)
         rep = bundle.report
         to = timeout or firmware.run_timeout(rep, len(samples) + 1)
         plain = firmware.build(bdir, rep, tgt, work / "plain", samples=samples, expected=expected,

@@ -17,6 +17,7 @@ import numpy as np
 from .. import data
 from ..ir import dtypes
 from . import reference
+from .run import run_on_target
 from ..pipeline import Options, compile_full, load
 from ..ir.errors import EdgecError
 from ..ir.graph import Graph
@@ -248,9 +249,8 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
             prog = HostProgram(bdir, bundle.report, work / "host", trace=layers, sanitize=sanitize)
             outs, trace = prog.run(data.encode(g, samples, notes=res.notes), trace=layers)
         else:
-            from ..target import firmware
-            outs, trace, bundle, g, fw_info = firmware.run_on_target(g0, opts, samples, work, layers,
-                                                                     notes=res.notes)
+            outs, trace, bundle, g, fw_info = run_on_target(g0, opts, samples, work, layers,
+                                                            notes=res.notes)
             res.extra["firmware"] = fw_info
         for j, name in enumerate(g.outputs):
             got = np.stack([o[j] for o in outs])
