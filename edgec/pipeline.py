@@ -81,10 +81,14 @@ class Options:
 
 
 # The stages, in order (compile_full runs them; each is a function of this module):
-#   load_source -> lower -> compress -> quantize -> lower again -> backend -> assemble
-# with the graph's invariants (Graph.validate) checked where the graph enters and leaves.
-# The tflm backend bundles a TFLite flatbuffer: the model file as it is, or the graph after
-# the same stages exported by edgec.exporters.tflite (tflite_for_tflm).
+#   load       the model file into edgec's graph (frontends); the file is read once (g.source)
+#   transform  lower (passes.optimize) -> compress -> quantize -> lower again
+#   backend    native C, TVM or TFLM behind one contract (backends.base) -> BackendResult
+#   assemble   the bundle, the firmware harness when asked, the report (edgec-build/1)
+#   fit        the estimate against the target's declared flash and RAM
+# The graph's invariants (Graph.validate) are checked where it enters and leaves transform.
+# The tflm backend bundles a TFLite flatbuffer instead of a graph: the model file as it is,
+# or edgec's graph exported by edgec.exporters.tflite (tflite_for_tflm).
 BACKEND_CLASSES = {"native": NativeBackend, "tvm": TvmBackend, "tflm": TflmBackend}
 
 
@@ -157,8 +161,9 @@ class Transformed:
 
 
 def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
-    """Compile; returns the bundle and the lowered graph it was generated from
-    (for tflm: edgec's graph of the model, or None when edgec cannot import it)."""
+    """Compile (load -> transform -> backend -> assemble -> fit); returns the bundle and the
+    lowered graph it was generated from (for tflm: edgec's graph of the model, or None when
+    edgec cannot import it)."""
     opts.check()
     tgt = targets.load(opts.target)
     prefix = cgen.c_identifier(opts.name)

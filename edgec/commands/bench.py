@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .. import data
 from ..target import elfsize, firmware, targets
+from ..target.tflm import tflm_install
 from ..pipeline import Options, compile_full, expected_outputs, load
 from ..ir.errors import CheckFailed, EdgecError
 
@@ -111,8 +112,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     opts = Options(target=tgt, backend=backend, name="model", opt_level=opt_level, lto=lto,
                    optimize=optimize, extra=dict(options or {}), compress=compress, fit_check=fit_check)
     if backend == "tflm":
-        from ..backends import tflm
-        inst = tflm.tflm_install(target_name=tgt.name)  # says what to set before building
+        inst = tflm_install(target_name=tgt.name)  # says what to set before building
         opts.extra.setdefault("tflm_check", False)
         if inst.release:
             layers = False  # TFLM's release builds call no profiler: no per-layer counts
