@@ -33,7 +33,7 @@ def bnn(work: Path) -> dict:
     from edgec.commands import bench
     from edgec.report import size as report
     from edgec.pipeline import Options, load, lower
-    from edgec.target import firmware
+    from edgec.commands import run
     m = bnn_digits.train(hidden=128, epochs=30)
     path = bnn_digits.to_onnx(m, work / "bnn_digits.onnx")
     _, _, xte, yte = digits.split()
@@ -41,7 +41,7 @@ def bnn(work: Path) -> dict:
     acc = bnn_digits.accuracy(m, x, yte)
     g = lower(load(path))
     samples = [[xi.reshape(1, 64)] for xi in x]
-    outs, _, bundle, gl, info = firmware.run_on_target(g, Options(target="cortex-m4"), samples, work / "q", False)
+    outs, _, bundle, gl, info = run.run_on_target(g, Options(target="cortex-m4"), samples, work / "q", False)
     got = np.stack([o[0].reshape(-1) for o in outs])
     exact = bool(np.array_equal(got, bnn_digits.reference(m, x)))
     rep = report.size_report(work / "q" / "firmware" / "firmware.elf", bundle.report)

@@ -110,6 +110,7 @@ def m0_table(m0: dict) -> str:
 def m0_sizes(model: Path, optimize: str) -> dict:
     """Flash of a size-only firmware for cortex-m0plus (no emulator)."""
     from edgec.target import elfsize, firmware, targets
+    from edgec import pipeline
     from edgec.pipeline import Options, compile_full
     from edgec.data import random_samples
     with tempfile.TemporaryDirectory(prefix="edgec-m0-") as d:
@@ -119,7 +120,7 @@ def m0_sizes(model: Path, optimize: str) -> dict:
         bdir = bundle.write(d / "bundle")
         s = random_samples(g, 1)
         fw = firmware.build(bdir, bundle.report, targets.load("cortex-m0plus"), d / "fw", samples=s,
-                            expected=firmware.expected_outputs(g, s), memory="unbounded")
+                            expected=pipeline.expected_outputs(g, s), memory="unbounded")
         return elfsize.breakdown(elfsize.read(fw.elf), "model")["flash"]
 
 

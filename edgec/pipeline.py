@@ -12,13 +12,23 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, data, frontends, passes
+import numpy as np
+
+from . import data, frontends, passes
+from .backends.base import BackendOptions, BackendResult
+from .backends.native import NativeBackend
+from .backends.tflm import TflmBackend
+from .backends.tvm import TvmBackend
+from .exporters import tflite as tfl_export
 from .ir import cgen
-from .target import emulator, targets
 from .ir.bundle import Bundle
 from .ir.errors import EdgecError
-from .ir.graph import Graph
+from .ir.graph import Graph, ModelSource
 from .ir.templating import render
+from .ir.version import __version__
+from .ops import interp
+from .passes import accuracy as accm, compress, layout, quantize as qz
+from .target import emulator, firmware, targets
 
 BACKENDS = ("native", "tflm", "tvm")
 OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "fast")
@@ -70,9 +80,51 @@ class Options:
         return flags
 
 
+# The stages, in order (compile_full runs them; each is a function of this module):
+#   load       the model file into edgec's graph (frontends); the file is read once (g.source)
+#   transform  lower (passes.optimize) -> compress -> quantize -> lower again
+#   backend    native C, TVM or TFLM behind one contract (backends.base) -> BackendResult
+#   assemble   the bundle, the firmware harness when asked, the report (edgec-build/1)
+#   fit        the estimate against the target's declared flash and RAM
+# The graph's invariants (Graph.validate) are checked where it enters and leaves transform.
+# The tflm backend bundles a TFLite flatbuffer instead of a graph: the model file as it is,
+# or edgec's graph exported by edgec.exporters.tflite (tflite_for_tflm).
+BACKEND_CLASSES = {"native": NativeBackend, "tvm": TvmBackend, "tflm": TflmBackend}
+
+
 def load(model, input_shapes=None) -> Graph:
-    """Import a model file (ONNX, TFLite, Keras/SavedModel) into edgec's IR."""
-    return frontends.load(model, input_shapes)
+    """Import a model file (ONNX, TFLite, Keras/SavedModel) into edgec's IR; the file as it
+    was read rides along as ``g.source`` (a :class:`ModelSource`)."""
+    g = frontends.load(model, input_shapes)
+    src = read_source(model)
+    src.format = g.meta.get("format")
+    g.source = src
+    return g
+
+
+def read_source(model) -> ModelSource:
+    """The model file's name, bytes and digest (a directory: no bytes, a digest of its files)."""
+    p = Path(model)
+    try:
+        data = p.read_bytes() if p.is_file() else None
+        digest = file_digest(p)
+    except OSError as e:
+        raise EdgecError(f"cannot read: {e.strerror}", str(p)) from None
+    return ModelSource(p.name, "", p.resolve(), data, digest)
+
+
+def graph_source(g: Graph) -> ModelSource:
+    """What a build from a graph (not a file) says about its source: the file it came from,
+    when it was read by :func:`load`, without a digest (the graph may have changed)."""
+    src = g.source
+    return ModelSource(g.meta.get("source", g.name), g.meta.get("format", "ir"),
+                       src.path if src else None, src.data if src else None)
+
+
+def check_graph(g: Graph) -> Graph:
+    """The graph's invariants (every tensor read is computed first, written once, ...)."""
+    g.validate()
+    return g
 
 
 def lower(g: Graph, options: Options | None = None) -> Graph:
@@ -100,126 +152,219 @@ def compile_with(model, opts: Options) -> Bundle:
     return compile_full(model, opts)[0]
 
 
+@dataclass
+class Transformed:
+    """What the graph stages did, for the report."""
+    compression: dict | None = None
+    quantization: dict | None = None
+    accuracy: dict | None = None
+
+
 def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
-    """Compile; returns the bundle and the lowered graph it was generated from."""
+    """Compile (load -> transform -> backend -> assemble -> fit); returns the bundle and the
+    lowered graph it was generated from (for tflm: edgec's graph of the model, or None when
+    edgec cannot import it)."""
     opts.check()
     tgt = targets.load(opts.target)
     prefix = cgen.c_identifier(opts.name)
     if opts.backend != "native" and opts.compress is not None and opts.compress.any():
         raise EdgecError(f"--prune, --low-rank and --binarize need --backend native "
                          f"(the {opts.backend} backend compiles the model file as it is)")
+    flat = None
+    done = Transformed()
     if opts.backend == "tflm":
-        from .backends import tflm
-        b, g = tflm.compile_bundle(model, opts, tgt, prefix)
-        fit_to_target(b.report, tgt, opts.fit_check)
-        return b, g
-    if isinstance(model, Graph):
-        g = model
-        source = {"source": g.meta.get("source", g.name), "format": g.meta.get("format", "ir")}
+        flat, g, source = tflite_for_tflm(model, opts)
     else:
-        g = load(model, opts.input_shapes)
-        source = {"source": Path(model).name, "format": g.meta.get("format"),
-                  "sha256": file_digest(Path(model))}
+        if isinstance(model, Graph):
+            g, source = model, graph_source(model)
+        else:
+            g = load(model, opts.input_shapes)
+            source = g.source
+        g, done = transform(check_graph(g), opts)
+        check_graph(g)
+    backend = BACKEND_CLASSES[opts.backend]()
+    res = backend.generate(g, BackendOptions(
+        target=tgt, prefix=prefix, optimize=opts.optimize, quantized=opts.quantize is not None,
+        source=source, tflite=flat, extra=dict(opts.extra)))
+    b = assemble(g, res, opts, tgt, prefix, source, done)
+    fit_to_target(b.report, tgt, opts.fit_check)
+    return b, g
+
+
+def transform(g: Graph, opts: Options) -> tuple[Graph, Transformed]:
+    """lower -> compress -> quantize -> lower again, as the options ask."""
     g = lower(g, opts)
     g_ref = g
-    comp_info = None
+    done = Transformed()
     compressing = opts.compress is not None and opts.compress.any()
     if compressing:
-        g, comp_info = compress_graph(g, opts.compress, opts.quantize)
-    quant_info = accuracy = None
+        g, done.compression = compress_graph(g, opts.compress, opts.quantize)
     if opts.quantize is not None:
-        g, quant_info, accuracy = quantize_graph(g, opts.quantize,
-                                                 None if compressing else opts.eval_data)
+        g, done.quantization, done.accuracy = quantize_graph(
+            g, opts.quantize, None if compressing else opts.eval_data)
         g = lower(g, opts)
     elif opts.eval_data is not None and not compressing:
         raise EdgecError("--eval compares the float model with its quantized or compressed version: "
                          "it needs --quantize int8, --prune, --low-rank or --binarize")
     if compressing and opts.eval_data is not None:
-        accuracy = evaluate_transformed(g_ref, g, opts.eval_data)
+        done.accuracy = evaluate_transformed(g_ref, g, opts.eval_data)
+    return g, done
 
-    if opts.backend == "native":
-        from .backends import native
-        res = native.generate(g, prefix, {"target": tgt, "optimize": opts.optimize, **opts.extra})
-        model_c, model_h = res.model_c, res.model_h
-        arena, lower_bound, layers, weights = res.arena_size, res.lower_bound, res.layers, res.weights_bytes
-        extra_files, backend_info, objects = {}, None, []
-    elif opts.backend == "tvm":
-        from .backends import tvm as tvm_backend
-        path = g.meta.get("path")
-        if opts.quantize is not None or "quantization" in g.meta:
-            raise EdgecError("the tvm backend compiles the model file as it is: "
-                             "--quantize needs --backend native")
-        if not path or not Path(path).is_file():
-            raise EdgecError("the tvm backend imports the model file with TVM's own frontend: "
-                             "give it a model file, not a graph")
-        res = tvm_backend.generate(g, path, prefix, {"target": tgt, **opts.extra})
-        model_c, model_h = res.model_c, res.model_h
-        arena, lower_bound, layers, weights = res.arena_size, res.lower_bound, res.layers, res.weights_bytes
-        extra_files, backend_info, objects = res.files, res.info, res.objects
-    else:
-        raise EdgecError(f"the {opts.backend} backend is not available in this build of edgec")
 
-    b = Bundle(prefix, products=("*.o", f"lib{prefix}.a", "firmware.elf", "firmware.map"))
-    b.add(f"{prefix}.c", model_c)
-    b.add(f"{prefix}.h", model_h)
-    for rel, text in sorted(extra_files.items()):
+def tflite_for_tflm(model, opts: Options) -> tuple[bytes, Graph | None, ModelSource]:
+    """The TFLite flatbuffer to bundle, edgec's graph of it when it can import
+    it (for MACs), and its source.  A TFLite file is bundled as it is; anything else
+    (ONNX, Keras, a Graph, or a TFLite model to quantize with ``--quantize``) goes through
+    edgec's passes, its quantizer when asked, and :mod:`edgec.exporters.tflite`, like
+    ``edgec quantize -o x.tflite``."""
+    quant = opts.quantize
+    if isinstance(model, Graph):
+        g = model
+        flat = g.meta.get("tflite_flatbuffer") if quant is None else None
+        if flat is None:
+            flat = export_tflite(g, quant)
+        return flat, g, graph_source(g)
+    p = Path(model)
+    try:
+        head = p.read_bytes()[:8] if p.is_file() else b""
+    except OSError as e:
+        raise EdgecError(f"cannot read: {e.strerror}", str(p)) from None
+    if head[4:8] == b"TFL3" and quant is None:
+        source = read_source(p)
+        source.format = "tflite"
+        try:
+            g = load(p, opts.input_shapes)
+        except EdgecError:
+            g = None  # TFLM may have kernels edgec's importer lacks: MACs stay unknown
+        return source.data, g, source
+    g = load(p, opts.input_shapes)
+    return export_tflite(lower(g, opts), quant), g, g.source
+
+
+def export_tflite(g: Graph, quant=None) -> bytes:
+    """edgec's graph as a TFLite flatbuffer (NHWC; quantized first when asked)."""
+    if layout.needs_nhwc(g):  # ONNX models: TFLite knows only NHWC
+        g = layout.to_nhwc(g)
+    if quant is not None:
+        g, _, _ = quantize_graph(g, quant)
+    return tfl_export.to_bytes(g)
+
+
+def expected_outputs(g: Graph, samples) -> list[list[np.ndarray]]:
+    """Outputs of the lowered graph for each sample by edgec's interpreter (bit-exact
+    with TFLite Micro on int8 graphs): the firmware's embedded expected outputs."""
+    res = []
+    for s in samples:
+        out = interp.run(g, list(s))
+        res.append([out[o] for o in g.outputs])
+    return res
+
+
+def assemble(g: Graph | None, res: BackendResult, opts: Options, tgt, prefix: str,
+             source: ModelSource, done: Transformed) -> Bundle:
+    """The bundle (the backend's files, the firmware harness when asked, the build files)
+    and its report, ``edgec-build/1``, for every backend."""
+    b = Bundle(prefix, products=("*.o", f"lib{prefix}.a", *res.products, "firmware.elf",
+                                 "firmware.map"))
+    for rel, text in res.files.items():
         b.add(rel, text)
-    ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(), objects=objects,
-               arena_size=arena, weights_bytes=weights, firmware=opts.firmware,
-               ar="arm-none-eabi-ar" if tgt.arch == "arm" else (
-                   "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar"),
-               qemu_cmd=emulator.qemu_command_line(tgt), products=b.products)
+    ar = "arm-none-eabi-ar" if tgt.arch == "arm" else (
+        "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar")
+    ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
+               objects=res.objects, arena_size=res.arena_size, weights_bytes=res.weights_bytes,
+               firmware=opts.firmware, ar=ar, qemu_cmd=emulator.qemu_command_line(tgt),
+               products=b.products, **res.build_vars)
+    inputs = res.inputs if res.inputs is not None else _io(g, g.inputs)
+    outputs = res.outputs if res.outputs is not None else _io(g, g.outputs)
     test_inputs = None
     if opts.firmware:
-        from .target import firmware
-        test_inputs = firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
-    b.add("edgec.mk", render("edgec.mk.j2", **ctx))
-    b.add("Makefile", render("Makefile.j2", **ctx))
-    b.add("CMakeLists.txt", render("CMakeLists.txt.j2", **ctx))
+        if g is None:
+            raise EdgecError(f"--firmware with --backend {opts.backend} needs a model edgec can "
+                             "import (its test vectors and expected outputs come from edgec's graph)")
+        notes: list[str] = []
+        samples = firmware.test_samples_for(g, opts, notes)
+        expected = expected_outputs(g, samples) if samples else None
+        test_inputs = firmware.add_to_bundle(b, prefix, tgt, opts, _io(g, g.inputs),
+                                             _io(g, g.outputs), samples, expected, notes)
+        ctx["firmware"] = True
+        for rel, text in res.firmware_files.items():
+            b.add(rel, text)
+    b.add("edgec.mk", render(f"{res.template_dir}edgec.mk.j2", **ctx))
+    b.add("Makefile", render(f"{res.template_dir}Makefile.j2", **ctx))
+    b.add("CMakeLists.txt", render(f"{res.template_dir}CMakeLists.txt.j2", **ctx))
 
-    io_bytes = sum(t.nbytes for t in (g.tensors[i] for i in g.inputs)) + \
-        sum(t.nbytes for t in (g.tensors[o] for o in g.outputs))
-    macs = sum(L["macs"] for L in layers)
-    b.report = {
-        "schema": "edgec-build/1",
-        "edgec_version": __version__,
-        "model": source,
-        "name": prefix,
-        "target": tgt.name,
-        "backend": opts.backend,
-        "options": {
-            "opt_level": opts.opt_level, "lto": opts.lto, "optimize": opts.optimize,
-            "input_shapes": {k: list(v) for k, v in sorted(
-                frontends.parse_input_shapes(opts.input_shapes).items())}
-            if opts.input_shapes and not isinstance(opts.input_shapes, dict)
-            else {k: list(v) for k, v in sorted((opts.input_shapes or {}).items())},
+    if res.io_bytes is not None:
+        io_bytes = res.io_bytes
+    else:
+        io_bytes = sum(t.nbytes for t in (g.tensors[i] for i in g.inputs)) + \
+            sum(t.nbytes for t in (g.tensors[o] for o in g.outputs))
+    layers = res.layers
+    macs = res.macs if res.macs is not None else sum(L["macs"] for L in layers)
+    shapes = opts.input_shapes or {}
+    if not isinstance(shapes, dict):
+        shapes = frontends.parse_input_shapes(shapes)
+    options = {"opt_level": opts.opt_level, "lto": opts.lto,
+               "input_shapes": {k: list(v) for k, v in sorted(shapes.items())}}
+    if res.from_graph:
+        compressing = opts.compress is not None and opts.compress.any()
+        options.update({
+            "optimize": opts.optimize,
             **({"quantize": opts.quantize.to_json()} if opts.quantize is not None else {}),
             **(opts.compress.to_json() if compressing else {}),
             **({"eval": _source_name(opts.eval_data)} if opts.eval_data is not None else {}),
             **{k: v for k, v in sorted(opts.extra.items()) if _jsonable(v)},
-        },
-        "transformations": list(g.meta.get("passes", [])) + list(g.meta.get("transforms", [])),
-        # what the user should know about how the model was read (defaults taken for them)
-        "notes": list(g.meta.get("notes", [])),
-        "inputs": _io(g, g.inputs),
-        "outputs": _io(g, g.outputs),
-        "arena_bytes": arena,
-        "arena_lower_bound": lower_bound,
-        "weights_bytes": weights,
+        })
+    b.report = {
+        "schema": "edgec-build/1",
+        "edgec_version": __version__,
+        "model": source.to_json(),
+        "name": prefix,
+        "target": tgt.name,
+        "backend": opts.backend,
+        "options": options,
+        "transformations": [],
+        "inputs": inputs,
+        "outputs": outputs,
+        "arena_bytes": res.arena_size,
+        "arena_lower_bound": res.arena_lower_bound,
+        "weights_bytes": res.weights_bytes,
         "io_bytes": io_bytes,
         "macs": macs,
         "layers": layers,
         "estimate": {
-            "note": "estimate before linking: constants plus arena and I/O buffers; "
-                    "code size is known only after linking (edgec size)",
-            "flash_constants_bytes": weights,
-            "ram_bytes": arena + io_bytes,
+            "note": res.estimate_note,
+            "flash_constants_bytes": res.weights_bytes,
+            "ram_bytes": res.arena_size + io_bytes,
         },
     }
+    if res.from_graph:
+        b.report["transformations"] = list(g.meta.get("passes", [])) + list(g.meta.get("transforms", []))
+        # what the user should know about how the model was read (defaults taken for them)
+        b.report["notes"] = list(g.meta.get("notes", []))
+        _sparse_report(b.report, layers, opts)
+    if test_inputs is not None:
+        b.report["test_inputs"] = test_inputs
+    if done.compression is not None:
+        b.report["compression"] = done.compression
+    if done.quantization is not None:
+        b.report["quantization"] = done.quantization
+    if done.accuracy is not None:
+        b.report["accuracy"] = done.accuracy
+    if res.info is not None:
+        b.report[opts.backend] = res.info
+    if res.objects:
+        # prebuilt objects of the bundle that every build of it links (--tvm-codegen llvm)
+        b.report["link_objects"] = list(res.objects)
+    if res.tflite is not None:
+        b.tflm_model = res.tflite
+    return b
+
+
+def _sparse_report(report: dict, layers: list[dict], opts: Options) -> None:
     sparse_layers = [L for L in layers if L.get("weights_format", {}).get("format", "dense") != "dense"]
     if any("weights_format" in L for L in layers):
         wf = [L["weights_format"] for L in layers if "weights_format" in L]
-        b.report["sparse"] = {
+        report["sparse"] = {
             "mode": opts.extra.get("sparse", "auto"),
             "layers": len(sparse_layers),
             "dense_bytes": sum(f["dense_bytes"] for f in wf),
@@ -227,26 +372,11 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
                                 for f in wf),
         }
         if sparse_layers:
-            sp = b.report["sparse"]
-            b.report["transformations"].append(
+            sp = report["sparse"]
+            report["transformations"].append(
                 f"sparse_storage ({len(sparse_layers)} layers store only their non-zero weights: "
                 f"{', '.join(str(L['index']) + ':' + L['weights_format']['format'] for L in sparse_layers[:12])}"
                 f"; {sp['dense_bytes']:,} -> {sp['stored_bytes']:,} weight bytes in layers with zeros)")
-    if test_inputs is not None:
-        b.report["test_inputs"] = test_inputs
-    if comp_info is not None:
-        b.report["compression"] = comp_info
-    if quant_info is not None:
-        b.report["quantization"] = quant_info
-    if accuracy is not None:
-        b.report["accuracy"] = accuracy
-    if backend_info is not None:
-        b.report[opts.backend] = backend_info
-    if objects:
-        # prebuilt objects of the bundle that every build of it links (--tvm-codegen llvm)
-        b.report["link_objects"] = list(objects)
-    fit_to_target(b.report, tgt, opts.fit_check)
-    return b, g
 
 
 def fit_to_target(report: dict, tgt, check: bool = True) -> None:
@@ -274,13 +404,11 @@ def fit_to_target(report: dict, tgt, check: bool = True) -> None:
 def quantize_graph(g: Graph, cfg, eval_data=None):
     """Quantize a lowered float graph; with ``eval_data``, also measure what it cost.
     Returns (graph, quantization info, accuracy report or None)."""
-    from .passes import quantize as qz
     res = qz.quantize(g, cfg)
     acc = None
     if eval_data is not None:
         if cfg.mode != "int8":
             raise EdgecError("--eval measures full-integer quantization (--quantize int8)")
-        from .passes import accuracy as accm
         acc = accm.evaluate(g, res.graph, data.load(g, eval_data, "eval", targets=True,
                                                     allow_nan=False))
     return res.graph, res.info, acc
@@ -289,7 +417,6 @@ def quantize_graph(g: Graph, cfg, eval_data=None):
 def compress_graph(g: Graph, cfg, quant_cfg=None):
     """Low-rank / prune / binarize a lowered graph (edgec.passes.compress); binarization
     without its own calibration data uses the quantization's."""
-    from .passes import compress
     if cfg.binarize is not None and cfg.binarize.calibration is None and quant_cfg is not None \
             and getattr(quant_cfg, "calibration", None) is not None:
         cfg.binarize.calibration = quant_cfg.calibration
@@ -298,7 +425,6 @@ def compress_graph(g: Graph, cfg, quant_cfg=None):
 
 def evaluate_transformed(g_ref: Graph, g: Graph, eval_data) -> dict:
     """Accuracy of the transformed model ``g`` against the model as loaded."""
-    from .passes import accuracy as accm
     ds = data.load(g_ref, eval_data, "eval", targets=True, allow_nan=False)
     res = accm.evaluate(g_ref, g, ds, labels=("original", "compressed"))
     res["compared"] = ("the model as loaded (lowered) against the compiled graph "

@@ -210,12 +210,12 @@ def test_bnn_digits_imports_as_binary_layers_and_is_bit_exact_on_host(bnn_model,
 def test_bnn_digits_bit_exact_in_qemu_and_one_bit_per_weight(bnn_model, tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
-    from edgec.target import firmware
+    from edgec.commands import run
     from edgec.report import size as report
     m, x = bnn_model["m"], bnn_model["x"]
     g = lower(load(bnn_model["path"]))
     samples = [[xi.reshape(1, 64)] for xi in x[:120]]
-    outs, _, bundle, gl, info = firmware.run_on_target(g, Options(target="cortex-m4"), samples,
+    outs, _, bundle, gl, info = run.run_on_target(g, Options(target="cortex-m4"), samples,
                                                        tmp_path / "run", False)
     assert info["status"] == "pass"
     got = np.stack([o[0].reshape(-1) for o in outs])
@@ -448,9 +448,9 @@ def test_binarized_cnn_onnx_matches_onnxruntime(tmp_path):
 def test_binarized_cnn_bit_exact_in_qemu(tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
-    from edgec.target import firmware
+    from edgec.commands import run
     rng = np.random.default_rng(12)
     g = lower(load(_bcnn_onnx(tmp_path / "bcnn.onnx", rng)))
     samples = [[rng.normal(size=(1, 3, 10, 10)).astype(np.float32)] for _ in range(6)]
-    outs, _, _, gl, info = firmware.run_on_target(g, Options(target="cortex-m4"), samples, tmp_path / "q", False)
+    outs, _, _, gl, info = run.run_on_target(g, Options(target="cortex-m4"), samples, tmp_path / "q", False)
     _assert_bit_exact(gl, samples, outs)

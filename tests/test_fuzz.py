@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from edgec.fuzz.runner import Case, Outcome, RefRunner, check_cases, check_file, fuzz, save_regression
+from edgec.fuzz.campaign import fuzz
+from edgec.fuzz.runner import Case, Outcome, RefRunner, check_cases, check_file, save_regression
 
 REGRESSIONS = sorted(p for p in (ROOT / "tests" / "fuzz_regressions").glob("*")
                      if p.suffix in (".onnx", ".tflite"))

@@ -259,7 +259,7 @@ def build(specs, seed):
 
 def run(g, target, samples, tmp, **extra):
     from edgec.pipeline import Options
-    from edgec.target.firmware import run_on_target
+    from edgec.commands.run import run_on_target
     opts = Options(target=target, name="k", extra=extra)
     if target == "host":
         from edgec.pipeline import compile_full

@@ -51,6 +51,7 @@ def _bit_exact(res, min_layers):
 
 def _kws_firmware(tmp_path, target="cortex-m4", defines=(), samples=2):
     from edgec.target import firmware, targets
+    from edgec import pipeline
     from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
@@ -58,7 +59,7 @@ def _kws_firmware(tmp_path, target="cortex-m4", defines=(), samples=2):
     bdir = bundle.write(tmp_path / "bundle")
     s = random_samples(g0, samples, seed=1)
     return firmware.build(bdir, bundle.report, targets.load(target), tmp_path / "fw",
-                          samples=s, expected=firmware.expected_outputs(g, s), defines=defines)
+                          samples=s, expected=pipeline.expected_outputs(g, s), defines=defines)
 
 
 # ---- every run -----------------------------------------------------------------
@@ -88,13 +89,14 @@ def test_kws_bit_exact_on_riscv32():
 def test_self_checking_firmware_passes_and_detects_a_wrong_expectation(tmp_path):
     need_arm()
     from edgec.target import firmware, targets
+    from edgec import pipeline
     from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target="cortex-m4", name="kws"))
     bdir = bundle.write(tmp_path / "bundle")
     s = random_samples(g0, 3, seed=5)
-    exp = firmware.expected_outputs(g, s)
+    exp = pipeline.expected_outputs(g, s)
     fw = firmware.build(bdir, bundle.report, targets.load("cortex-m4"), tmp_path / "ok",
                         samples=s, expected=exp)
     r = fw.run(timeout=60)
@@ -129,13 +131,14 @@ def test_hang_is_reported_as_timeout(tmp_path):
 def test_stack_overflow_is_an_error(tmp_path):
     need_arm()
     from edgec.target import firmware, targets
+    from edgec import pipeline
     from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target="cortex-m4", name="kws"))
     s = random_samples(g0, 1)
     fw = firmware.build(bundle.write(tmp_path / "b"), bundle.report, targets.load("cortex-m4"),
-                        tmp_path / "fw", samples=s, expected=firmware.expected_outputs(g, s),
+                        tmp_path / "fw", samples=s, expected=pipeline.expected_outputs(g, s),
                         stack_size=128)
     r = fw.run(timeout=60)
     assert not r.ok and r.status in ("error", "fault", "timeout", "crash"), r.describe()
@@ -148,13 +151,14 @@ def test_lto_firmware_passes(target, tmp_path):
     """Symbols the startup assembly calls survive link-time optimization."""
     need("arm-none-eabi-gcc" if target != "riscv32" else "riscv64-unknown-elf-gcc")
     from edgec.target import firmware, targets
+    from edgec import pipeline
     from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     g0 = load(EXAMPLE_KWS)
     bundle, g = compile_full(g0, Options(target=target, name="kws", lto=True))
     s = random_samples(g0, 1)
     fw = firmware.build(bundle.write(tmp_path / "b"), bundle.report, targets.load(target),
-                        tmp_path / "fw", samples=s, expected=firmware.expected_outputs(g, s),
+                        tmp_path / "fw", samples=s, expected=pipeline.expected_outputs(g, s),
                         lto=True, opt_level="2")
     r = fw.run(timeout=60)
     assert r.ok, r.describe()
@@ -258,6 +262,7 @@ def test_cortex_m0plus_size_only_build(tmp_path):
 
 def _size_only(model, tmp_path):
     from edgec.target import elfsize, firmware, targets
+    from edgec import pipeline
     from edgec.pipeline import Options, compile_full, load
     from edgec.data import random_samples
     tgt = targets.load("cortex-m0plus")
@@ -266,7 +271,7 @@ def _size_only(model, tmp_path):
     bdir = bundle.write(tmp_path / "bundle")
     s = random_samples(g0, 1)
     fw = firmware.build(bdir, bundle.report, tgt, tmp_path / "fw", samples=s,
-                        expected=firmware.expected_outputs(g, s), memory="unbounded")
+                        expected=pipeline.expected_outputs(g, s), memory="unbounded")
     b = elfsize.breakdown(elfsize.read(fw.elf), "model")
     # gcc may fold a tiny constant array into the code (VWW's 2-element FC bias)
     assert 0.99 * bundle.report["weights_bytes"] <= b["flash"]["weights"] <= bundle.report["weights_bytes"]

@@ -95,14 +95,14 @@ def test_digits_tflite_export_bit_exact_with_tflite_micro(digits_model, tmp_path
 
 @pytest.mark.qemu
 def test_digits_int8_bit_exact_in_qemu_cortex_m4(digits_model, tmp_path):
-    firmware = pytest.importorskip("edgec.target.firmware", reason="QEMU firmware support not in this build")
+    run = pytest.importorskip("edgec.commands.run", reason="QEMU firmware support not in this build")
     from conftest import have
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
     gq = digits_model["gq"]
     ds = data.load(digits_model["g"], digits_model["test"], "eval", targets=True)
     samples = data.encode(gq, ds.samples[:60])
-    outs, _, _, _, _ = firmware.run_on_target(gq, Options(target="cortex-m4", name="model"), samples,
+    outs, _, _, _, _ = run.run_on_target(gq, Options(target="cortex-m4", name="model"), samples,
                                               tmp_path, False)
     for s, o in zip(samples, outs):
         assert np.array_equal(np.asarray(o[0]).reshape(-1), interp.run(gq, s)[gq.outputs[0]].reshape(-1))

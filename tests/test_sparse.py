@@ -174,14 +174,14 @@ def test_ad01_pruned_half_saves_30_percent_weight_flash(model, tmp_path):
 def test_ad01_int8_pruned_runs_bit_exact_in_qemu_with_less_weight_flash(tmp_path):
     if not have("qemu-system-arm") or not have("arm-none-eabi-gcc"):
         pytest.skip("qemu-system-arm / arm-none-eabi-gcc not installed")
-    from edgec.target import firmware
+    from edgec.commands import run
     from edgec.report import size as report
     g0 = lower(load(shared_model("mlperf_tiny/ad01_int8.tflite")))
     cc = CompressConfig(prune=pr.PruneConfig.parse(["0.5"]))
     samples = random_samples(g0, 8, seed=4)
     sizes = {}
     for name, c in (("dense", None), ("sparse", cc)):
-        outs, _, bundle, gl, info = firmware.run_on_target(
+        outs, _, bundle, gl, info = run.run_on_target(
             g0, Options(target="cortex-m4", compress=c), samples, tmp_path / name, False)
         assert info["status"] == "pass"
         for s, o in zip(samples, outs):

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..ir import cgen, dtypes
 from . import memory
+from .base import BackendOptions, BackendResult
 from .. import ops
 from ..ir.errors import EdgecError, UnsupportedError
 from ..ir.graph import Graph, Node
@@ -463,7 +464,23 @@ def check_supported(g: Graph) -> None:
 
 
 def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult:
+    """The graph as C99, in steps: rewrites, buffer lifetimes, one kernel per layer,
+    in-place grouping and the arena plan, the layer functions, memory per layer for the
+    report, the model's C and header."""
     options = dict(options or {})
+    g = prepare(g, options)
+    root, loc = assign_buffers(g)
+    first, last = lifetimes(g, root)
+    pool, helpers, emitted = emit_kernels(g, options)
+    arena = plan_arena(g, root, loc, first, last, emitted)
+    layers, report_layers = layer_functions(g, root, loc, emitted, arena.scratch_at)
+    attribute_memory(g, root, loc, first, last, arena, pool, layers, report_layers)
+    return model_sources(g, prefix, options, pool, helpers, layers, report_layers, arena.plan)
+
+
+def prepare(g: Graph, options: dict) -> Graph:
+    """A copy of the graph the way the kernels want it: outputs written by their own
+    node, nodes in order, every operator supported, Conv + Add fused where it can."""
     g = g.copy()
     g.fold_constants = False
     materialize_outputs(g)
@@ -471,9 +488,11 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     g.validate()
     check_supported(g)
     fuse_conv_add(g, options)
+    return g
 
-    root, loc = assign_buffers(g)
-    # lifetimes of arena roots, in steps (node indices)
+
+def lifetimes(g: Graph, root: dict[str, str]) -> tuple[dict[str, int], dict[str, int]]:
+    """First and last step (node index) each arena root is live at."""
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     for step, n in enumerate(g.nodes):
@@ -486,11 +505,16 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
             if i and not g.tensors[i].is_const:
                 r = root[i]
                 last[r] = max(last.get(r, step), step)
+    return first, last
 
-    # kernels first: they say what scratch they need and what sharing they tolerate
+
+def emit_kernels(g: Graph, options: dict) -> tuple[ConstPool, set[str], list]:
+    """Kernels first: they say what scratch they need and what sharing they tolerate.
+    Returns the constants, the helpers used and (step, node, layer index,
+    KernelContext, body) per layer (views of computed tensors are no layer)."""
     pool = ConstPool()
     helpers: set[str] = set()
-    emitted = []  # (step, node, layer index, KernelContext, body)
+    emitted = []
     for step, n in enumerate(g.nodes):
         op = ops.get(n.op)
         if op.view and not g.tensors[n.inputs[0]].is_const:
@@ -500,7 +524,22 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         body = sparse.emit(k) or op.emit(k)
         helpers |= k.helpers
         emitted.append((step, n, li, k, body))
+    return pool, helpers, emitted
 
+
+@dataclass
+class ArenaPlan:
+    plan: memory.Plan
+    arena_roots: list[str]
+    scratch: list                # memory.Buffer per layer with scratch
+    scratch_at: dict[int, int]   # layer index -> scratch offset
+    groups: dict                 # the in-place groups the plan used (none: {})
+    merges: list                 # (root, step) whose memory an in-place layer takes over
+
+
+def plan_arena(g: Graph, root, loc, first, last, emitted) -> ArenaPlan:
+    """Group in-place candidates, plan the arena with and without the groups, keep the
+    smaller plan (the first on a tie) and place every arena root (``loc``, in place)."""
     arena_roots = [r for r in first if r not in loc]
     base = [memory.Buffer(r, g.tensors[r].nbytes, first[r], last[r]) for r in arena_roots]
     scratch = [memory.Buffer(("scratch", li), k.scratch_bytes, step, step)
@@ -517,7 +556,7 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         p = memory.plan(bufs, ALIGN)
         memory.check_plan(bufs, p.offsets)
         plans.append((p.size, len(plans), p, grp, bufs))
-    _, _, plan, used_groups, planned = min(plans, key=lambda t: (t[0], t[1]))
+    _, _, plan, used_groups, _ = min(plans, key=lambda t: (t[0], t[1]))
     plan.lower_bound = memory.lower_bound(base)
     member_of = {}
     for key, members in used_groups.items():
@@ -527,6 +566,12 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         key, off = member_of.get(r, (r, 0))
         loc[r] = Location("arena", plan.offsets[key] + off)
     scratch_at = {b.key[1]: plan.offsets[b.key] for b in scratch}
+    return ArenaPlan(plan, arena_roots, scratch, scratch_at, used_groups, merges)
+
+
+def layer_functions(g: Graph, root, loc, emitted, scratch_at) -> tuple[list[Layer], list[dict]]:
+    """One C function per layer (its parameters, the pointers it is called with) and
+    the report's entry for it."""
 
     def ptr(name: str, const: bool) -> str:
         t = g.tensors[name]
@@ -611,8 +656,13 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
             "macs": int(op.macs(g, n)),
             **k.report,
         })
-    buffers = planned
+    return layers, report_layers
 
+
+def attribute_memory(g: Graph, root, loc, first, last, arena: ArenaPlan, pool: ConstPool,
+                     layers: list[Layer], report_layers: list[dict]) -> None:
+    """Per layer in the report: its weights, the arena bytes live at it, and the last
+    layer each of its arena buffers is live at (for per-layer RAM in size reports)."""
     wbytes = pool.bytes_by_layer()
     for rl in report_layers:
         rl["weights_bytes"] = wbytes.get(rl["index"], 0)
@@ -625,14 +675,14 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
     # difference array (linear, not layers x buffers); each layer's outputs and
     # scratch still live at the peak add up to its live bytes.
     held = dict(last)
-    if used_groups:
-        for r, step in merges:
+    if arena.groups:
+        for r, step in arena.merges:
             held[r] = step - 1
     delta = [0] * (len(g.nodes) + 1)
-    for r in arena_roots:
+    for r in arena.arena_roots:
         delta[first[r]] += g.tensors[r].nbytes
         delta[held[r] + 1] -= g.tensors[r].nbytes
-    for b in scratch:
+    for b in arena.scratch:
         delta[b.first] += b.size
         delta[b.last + 1] -= b.size
     live, acc = [], 0
@@ -645,10 +695,15 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         for a, o in zip(rl["arena"], [o for o in L.node.outputs
                                       if o and loc[root[o]].kind == "arena"]):
             a["last_layer"] = bisect.bisect_right(layer_steps, held[root[o]]) - 1
-        if rl["index"] in scratch_at:
-            rl["arena"].append({"offset": scratch_at[rl["index"]], "bytes": rl["scratch_bytes"],
+        if rl["index"] in arena.scratch_at:
+            rl["arena"].append({"offset": arena.scratch_at[rl["index"]], "bytes": rl["scratch_bytes"],
                                 "last_layer": rl["index"], "scratch": True})
 
+
+def model_sources(g: Graph, prefix: str, options: dict, pool: ConstPool, helpers: set[str],
+                  layers: list[Layer], report_layers: list[dict], plan: memory.Plan) -> NativeResult:
+    """The model's C and header from the layers; every symbol carries the prefix."""
+    wbytes = pool.bytes_by_layer()
     ins = [g.tensors[i] for i in g.inputs]
     outs = [g.tensors[o] for o in g.outputs]
     io = {
@@ -678,6 +733,19 @@ def generate(g: Graph, prefix: str, options: dict | None = None) -> NativeResult
         rl["function"] = prefix + rl["function"][len("edgec"):]
     return NativeResult(model_c, model_h, arena_size, plan.lower_bound, report_layers,
                         weights_bytes, plan.order)
+
+
+class NativeBackend:
+    """edgec's own C99 (:func:`generate`) behind the backend contract."""
+    name = "native"
+
+    def generate(self, graph: Graph, options: BackendOptions) -> BackendResult:
+        res = generate(graph, options.prefix, {"target": options.target,
+                                               "optimize": options.optimize, **options.extra})
+        return BackendResult(files={f"{options.prefix}.c": res.model_c,
+                                    f"{options.prefix}.h": res.model_h},
+                             arena_size=res.arena_size, arena_lower_bound=res.lower_bound,
+                             weights_bytes=res.weights_bytes, layers=res.layers)
 
 
 def _io_extras(t, meta: dict) -> tuple[list[str], list[tuple[str, str]]]:

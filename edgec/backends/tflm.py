@@ -23,12 +23,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from .. import ops
 from ..ir import cgen, dtypes
 from . import tflm_arena
+from .base import BackendOptions, BackendResult
 from ..ir.errors import EdgecError
+from ..ir.graph import Graph
 from ..ir.templating import render
+# the user's TFLM (install, firmware objects) and the interpreter's allocation probe
+from ..target.tflm import (SUPPORT_CC, TflmInstall, archive_symbols, cxx_compiler,  # noqa: F401
+                           cxx_path, firmware_objects, tflm_install, tflm_try_allocate_isolated)
 
 # builtin operator -> MicroMutableOpResolver method (TFLM 2026)
 RESOLVER = {
@@ -212,22 +217,21 @@ def interpreter_check(flat: bytes, arena: int) -> dict:
     """Run the tflite-micro Python interpreter with ``arena`` bytes: does it
     allocate, what does it report as used, and does 16 bytes less fail?"""
     try:
-        from ..commands import reference
         import tflite_micro  # noqa: F401
     except ImportError:
         return {"status": "skipped", "reason": "tflite-micro is not installed"}
     try:
-        ok, used = reference.tflm_try_allocate_isolated(flat, arena)
+        ok, used = tflm_try_allocate_isolated(flat, arena)
     except Exception as e:  # noqa: BLE001 - the interpreter may reject the model
         return {"status": "error", "reason": f"{type(e).__name__}: {str(e)[:200]}"}
     if ok:
-        tight = not reference.tflm_try_allocate_isolated(flat, arena - 16)[0]
+        tight = not tflm_try_allocate_isolated(flat, arena - 16)[0]
         return {"status": "ok", "declared": arena, "interpreter_used": used,
                 "computed_is_minimum": tight,
                 "above_used_percent": round(100.0 * (arena - used) / used, 2) if used else None}
     # the model under-estimated: find the interpreter's minimum (multiples of 16)
     lo, hi = arena, max(arena * 2, 4096)
-    while not reference.tflm_try_allocate_isolated(flat, hi)[0]:
+    while not tflm_try_allocate_isolated(flat, hi)[0]:
         lo, hi = hi, hi * 2
         if hi > 1 << 30:
             return {"status": "error", "reason": "the interpreter does not allocate even with 1 GB"}
@@ -235,11 +239,11 @@ def interpreter_check(flat: bytes, arena: int) -> dict:
         mid = _up((lo + hi) // 2)
         if mid >= hi:
             break
-        if reference.tflm_try_allocate_isolated(flat, mid)[0]:
+        if tflm_try_allocate_isolated(flat, mid)[0]:
             hi = mid
         else:
             lo = mid
-    used = reference.tflm_try_allocate_isolated(flat, hi)[1]
+    used = tflm_try_allocate_isolated(flat, hi)[1]
     return {"status": "adjusted", "declared": arena, "interpreter_min": hi,
             "interpreter_used": used,
             "reason": "edgec's computed arena was too small for this tflite-micro version; "
@@ -334,7 +338,6 @@ def _macs(graph, info) -> dict[int, int]:
     """MACs per TFLite operator, from edgec's graph when it could import the model."""
     if graph is None:
         return {}
-    from .. import ops
     out: dict[int, int] = {}
     for n in graph.nodes:
         m = re.search(r"_(\d+)$", n.name or "")
@@ -350,7 +353,6 @@ def _macs(graph, info) -> dict[int, int]:
 def _total_macs(graph) -> int:
     if graph is None:
         return 0
-    from .. import ops
     total = 0
     for n in graph.nodes:
         try:
@@ -360,278 +362,46 @@ def _total_macs(graph) -> int:
     return total
 
 
-def model_bytes(model, opts) -> tuple[bytes, object, dict]:
-    """The TFLite flatbuffer to bundle, edgec's graph of it when it can import
-    it (for MACs), and the report's description of the source.  A TFLite file is
-    bundled as it is; anything else (ONNX, Keras, a Graph, or a TFLite model to
-    quantize with ``--quantize``) goes through edgec's passes, its quantizer when
-    asked, and :mod:`edgec.exporters.tflite`, like ``edgec quantize -o x.tflite``."""
-    from .. import pipeline as compiler
-    from ..ir.graph import Graph
-    quant = getattr(opts, "quantize", None)
-    if isinstance(model, Graph):
-        g = model
-        flat = g.meta.get("tflite_flatbuffer") if quant is None else None
-        source = {"source": g.meta.get("source", g.name), "format": g.meta.get("format", "ir")}
-        if flat is None:
-            flat = _export(g, quant)
-        return flat, g, source
-    p = Path(model)
-    try:
-        head = p.read_bytes()[:8] if p.is_file() else b""
-    except OSError as e:
-        raise EdgecError(f"cannot read: {e.strerror}", str(p)) from None
-    if head[4:8] == b"TFL3" and quant is None:
-        source = {"source": p.name, "format": "tflite", "sha256": compiler.file_digest(p)}
-        flat = p.read_bytes()
-        try:
-            g = compiler.load(p, opts.input_shapes)
-        except EdgecError:
-            g = None  # TFLM may have kernels edgec's importer lacks: MACs stay unknown
-        return flat, g, source
-    g = compiler.load(p, opts.input_shapes)
-    source = {"source": p.name, "format": g.meta.get("format"), "sha256": compiler.file_digest(p)}
-    return _export(compiler.lower(g, opts), quant), g, source
+class TflmBackend:
+    """TensorFlow Lite Micro behind the backend contract: it bundles the TFLite flatbuffer
+    the pipeline hands it (``options.tflite``); edgec's graph of it, when there is one,
+    gives MACs and the firmware's expected outputs."""
+    name = "tflm"
+
+    def generate(self, graph: Graph | None, options: BackendOptions) -> BackendResult:
+        tgt, prefix, flat = options.target, options.prefix, options.tflite
+        src = options.source
+        res = generate(flat, prefix, tgt, graph=graph, check=options.extra.get("tflm_check", True),
+                       model_name=src.name if src is not None else "model")
+        ar = "arm-none-eabi-ar" if tgt.arch == "arm" else (
+            "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar")
+        io_bytes = sum(t["bytes"] for t in res.io["inputs"] + res.io["outputs"])
+        return BackendResult(
+            files=dict(res.files), arena_size=res.arena_size,
+            arena_lower_bound=res.arena.details["activation_lower_bound"],
+            weights_bytes=res.weights_bytes, layers=res.layers,
+            macs=sum(L["macs"] for L in res.layers) or _total_macs(graph),
+            from_graph=False, inputs=_io_json(res.io["inputs"]),
+            outputs=_io_json(res.io["outputs"]), io_bytes=io_bytes,
+            info={"model_bytes": len(flat),
+                  "resolver": [{k: v for k, v in e.items() if k != "header"} for e in res.resolver],
+                  "resolver_size": len(res.resolver),
+                  "arena": res.arena.details},
+            template_dir="tflm/",
+            build_vars=dict(arena_32=res.arena.arena_32, arena_64=res.arena.arena_64,
+                            nm=ar[:-2] + "nm", cxx=cxx_compiler(tgt.cc)),
+            products=(f"{prefix}_linked.o",),
+            firmware_files={"firmware/edgec_tflm_support.cc": SUPPORT_CC},
+            estimate_note="estimate before linking: the model flatbuffer plus arena and I/O "
+                          "buffers; TFLM's code is known only after linking (edgec size)",
+            tflite=flat)
 
 
-def _export(g, quant=None) -> bytes:
-    """edgec's graph as a TFLite flatbuffer (NHWC; quantized first when asked)."""
-    from .. import pipeline as compiler
-    from ..exporters import tflite as tfl_export
-    from ..passes import layout
-    if layout.needs_nhwc(g):  # ONNX models: TFLite knows only NHWC
-        g = layout.to_nhwc(g)
-    if quant is not None:
-        g, _, _ = compiler.quantize_graph(g, quant)
-    return tfl_export.to_bytes(g)
-
-
-def cxx_compiler(cc: str) -> str:
-    """The C++ driver beside a target's C compiler (arm-none-eabi-gcc -> arm-none-eabi-g++)."""
-    if cc.endswith("gcc"):
-        return cc[:-3] + "g++"
-    if cc.endswith("clang"):
-        return cc + "++"
-    return "c++"
-
-
-def compile_bundle(model, opts, tgt, prefix: str):
-    """``compile_full`` for ``--backend tflm``: (Bundle, edgec's Graph or None)."""
-    from .. import __version__, frontends
-    from ..ir.bundle import Bundle
-    flat, g, source = model_bytes(model, opts)
-    res = generate(flat, prefix, tgt, graph=g, check=opts.extra.get("tflm_check", True),
-                   model_name=source.get("source", "model"))
-    b = Bundle(prefix, products=("*.o", f"lib{prefix}.a", f"{prefix}_linked.o", "firmware.elf",
-                                 "firmware.map"))
-    for name, text in res.files.items():
-        b.add(name, text)
-    ar = "arm-none-eabi-ar" if tgt.arch == "arm" else (
-        "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar")
-    from ..target import emulator
-    ctx = dict(name=prefix, NAME=prefix.upper(), target=tgt, optflags=opts.optflags(),
-               arena_size=res.arena_size, arena_32=res.arena.arena_32,
-               arena_64=res.arena.arena_64, weights_bytes=res.weights_bytes, ar=ar,
-               nm=ar[:-2] + "nm", cxx=cxx_compiler(tgt.cc), firmware=False,
-               qemu_cmd=emulator.qemu_command_line(tgt), products=b.products)
-    test_inputs = None
-    if opts.firmware:
-        if g is None:
-            raise EdgecError("--firmware with --backend tflm needs a model edgec can import "
-                             "(its test vectors and expected outputs come from edgec's graph)")
-        from ..target import firmware
-        test_inputs = firmware.add_to_bundle(b, g, prefix, tgt, opts, ctx)
-        b.add("firmware/edgec_tflm_support.cc", _SUPPORT_CC)
-    b.add("edgec.mk", render("tflm/edgec.mk.j2", **ctx))
-    b.add("Makefile", render("tflm/Makefile.j2", **ctx))
-    b.add("CMakeLists.txt", render("tflm/CMakeLists.txt.j2", **ctx))
-    io_bytes = sum(t["bytes"] for t in res.io["inputs"] + res.io["outputs"])
-    macs = sum(L["macs"] for L in res.layers) or _total_macs(g)
-
-    def io_json(items):
-        out = []
-        for t in items:
-            d = {"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
-            if "scale" in t:
-                d["quant"] = {"scale": [t["scale"]], "zero_point": [t["zero_point"]]}
-            out.append(d)
-        return out
-
-    shapes = opts.input_shapes or {}
-    if not isinstance(shapes, dict):
-        shapes = frontends.parse_input_shapes(shapes)
-    b.report = {
-        "schema": "edgec-build/1",
-        "edgec_version": __version__,
-        "model": source,
-        "name": prefix,
-        "target": tgt.name,
-        "backend": "tflm",
-        "options": {"opt_level": opts.opt_level, "lto": opts.lto,
-                    "input_shapes": {k: list(v) for k, v in sorted(shapes.items())}},
-        "transformations": [],
-        "inputs": io_json(res.io["inputs"]),
-        "outputs": io_json(res.io["outputs"]),
-        "arena_bytes": res.arena_size,
-        "arena_lower_bound": res.arena.details["activation_lower_bound"],
-        "weights_bytes": res.weights_bytes,
-        "io_bytes": io_bytes,
-        "macs": macs,
-        "layers": res.layers,
-        "estimate": {
-            "note": "estimate before linking: the model flatbuffer plus arena and I/O buffers; "
-                    "TFLM's code is known only after linking (edgec size)",
-            "flash_constants_bytes": res.weights_bytes,
-            "ram_bytes": res.arena_size + io_bytes,
-        },
-        "tflm": {
-            "model_bytes": len(flat),
-            "resolver": [{k: v for k, v in e.items() if k != "header"} for e in res.resolver],
-            "resolver_size": len(res.resolver),
-            "arena": res.arena.details,
-        },
-    }
-    if test_inputs is not None:
-        b.report["test_inputs"] = test_inputs
-    b.tflm_model = flat
-    return b, g
-
-
-
-# ---------------------------------------------------------------------------
-# firmware: the bundle compiled against the user's TFLM (edgec never builds TFLM)
-
-@dataclass
-class TflmInstall:
-    """Where the user's TFLM is: its source tree, third-party headers, library,
-    and how the library was built (CMSIS-NN kernels; release: no error strings)."""
-    dir: Path
-    third_party: Path
-    lib: Path | None
-    cmsis_nn: bool
-    release: bool = False
-
-    def includes(self) -> list[Path]:
-        tp = self.third_party
-        return [self.dir, tp / "flatbuffers" / "include", tp / "gemmlowp", tp / "ruy"]
-
-    def defines(self) -> list[str]:
-        d = ["-DTF_LITE_STATIC_MEMORY"] + (["-DCMSIS_NN"] if self.cmsis_nn else [])
-        if self.release:  # TFLM's BUILD_TYPE=release: MicroPrintf does not exist
-            d += ["-DNDEBUG", "-DTF_LITE_STRIP_ERROR_STRINGS"]
-        return d
-
-
-def archive_symbols(path: Path) -> set[str]:
-    """The global symbols a static library (GNU ar) defines, from its index."""
-    import struct
-    with open(path, "rb") as f:
-        if f.read(8) != b"!<arch>\n":
-            raise EdgecError(f"{path} is not a static library (ar archive)")
-        hdr = f.read(60)
-        if len(hdr) < 60 or hdr[:16].strip() not in (b"/", b"/SYM64/"):
-            return set()
-        size = int(hdr[48:58])
-        data = f.read(size)
-    wide = hdr[:16].strip() == b"/SYM64/"
-    w = 8 if wide else 4
-    n = struct.unpack(">Q" if wide else ">I", data[:w])[0]
-    names = data[w + n * w:].split(b"\0")[:n]
-    return {x.decode("latin-1") for x in names}
-
-
-def tflm_install(need_lib: bool = True, target_name: str = "cortex-m4") -> TflmInstall:
-    """TFLM_DIR / TFLM_LIB (/ TFLM_CMSIS_NN) from the environment, checked; each
-    missing piece is one line saying what to set."""
-    import os
-    d = os.environ.get("TFLM_DIR", "").strip()
-    if not d:
-        raise EdgecError("TFLM_DIR is not set: set it to your TensorFlow Lite Micro source tree "
-                         "(the directory holding tensorflow/lite/micro)")
-    root = Path(d).expanduser()
-    if not (root / "tensorflow/lite/micro/micro_interpreter.h").is_file():
-        raise EdgecError(f"TFLM_DIR={d} has no tensorflow/lite/micro/micro_interpreter.h: set it "
-                         "to the TensorFlow Lite Micro source tree")
-    tp = root / "tensorflow/lite/micro/tools/make/downloads"
-    if not (tp / "flatbuffers/include").is_dir():
-        tp = root / "third_party"
-    tp = Path(os.environ.get("TFLM_THIRD_PARTY", "") or tp)
-    if not (tp / "flatbuffers/include/flatbuffers/flatbuffers.h").is_file():
-        raise EdgecError(f"no flatbuffers headers in {tp}: build TFLM once in TFLM_DIR (its make "
-                         "fetches them) or set TFLM_THIRD_PARTY to the directory holding "
-                         "flatbuffers/, gemmlowp/ and ruy/")
-    lib = None
-    libs = os.environ.get("TFLM_LIB", "").strip()
-    if need_lib:
-        if not libs:
-            raise EdgecError(f"TFLM_LIB is not set: set it to your libtensorflow-microlite.a built "
-                             f"for {target_name} (TFLM's make ... microlite writes it to "
-                             "gen/<build>/lib/)")
-        lib = Path(libs).expanduser()
-        if not lib.is_file():
-            raise EdgecError(f"TFLM_LIB={libs} does not exist: set it to your "
-                             "libtensorflow-microlite.a")
-    syms = archive_symbols(lib) if lib is not None else set()
-    flag = os.environ.get("TFLM_CMSIS_NN", "").strip().lower()
-    if flag in ("1", "yes", "true", "on"):
-        cmsis = True
-    elif flag in ("0", "no", "false", "off"):
-        cmsis = False
-    else:  # a CMSIS-NN build carries CMSIS-NN's functions
-        cmsis = "arm_convolve_wrapper_s8" in syms
-    release = bool(syms) and "_Z11MicroPrintfPKcz" not in syms
-    return TflmInstall(root, tp, lib, cmsis, release)
-
-
-_SUPPORT_CC = """// edgec_tflm_support.cc: what TFLM's C++ needs from a bare-metal runtime
-// (edgec's firmware harness; your application has its own).
-// TFLM never frees anything; its classes' virtual destructors still name operator delete.
-#include <cstddef>
-extern "C" {
-#include "edgec_fw.h"
-}
-void operator delete(void* p) noexcept { (void)p; }
-void operator delete(void* p, std::size_t n) noexcept { (void)p; (void)n; }
-extern "C" void __cxa_pure_virtual() {
-  fw_puts("EDGEC-ERROR pure virtual call\\n");
-  fw_exit(FW_EXIT_ERROR);
-}
-// TFLM's fatal errors and failed asserts: an error exit, not newlib's stdio + signals
-extern "C" void abort(void) {
-  fw_puts("EDGEC-ERROR abort() in TFLM\\n");
-  fw_exit(FW_EXIT_ERROR);
-}
-extern "C" void __assert_func(const char* file, int line, const char* func, const char* expr) {
-  (void)file; (void)line; (void)func; (void)expr;
-  fw_puts("EDGEC-ERROR assertion failed in TFLM\\n");
-  fw_exit(FW_EXIT_ERROR);
-}
-"""
-
-
-def firmware_objects(target, bundle_dir: Path, prefix: str, out_dir: Path, flags, inst: TflmInstall,
-                     harness_dir: Path | None = None):
-    """Compile a TFLM bundle (its C model array, its C++ shim) and the small C++
-    runtime support for firmware; warnings are errors in edgec's own files."""
-    from ..target import toolchain
-    out_dir = Path(out_dir)
-    objs = toolchain.compile_objects(target, [Path(bundle_dir) / f"{prefix}_model_data.c"],
-                                     out_dir, [bundle_dir], list(flags), strict=True)
-    (out_dir / "edgec_tflm_support.cc").write_text(_SUPPORT_CC)
-    cxx = cxx_path(target)
-    for src in (Path(bundle_dir) / f"{prefix}.cc", out_dir / "edgec_tflm_support.cc"):
-        obj = out_dir / (src.stem + "_cc.o")
-        cmd = [cxx, "-std=c++17", "-Wall", "-Wextra", "-Werror", *target.cflags, *flags,
-               "-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics", *inst.defines(),
-               f"-I{bundle_dir}", *([f"-I{harness_dir}"] if harness_dir else []),
-               *[a for d in inst.includes() for a in ("-isystem", str(d))],
-               "-c", str(src), "-o", str(obj)]
-        toolchain.run(cmd, what=f"{Path(cxx).name} {src.name}")
-        objs.append(obj)
-    return objs
-
-
-def cxx_path(target) -> str:
-    from ..target import toolchain
-    pkg = "libstdc++-arm-none-eabi-newlib" if target.arch == "arm" else target.package
-    return toolchain.which(cxx_compiler(target.cc), pkg)
+def _io_json(items) -> list[dict]:
+    out = []
+    for t in items:
+        d = {"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
+        if "scale" in t:
+            d["quant"] = {"scale": [t["scale"]], "zero_point": [t["zero_point"]]}
+        out.append(d)
+    return out

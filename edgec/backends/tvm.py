@@ -38,8 +38,10 @@ import numpy as np
 from ..ir import cgen, dtypes
 from . import memory
 from ..ir.errors import EdgecError, UnsupportedError
-from ..ir.graph import Graph
+from ..ir.graph import Graph, ModelSource
 from ..ir.templating import render
+from ..target.capture import Fd2Capture
+from .base import BackendOptions, BackendResult
 from .native import ConstPool, _io_desc
 
 TVM_VERSION = "0.27.0.post1"
@@ -82,17 +84,21 @@ def require_tvm():
 
 # --------------------------------------------------------------------------- import + lowering
 
-def import_model(path: Path, g: Graph):
-    """The model file through TVM's own Relax frontend; input shapes from edgec's graph."""
+def import_model(source: ModelSource, g: Graph):
+    """The model file (its bytes, as the pipeline read them) through TVM's own Relax
+    frontend; input shapes from edgec's graph."""
     tvm = require_tvm()
-    path = Path(path)
     fmt = g.meta.get("format")
     shapes = {str(g.tensors[i].origin): list(g.tensors[i].shape) for i in g.inputs}
     try:
         if fmt == "onnx":
             import onnx
             from tvm.relax.frontend.onnx import from_onnx
-            model, renamed = _anonymous_onnx(onnx.load(str(path)))
+            proto = onnx.load_model_from_string(source.data)
+            if source.path is not None:   # what onnx.load(path) does: external data beside it
+                from onnx.external_data_helper import load_external_data_for_model
+                load_external_data_for_model(proto, str(Path(source.path).parent))
+            model, renamed = _anonymous_onnx(proto)
             init = {t.name for t in model.graph.initializer}
             names = [i.name for i in model.graph.input if i.name not in init]
             shape_dict = {renamed[n]: shapes[n] for n in renamed if renamed[n] in names and n in shapes}
@@ -105,7 +111,7 @@ def import_model(path: Path, g: Graph):
                                  "use --backend native for int8 models")
             import tflite
             from tvm.relax.frontend.tflite import from_tflite
-            model = tflite.Model.GetRootAsModel(_anonymous_tflite(path.read_bytes()), 0)
+            model = tflite.Model.GetRootAsModel(_anonymous_tflite(source.data), 0)
             return from_tflite(model)
     except EdgecError:
         raise
@@ -130,11 +136,11 @@ def _anonymous_onnx(model):
     import onnx
     from onnx import inliner
 
-    from ..frontends.onnx import check_inlined_size
     m = onnx.ModelProto()
     m.CopyFrom(model)
     if m.functions:
-        check_inlined_size(m)
+        # the size inlining makes was checked (frontends.onnx.check_inlined_size) when the
+        # pipeline imported these same bytes with edgec's frontend
         m = inliner.inline_local_functions(m)
     values: dict[str, str] = {}
     counts = {"n": 0, "g": 0}
@@ -826,18 +832,38 @@ def _dl_dtype(dt: str) -> tuple[int, int]:
     raise UnsupportedError([f"TVM tensor dtype {dt}"])
 
 
-def generate(g: Graph, model_path, prefix: str, options: dict | None = None) -> TvmResult:
+class TvmBackend:
+    """Apache TVM's kernels behind the backend contract: TVM imports the model file
+    itself (the bytes the pipeline read), edgec plans the arena and writes the bundle."""
+    name = "tvm"
+
+    def generate(self, graph: Graph, options: BackendOptions) -> BackendResult:
+        if options.quantized or "quantization" in graph.meta:
+            raise EdgecError("the tvm backend compiles the model file as it is: "
+                             "--quantize needs --backend native")
+        src = options.source
+        if src is None or src.data is None:
+            raise EdgecError("the tvm backend imports the model file with TVM's own frontend: "
+                             "give it a model file, not a graph")
+        res = generate(graph, src, options.prefix, {"target": options.target, **options.extra})
+        return BackendResult(files={f"{options.prefix}.c": res.model_c,
+                                    f"{options.prefix}.h": res.model_h, **dict(sorted(res.files.items()))},
+                             arena_size=res.arena_size, arena_lower_bound=res.lower_bound,
+                             weights_bytes=res.weights_bytes, layers=res.layers,
+                             info=res.info, objects=res.objects)
+
+
+def generate(g: Graph, source: ModelSource, prefix: str, options: dict | None = None) -> TvmResult:
     options = dict(options or {})
     require_tvm()
-    from ..commands.reference import _Fd2Capture
-    with _Fd2Capture():   # TVM's C++ logs warnings on stderr; edgec reports errors itself
-        return _generate(g, model_path, prefix, options)
+    with Fd2Capture():   # TVM's C++ logs warnings on stderr; edgec reports errors itself
+        return _generate(g, source, prefix, options)
 
 
-def _generate(g: Graph, model_path, prefix: str, options: dict) -> TvmResult:
+def _generate(g: Graph, source: ModelSource, prefix: str, options: dict) -> TvmResult:
     tvm = require_tvm()
     from tvm.target import Target
-    mod = import_model(Path(model_path), g)
+    mod = import_model(source, g)
     tvm_target = Target({"kind": "c"})
     try:
         mod = lower(mod, tvm_target)

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from .. import data
 from ..target import elfsize, firmware, targets
-from ..pipeline import Options, compile_full, load
+from ..target.tflm import tflm_install
+from ..pipeline import Options, compile_full, expected_outputs, load
 from ..ir.errors import CheckFailed, EdgecError
 
 
@@ -111,8 +112,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     opts = Options(target=tgt, backend=backend, name="model", opt_level=opt_level, lto=lto,
                    optimize=optimize, extra=dict(options or {}), compress=compress, fit_check=fit_check)
     if backend == "tflm":
-        from ..backends import tflm
-        inst = tflm.tflm_install(target_name=tgt.name)  # says what to set before building
+        inst = tflm_install(target_name=tgt.name)  # says what to set before building
         opts.extra.setdefault("tflm_check", False)
         if inst.release:
             layers = False  # TFLM's release builds call no profiler: no per-layer counts
@@ -123,7 +123,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
         bdir = bundle.write(work / "bundle")
         if g is not None:
             samples = data.encode(g, samples, notes=notes)
-        expected = firmware.expected_outputs(g if g is not None else g0, samples)
+        expected = expected_outputs(g if g is not None else g0, samples)
         rep = bundle.report
         to = timeout or firmware.run_timeout(rep, len(samples) + 1)
         plain = firmware.build(bdir, rep, tgt, work / "plain", samples=samples, expected=expected,

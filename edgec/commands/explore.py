@@ -27,8 +27,9 @@ from pathlib import Path
 
 from .. import data
 from ..ir import progress as progress_bar
-from ..target import targets
 from ..ir.errors import EdgecError
+from ..pipeline import Options, compile_full, evaluate_transformed, expected_outputs, load, lower
+from ..target import elfsize, firmware, targets
 
 SCHEMA = "edgec-explore/1"
 TECHNIQUES = ("int8", "prune", "low-rank", "binarize")
@@ -138,7 +139,6 @@ def plan(is_float: bool, techniques, can_int8: bool) -> list[Config]:
 def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techniques=TECHNIQUES,
             bench: bool = True, eval_samples: int = 300, input_shapes=None, work_dir=None,
             ) -> dict:
-    from ..pipeline import Options, compile_full, evaluate_transformed, load, lower
     from ..passes.compress import CompressConfig, parameters
     from ..passes.binarize import BinarizeConfig
     from ..passes.lowrank import LowRankConfig
@@ -216,7 +216,6 @@ def explore(model, eval_data, target: str = "cortex-m4", calibration=None, techn
 
 def _measure(p: Point, bundle, g, tgt, work: Path, ds, bench: bool) -> None:
     """Flash / RAM (and instructions) of the compiled model on the target."""
-    from ..target import elfsize, firmware
     rep = bundle.report
     if tgt.is_host or tgt.cc is None:
         p.estimate = True
@@ -227,7 +226,7 @@ def _measure(p: Point, bundle, g, tgt, work: Path, ds, bench: bool) -> None:
         return
     bdir = bundle.write(work / "bundle")
     sample = data.encode(g, ds.samples[:1], what="eval")
-    expected = firmware.expected_outputs(g, sample)
+    expected = expected_outputs(g, sample)
     run = bench and tgt.qemu is not None
     fw = firmware.build(bdir, rep, tgt, work / "fw", samples=sample, expected=expected, bench=run,
                         memory="emulator" if run else "unbounded")

@@ -12,14 +12,15 @@ tensor keyed by the source model's own tensor id (TFLite index, ONNX name).
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..ir.errors import EdgecError
+from ..target.capture import Fd2Capture as _Fd2Capture
+# the tflite-micro interpreter's allocation probe lives with the rest of TFLM's handling
+from ..target.tflm import tflm_try_allocate, tflm_try_allocate_isolated  # noqa: F401
 
 TFLM_ARENA = 8 * 1024 * 1024
 
@@ -35,25 +36,6 @@ def kind_for(model_path: Path, g) -> str:
     if fmt in ("keras", "savedmodel"):
         return "tensorflow"
     return "edgec"
-
-
-class _Fd2Capture:
-    """Capture C-level stderr (file descriptor 2)."""
-
-    def __enter__(self):
-        sys.stderr.flush()
-        self.tmp = tempfile.TemporaryFile()
-        self.saved = os.dup(2)
-        os.dup2(self.tmp.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc):
-        sys.stderr.flush()
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        self.tmp.seek(0)
-        self.text = self.tmp.read().decode("utf-8", "replace")
-        self.tmp.close()
 
 
 def isolated(fn, *args, **kwargs):
@@ -137,74 +119,6 @@ def tflm_arena_used(model: Path | bytes, arena_size: int = TFLM_ARENA) -> int:
     if not m:
         raise EdgecError("the TFLite Micro interpreter did not report its arena use")
     return int(m.group(1))
-
-
-def tflm_try_allocate(model: Path | bytes, arena_size: int) -> tuple[bool, int | None]:
-    """Does the TFLite Micro interpreter allocate the model in ``arena_size``
-    bytes, and how many does it then report as used?  (False, None) when
-    ``AllocateTensors`` fails for lack of memory."""
-    import re
-    from tflite_micro import runtime
-    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
-    if arena_size <= 0:
-        return False, None
-    with _Fd2Capture() as cap:
-        try:
-            it = runtime.Interpreter.from_bytes(
-                bytes(data), arena_size=arena_size,
-                intrepreter_config=runtime.InterpreterConfig.kAllocationRecording)
-        except RuntimeError as e:
-            if "allocate" in str(e):
-                return False, None
-            raise
-        it.print_allocations()
-    m = re.search(r"Arena allocation total (\d+) bytes", cap.text)
-    return True, int(m.group(1)) if m else None
-
-
-def _probe_child(conn, data: bytes, arena_size: int) -> None:
-    import faulthandler
-    faulthandler.disable()  # a crashing kernel's report is not the caller's business
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        conn.send(("ok", tflm_try_allocate(data, arena_size)))
-    except BaseException as e:  # noqa: BLE001 - reported to the parent
-        conn.send(("error", f"{type(e).__name__}: {str(e)[:200]}"))
-    conn.close()
-
-
-def tflm_try_allocate_isolated(model: Path | bytes, arena_size: int,
-                               timeout: float = 120) -> tuple[bool, int | None]:
-    """:func:`tflm_try_allocate` in a child process: with too small an arena some
-    TFLM kernels crash instead of failing (a null temporary tensor), which must
-    not take the caller down.  A crash counts as "does not allocate"."""
-    import multiprocessing as mp
-    data = bytes(model) if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
-    try:
-        ctx = mp.get_context("fork")
-    except ValueError:
-        ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_probe_child, args=(child, data, arena_size), daemon=True)
-    p.start()
-    child.close()
-    try:
-        if not parent.poll(timeout):
-            p.kill()
-            raise EdgecError("the TFLite Micro interpreter did not finish allocating")
-        kind, val = parent.recv()
-    except EOFError:  # the child crashed
-        p.join()
-        return False, None
-    finally:
-        parent.close()
-        p.join(5)
-    if kind == "error":
-        if val.startswith("ImportError") or val.startswith("ModuleNotFoundError"):
-            raise ImportError(val)
-        raise EdgecError(f"the TFLite Micro interpreter failed: {val}")
-    return val
 
 
 def _tflite_count_outputs(data: bytes) -> int:

@@ -14,12 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import data
+from .. import data, ops
 from ..ir import dtypes
-from . import reference
-from ..pipeline import Options, compile_full, load
-from ..ir.errors import EdgecError
+from ..ir.errors import CheckFailed, EdgecError
 from ..ir.graph import Graph
+from ..ops import interp
+from ..ops.conv import HYBRID_NOTE
+from ..pipeline import Options, compile_full, compress_graph, load, lower, quantize_graph
+from ..target import elfsize, firmware
+from ..target.emulator import HostProgram, io_specs, read_outputs, write_samples
+from ..target.targets import load as load_target
+from ..target.tflm import tflm_install
+from . import reference
+from .run import run_on_target
 
 
 @dataclass
@@ -113,7 +120,6 @@ def label_indices(g: Graph, name: str, ref: np.ndarray) -> np.ndarray:
 
 def views_of(g: Graph) -> dict[str, list[str]]:
     """tensor -> tensors that are views (Reshape) of it, transitively."""
-    from .. import ops
     out: dict[str, list[str]] = {}
     root_of: dict[str, str] = {}  # view -> its root (a dict, not a scan of out per view)
     for n in g.nodes:
@@ -171,7 +177,6 @@ def _run_reference(kind: str, model: Path, g: Graph, samples, intermediates: boo
 def run_edgec_reference(g: Graph, samples, intermediates: bool):
     """edgec's own graph interpreter as the reference (quantized graphs): outputs per
     sample and intermediate tensors keyed like the other runtimes, by origin."""
-    from ..ops import interp
     outs, inters = [], []
     for s in samples:
         env = interp.run(g, s, keep_all=True)
@@ -207,16 +212,13 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
                              "the outputs are compared")
         graph = None
         if quantize is not None:
-            from ..pipeline import lower, quantize_graph
             graph, _, _ = quantize_graph(lower(load(model, input_shapes)), quantize)
         return verify_tflm(model, target, n, seed, inputs_file, rtol, input_shapes, work_dir,
                            graph=graph, raw_inputs=raw_inputs)
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
-    from ..ops.conv import HYBRID_NOTE
     hybrid = [t for t in g0.meta.get("transforms", []) if t.startswith(HYBRID_NOTE)]
     if quantize is not None or (compress is not None and compress.any()):
-        from ..pipeline import compress_graph, lower, quantize_graph
         gf = lower(g0)
         g0 = gf
         if compress is not None and compress.any():
@@ -239,18 +241,15 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
             ref_outs, ref_inter = run_edgec_reference(g0, samples, layers)
         else:
             ref_outs, ref_inter = run_reference(kind, model, g0, samples, layers)
-        from ..target.targets import load as load_target
         tgt = load_target(target)
         if tgt.is_host:
             bundle, g = compile_full(g0, opts)
             bdir = bundle.write(work / "bundle")
-            from ..target.emulator import HostProgram
             prog = HostProgram(bdir, bundle.report, work / "host", trace=layers, sanitize=sanitize)
             outs, trace = prog.run(data.encode(g, samples, notes=res.notes), trace=layers)
         else:
-            from ..target import firmware
-            outs, trace, bundle, g, fw_info = firmware.run_on_target(g0, opts, samples, work, layers,
-                                                                     notes=res.notes)
+            outs, trace, bundle, g, fw_info = run_on_target(g0, opts, samples, work, layers,
+                                                            notes=res.notes)
             res.extra["firmware"] = fw_info
         for j, name in enumerate(g.outputs):
             got = np.stack([o[j] for o in outs])
@@ -328,8 +327,6 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
     outputs are compared with edgec's native backend (both follow TFLite Micro's
     int8 semantics: bit for bit); on an MCU target, the TFLM firmware runs in QEMU
     and is compared with the reference runtime, as for the native backend."""
-    from . import reference
-    from ..target.targets import load as load_target
     tgt = load_target(target)
     try:
         g0 = graph if graph is not None else load(model, input_shapes)
@@ -373,7 +370,6 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
         tflm_outs, _ = reference.run_tflm(flat, samples, arena_size=arena)
         nbundle, g = compile_full(g0, Options(target="host", name="model"))
         bdir = nbundle.write(work / "native")
-        from ..target.emulator import HostProgram
         prog = HostProgram(bdir, nbundle.report, work / "host")
         native_outs, _ = prog.run(samples)
         for j, name in enumerate(g.outputs):
@@ -391,14 +387,9 @@ def _verify_tflm_firmware(model: Path, graph, tgt, samples, work: Path, rtol: fl
     """The TFLM bundle linked with the user's TFLM (TFLM_DIR, TFLM_LIB) into edgec's
     firmware harness, run in QEMU on every sample, compared with the tflite-micro
     interpreter running the same flatbuffer."""
-    from ..target import elfsize, firmware
-    from . import reference
-    from ..target.emulator import io_specs, read_outputs, write_samples
-    from ..ir.errors import CheckFailed
     if tgt.qemu is None:
         raise EdgecError(f"target {tgt.name} has no emulator to verify on (no [qemu] section)")
-    from ..backends import tflm
-    inst = tflm.tflm_install(target_name=tgt.name)
+    inst = tflm_install(target_name=tgt.name)
     bundle, _ = compile_full(graph if graph is not None else model,
                              Options(target=tgt, backend="tflm", name="model",
                                      extra={"tflm_check": False}))

@@ -294,7 +294,7 @@ def to_model(g: Graph):
 
 
 def _version() -> str:
-    from .. import __version__
+    from ..ir.version import __version__
     return __version__
 
 

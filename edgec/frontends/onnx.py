@@ -39,6 +39,11 @@ class OnnxContext:
     def opset(self) -> int:
         return self.opsets.get("", 1)
 
+    def expand_function(self, node, depth: int = 0) -> None:
+        """Import ``node`` through its function body in the ONNX standard (for the
+        operators' importers, which sit below the frontend)."""
+        _expand_function(self, node, depth)
+
     # --- node access -------------------------------------------------------
     def raw_attr(self, node, name: str, default=None):
         """The AttributeProto ``name`` of ``node``, or None.  Its type must be the one

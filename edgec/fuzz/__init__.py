@@ -5,4 +5,5 @@
 
 :func:`fuzz` is the library entry point (used by the tests' short CI run).
 """
-from .runner import KINDS, Case, Outcome, Report, fuzz, make_case, save_regression  # noqa: F401
+from .campaign import Report, fuzz  # noqa: F401
+from .runner import KINDS, Case, Outcome, make_case, save_regression  # noqa: F401

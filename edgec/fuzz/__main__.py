@@ -6,7 +6,8 @@ import json
 import sys
 import time
 
-from .runner import KINDS, fuzz
+from .campaign import fuzz
+from .runner import KINDS
 
 
 def main(argv=None) -> int:

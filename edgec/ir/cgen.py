@@ -108,6 +108,21 @@ def c_double(x: float) -> str:
     return r
 
 
+def c_act_float(expr: str, act, ctype: str = "float") -> str:
+    """C expression clamping ``expr`` to a fused float activation range ``(lo, hi)``
+    (``None``: no activation; an infinite bound is no clamp on that side)."""
+    if act is None:
+        return expr
+    lit = c_float if ctype == "float" else c_double
+    lo, hi = act
+    out = expr
+    if lo != -math.inf:
+        out = f"EDGEC_MAX({out}, {lit(lo)})"
+    if hi != math.inf:
+        out = f"EDGEC_MIN({out}, {lit(hi)})"
+    return out
+
+
 def c_int(v: int, dtype: str = "int32") -> str:
     v = int(v)
     if dtype in ("int64",):

@@ -16,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -109,6 +110,43 @@ class Node:
         return self.inputs[i] if i < len(self.inputs) else ""
 
 
+@dataclass
+class ModelSource:
+    """The model as it was read, once, before its import: the backends that compile the
+    file with their own importer (tvm) or bundle it as it is (tflm) take it from here."""
+
+    name: str                      # file name, or the graph's name
+    format: str                    # onnx | tflite | keras | savedmodel | ir
+    path: Path | None = None       # the file (or SavedModel directory) it came from
+    data: bytes | None = None      # the file's bytes (None for a directory or a graph)
+    sha256: str | None = None      # of the file (of every file of a directory)
+
+    def to_json(self) -> dict:
+        d = {"source": self.name, "format": self.format}
+        if self.sha256 is not None:
+            d["sha256"] = self.sha256
+        return d
+
+
+class OpSemantics(Protocol):
+    """What the graph needs from the operators (:mod:`edgec.ops` provides it): output
+    shapes, dtypes and quantization of a new node, and folding of all-constant nodes."""
+
+    def infer_node(self, g: "Graph", node: Node) -> None: ...
+
+    def try_fold(self, g: "Graph", node: Node) -> None: ...
+
+
+_semantics: OpSemantics | None = None
+
+
+def install_op_semantics(semantics: OpSemantics) -> None:
+    """Called once when edgec is imported (``edgec/__init__.py`` installs :mod:`edgec.ops`):
+    the IR knows no operator itself, the operators depend on the IR."""
+    global _semantics
+    _semantics = semantics
+
+
 class Graph:
     def __init__(self, name: str = "model"):
         self.name = name
@@ -118,6 +156,8 @@ class Graph:
         self.outputs: list[str] = []
         # Free-form facts about the graph: source format, options applied, ...
         self.meta: dict[str, Any] = {}
+        # the model file it was imported from (set by edgec.pipeline.load_source)
+        self.source: ModelSource | None = None
         self.fold_constants = True
         # work done on this graph so far, against edgec.ir.limits: nodes created (folded
         # ones included) and bytes constant folding added beyond what it read
@@ -177,8 +217,6 @@ class Graph:
                  infer: bool = True) -> Node:
         """Append a node.  Output tensors that do not exist yet are created by
         the op's shape inference; all-constant nodes are folded."""
-        from .. import ops  # late import: ops depend on graph
-
         self.nodes_created += 1
         if self.nodes_created > limits.current().nodes:
             raise limits.exceeded("nodes", f"the graph grows past {self.nodes_created - 1:,} nodes")
@@ -188,6 +226,9 @@ class Graph:
                 raise EdgecError(f"node {node.name!r} ({op}) reads unknown tensor {i!r}")
         self.nodes.append(node)
         if infer:
+            ops = _semantics
+            if ops is None:
+                raise EdgecError("no operator semantics installed (import edgec first)")
             ops.infer_node(self, node)
             if self.fold_constants:
                 ops.try_fold(self, node)
@@ -328,6 +369,7 @@ class Graph:
         g.inputs = list(self.inputs)
         g.outputs = list(self.outputs)
         g.meta = dict(self.meta)
+        g.source = self.source
         g.fold_constants = self.fold_constants
         g.nodes_created = self.nodes_created
         g.fold_growth = self.fold_growth

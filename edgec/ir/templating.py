@@ -43,8 +43,7 @@ def env() -> jinja2.Environment:
     )
     e.filters["cfloat"] = cgen.c_float
     e.filters["comment"] = cgen.comment_text
-    from ..ops._util import c_act_float
-    e.globals["act_expr"] = c_act_float
+    e.globals["act_expr"] = cgen.c_act_float
     e.globals["runtime_source"] = runtime_source
     return e
 

@@ -278,8 +278,7 @@ def _onnx_layer_norm(op):
     def imp(ctx, node):
         if len([o for o in node.output if o]) > 1:
             # Mean / InvStdDev requested: the standard's function body computes them
-            from ..frontends.onnx import _expand_function
-            _expand_function(ctx, node, 0)
+            ctx.expand_function(node)
             return
         ins = [ctx.inp(node, i) for i in range(3)]
         ctx.add(op, [i for i in ins[:2]] + ([ins[2]] if ins[2] else []), [ctx.out(node)],

@@ -16,13 +16,14 @@ Entry points (stable; other parts of edgec and its users call them):
   :class:`Firmware` (ELF); variants: embedded samples (self-checking), host I/O
   through semihosting files (``hostio``: any number of samples in one run),
   ``trace`` (every layer output), ``profile`` (ticks per layer);
-* :func:`run_on_target` -- what ``edgec verify --target cortex-m4`` runs;
-* :func:`expected_outputs` -- edgec's graph interpreter (:mod:`edgec.ops.interp`),
-  bit-exact with TFLite Micro on int8 graphs, for the embedded expected outputs.
+* :func:`run_timeout` -- how long a QEMU run may take.
+
+Running a model on a target (``edgec verify --target cortex-m4``) is
+:func:`edgec.commands.run.run_on_target`; the embedded expected outputs come from
+:func:`edgec.pipeline.expected_outputs` (edgec's graph interpreter).
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +32,9 @@ import numpy as np
 
 from ..ir import cgen, dtypes
 from .. import data
-from . import toolchain
-from .emulator import QemuRun, io_specs, parse_trace, read_outputs, run_firmware, write_samples
-from ..ir.errors import CheckFailed, EdgecError
+from . import tflm, toolchain
+from .emulator import QemuRun, run_firmware
+from ..ir.errors import EdgecError
 from .targets import Target
 from ..ir.templating import render
 
@@ -171,16 +172,6 @@ def harness_files(prefix: str, inputs: list[dict], outputs: list[dict], target: 
     return files
 
 
-def expected_outputs(g, samples) -> list[list[np.ndarray]]:
-    """Outputs of the lowered graph for each sample by edgec's interpreter."""
-    from ..ops import interp
-    res = []
-    for s in samples:
-        out = interp.run(g, list(s))
-        res.append([out[o] for o in g.outputs])
-    return res
-
-
 def test_samples_for(g, opts, notes: list | None = None) -> list:
     """The test inputs of ``edgec build --firmware`` for the compiled graph ``g``:
     ``opts.test_inputs`` (a sample file or a list of samples, read and encoded by
@@ -199,25 +190,22 @@ def test_samples_for(g, opts, notes: list | None = None) -> list:
     return data.random_samples(g, int(getattr(opts, "test_samples", DEFAULT_TEST_SAMPLES)), seed=0)
 
 
-def add_to_bundle(bundle, g, prefix: str, target: Target, opts, ctx: dict) -> dict:
+def add_to_bundle(bundle, prefix: str, target: Target, opts, inputs: list[dict],
+                  outputs: list[dict], samples: list, expected, notes: list[str]) -> dict:
     """``edgec build --firmware``: add ``firmware/`` (harness sources, linker
-    script, test vectors with expected outputs from edgec's interpreter) to the
-    bundle; its Makefile's ``make firmware`` links ``firmware.elf`` and
-    ``make run`` runs it in QEMU.  Returns what the report says about the test
-    inputs (``source``, ``samples``, ``notes``)."""
-    from ..pipeline import _io
-    notes: list[str] = []
-    samples = test_samples_for(g, opts, notes)
-    expected = expected_outputs(g, samples) if samples else None
+    script, test vectors: ``samples`` from :func:`test_samples_for` with their
+    ``expected`` outputs from edgec's interpreter) to the bundle; its Makefile's
+    ``make firmware`` links ``firmware.elf`` and ``make run`` runs it in QEMU.
+    ``inputs``/``outputs``: the report's entries.  Returns what the report says
+    about the test inputs (``source``, ``samples``, ``notes``)."""
     ti = opts.test_inputs
-    files = harness_files(prefix, _io(g, g.inputs), _io(g, g.outputs), target,
+    files = harness_files(prefix, inputs, outputs, target,
                           samples=samples, expected=expected,
                           note="Test inputs: " + ("given with the build" if ti is not None
                                                   else "random (seed 0)") +
                           "; expected outputs: edgec's graph interpreter.")
     for name, text in files.items():
         bundle.add(f"firmware/{name}", text)
-    ctx["firmware"] = True
     source = Path(ti).name if isinstance(ti, (str, os.PathLike)) else \
         ("arrays" if ti is not None else "random (seed 0)")
     info = {"source": source, "samples": len(samples), "notes": notes}
@@ -261,7 +249,6 @@ def build(bundle_dir, report: dict, target: Target, out_dir, *, samples=None, ex
     defs += [d if d.startswith("-D") else f"-D{d}" for d in defines]
     driver, libs = None, ("-lm",)
     if report.get("backend") == "tflm":  # C++ against the user's TensorFlow Lite Micro
-        from ..backends import tflm
         inst = tflm.tflm_install(target_name=target.name)
         objs = tflm.firmware_objects(target, bundle_dir, prefix, out / "obj" / "model",
                                      [*flags, *defs], inst, harness_dir=out)
@@ -296,47 +283,3 @@ def run_timeout(report: dict, samples: int, trace: bool = False) -> float:
             raise EdgecError(f"bad EDGEC_QEMU_TIMEOUT {env!r} (seconds)") from None
     per = max(int(report.get("macs", 0)), 1) * 2e-6
     return 60.0 + samples * per * (3 if trace else 1)
-
-
-def run_on_target(g0, opts, samples, work, layers: bool, notes: list | None = None):
-    """Compile ``g0`` for ``opts.target``, run every sample (encoded for the compiled
-    graph by :func:`edgec.data.encode`, what it did added to ``notes``) in one QEMU run
-    (inputs and outputs through semihosting files), and return
-    ``(outputs per sample, trace records or None, bundle, lowered graph, info)``.
-    A firmware that hangs, faults or fails raises :class:`CheckFailed` saying so."""
-    from . import elfsize, targets
-    from ..pipeline import compile_full
-    tgt = targets.load(opts.target)
-    if tgt.is_host:
-        raise EdgecError("run_on_target needs a microcontroller target")
-    if tgt.qemu is None:
-        raise EdgecError(f"target {tgt.name} has no emulator to verify on (no [qemu] section); "
-                         "`edgec build --firmware` still builds it")
-    work = Path(work)
-    o = dataclasses.replace(opts, firmware=False)
-    bundle, g = compile_full(g0, o)
-    bdir = bundle.write(work / "bundle")
-    fw = build(bdir, bundle.report, tgt, work / "firmware", hostio=True, trace=layers,
-               opt_level=opts.opt_level, lto=opts.lto)
-    ins, outs_spec = io_specs(bundle.report)
-    samples = data.encode(g, samples, notes=notes)
-    write_samples(fw.dir / "edgec_in.bin", samples, ins)
-    for f in ("edgec_out.bin", "edgec_trace.bin"):
-        (fw.dir / f).unlink(missing_ok=True)
-    res = fw.run(timeout=run_timeout(bundle.report, len(samples), layers))
-    if not res.ok:
-        raise CheckFailed(f"{tgt.name} (QEMU {tgt.qemu.machine}): {res.describe()}")
-    ran = res.fields("RESULT").get("samples")
-    if ran is None or int(ran) != len(samples):
-        raise CheckFailed(f"{tgt.name}: the firmware ran {ran} samples, {len(samples)} were given")
-    outs = read_outputs((fw.dir / "edgec_out.bin").read_bytes(), outs_spec, len(samples))
-    trace = parse_trace((fw.dir / "edgec_trace.bin").read_bytes()) if layers else None
-    sizes = elfsize.breakdown(elfsize.read(fw.elf), fw.prefix)
-    st = res.fields("STACK")
-    info = {
-        "target": tgt.name, "machine": tgt.qemu.machine, "status": res.status,
-        "seconds": round(res.seconds, 3), "command": " ".join(res.command),
-        "flash_bytes": sizes["flash"]["total"], "ram_bytes": sizes["ram"]["total"],
-        "stack_used": int(st.get("used", 0)),
-    }
-    return outs, trace, bundle, g, info
