@@ -43,6 +43,21 @@ class Op:
     # The numpy reference may be used to fold all-constant nodes.
     foldable = True
 
+    # Traits the passes read (declared here, on the operator, never listed in a pass):
+    # passes.fuse: a float Relu/Clip after the op folds into its ``attrs["act"]``.
+    fuses_activation = False
+    # passes.layout: the op carries ``attrs["layout"]`` (NCHW / NHWC); ``to_nhwc``
+    # turns NCHW nodes into NHWC ones between transposes.
+    layout_sensitive = False
+    # passes.layout: how a Transpose of its inputs moves past the op: None (it does
+    # not), "unary" (elementwise), "binary" (elementwise on same-shaped inputs),
+    # "concat" (the axis is permuted).
+    transpose_commutes: str | None = None
+    # passes.quantize: None (edgec's quantizer keeps the op float), "compute" (an int8
+    # kernel whose output gets its own calibrated parameters), "follow" (the int8
+    # output keeps its input's parameters).
+    quantize: str | None = None
+
     def infer(self, g: Graph, n: Node) -> list[OutSpec]:
         raise NotImplementedError
 

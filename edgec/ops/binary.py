@@ -287,8 +287,18 @@ class Binary(Op):
         return "  {\n" + loop_nest(shape, {"ia": sa, "ib": sb, "io": so}, body, "    ") + "\n  }\n"
 
 
+# Op traits of the ops above (edgec.ops.Op): the passes read them from the registry
+TRAITS = {
+    "Add": dict(fuses_activation=True, transpose_commutes="binary", quantize="compute"),
+    "Sub": dict(fuses_activation=True, transpose_commutes="binary", quantize="compute"),
+    "Mul": dict(fuses_activation=True, transpose_commutes="binary", quantize="compute"),
+    "Max": dict(transpose_commutes="binary"),
+    "Min": dict(transpose_commutes="binary"),
+    "Div": dict(transpose_commutes="binary"),
+}
+
 for _name in BINARY:
-    register(type(_name, (Binary,), {"name": _name}))
+    register(type(_name, (Binary,), {"name": _name, **TRAITS.get(_name, {})}))
 
 
 # --- ONNX importers ------------------------------------------------------------

@@ -14,6 +14,8 @@ from .conv import tfl_activation
 @register
 class Concat(Op):
     name = "Concat"
+    quantize = "compute"
+    transpose_commutes = "concat"
 
     def infer(self, g, n):
         ts = [g.tensors[i] for i in n.inputs]

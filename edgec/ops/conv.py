@@ -128,6 +128,9 @@ def requant_params(g, n):
 @register
 class Conv(Op):
     name = "Conv"
+    fuses_activation = True
+    layout_sensitive = True
+    quantize = "compute"
 
     def infer(self, g, n):
         N, H, W, C, O, KH, KW, Cg, OH, OW = geometry(g, n)

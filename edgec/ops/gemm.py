@@ -55,6 +55,8 @@ def fc_requant(g, n):
 @register
 class FullyConnected(Op):
     name = "FullyConnected"
+    fuses_activation = True
+    quantize = "compute"
 
     def infer(self, g, n):
         M, N, K = fc_dims(g, n)

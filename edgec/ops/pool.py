@@ -55,6 +55,9 @@ def geometry(g, n):
 
 
 class Pool(Op):
+    fuses_activation = True
+    layout_sensitive = True
+    quantize = "follow"
     def infer(self, g, n):
         N, C, H, W, OH, OW = geometry(g, n)
         x = g.tensors[n.inputs[0]]
