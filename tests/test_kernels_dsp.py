@@ -18,7 +18,7 @@ from conftest import have
 
 from edgec.ir import qmath
 from edgec.ir.graph import Graph, QuantParams
-from edgec.ops import dsp
+from edgec.ops import binary, dsp
 
 ACTS = [None, (0.0, float("inf")), (0.0, 6.0)]
 
@@ -57,7 +57,7 @@ def test_add_tables_as_line_plus_int8_correction(sa, sb, so, za, zb, op):
     g.add_tensor("b", [1, 4], "int8", quant=_q(sb, zb))
     g.add_tensor("y", [1, 4], "int8", quant=_q(so, 0))
     n = g.add_node(op, ["a", "b"], ["y"], {})
-    for t in dsp.add_tables(g, n)[:2]:
+    for t in binary.add_tables(g, n)[:2]:
         form = dsp.lut_form(t)
         assert form is not None
         a, b, sh, d = form

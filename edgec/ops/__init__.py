@@ -12,7 +12,9 @@ has the same few duties everywhere (the onnx2c habit):
 * ``macs(g, node)``: multiply-accumulates, for reports.
 
 Frontend importers for the op live beside it, registered with
-:func:`onnx_op` / :func:`tflite_op`, so adding an operator is adding a file.
+:func:`onnx_op` / :func:`tflite_op`; compile-time parameters are prepared once
+(``conv.prepare``) and the traits the passes need are class attributes of
+:class:`Op`.  The checklist: docs/DEVELOPING.md, "Adding an operator".
 """
 from __future__ import annotations
 

@@ -7,8 +7,7 @@ import numpy as np
 from ..ir import dtypes, qmath
 from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import norm_axis, prod
-from .conv import tfl_activation
+from ._util import norm_axis, prod, tfl_activation
 
 
 @register
