@@ -340,3 +340,21 @@ def test_kernels_portable_c_bit_exact_on_host(specs, seed, kernels, tmp_path_fac
         pytest.skip("no host gcc")
     g = build(specs, seed)
     check(g, "host", tmp_path_factory.mktemp("host"), seed, kernels=kernels)
+
+
+def test_fused_conv_add_with_zero_weights_keeps_its_kernel_on_host(tmp_path):
+    """A Conv whose weights have a zero channel, with an ADD fused into it, under
+    --optimize size (no DSP exemption from sparse storage): the sparse kernel does
+    not compute the fused sum, so the layer keeps its DSP kernel."""
+    if not have("gcc"):
+        pytest.skip("no host gcc")
+    g = build([("conv_add", dict(H=6, W=6, C=16, O=2, KH=3, KW=3, sh=1, sw=1, dh=1, dw=1,
+                                 pads=[1, 1, 1, 1], group=1, act=None))], 3)
+    conv = next(n for n in g.nodes if n.op == "Conv")
+    w = g.tensors[conv.inputs[1]]
+    data = w.data.copy()
+    data[0] = 0
+    data.setflags(write=False)
+    w.data = data
+    check(g, "host", tmp_path, 1, kernels="dsp", optimize="size")
+    assert "k_dsp_conv(x0" in (tmp_path / "bundle" / "k.c").read_text()

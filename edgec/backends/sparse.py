@@ -126,6 +126,8 @@ def emit(k) -> str | None:
         return None
     enc = encode(w2d, zero, itemsize)
     fmt = choose(enc, mode)
+    if k.node.attrs.get("fused_add"):
+        fmt = "dense"  # an ADD fused into the Conv: only its DSP / Helium kernel computes the sum
     simd = False
     pruned = any(str(t).startswith("prune") for t in k.g.meta.get("transforms", []))
     if fmt != "dense" and mode == "auto" and k.optimize == "speed" and not pruned:
