@@ -34,7 +34,7 @@ def test_trait_values_are_known():
         assert op.quantize in (None, "compute", "follow"), name
 
 
-# --- the shared kernels' p[] (templates/runtime/ref_s8.c.j2) -------------------------
+# --- the shared kernels' p[] (templates/runtime/ref_s8.c) -------------------------
 
 import re  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -45,7 +45,7 @@ import pytest  # noqa: E402
 from edgec.ir.graph import Graph, QuantParams  # noqa: E402
 from edgec.ops import conv, shared  # noqa: E402
 
-REF_S8 = Path(__file__).resolve().parent.parent / "templates" / "runtime" / "ref_s8.c.j2"
+REF_S8 = Path(__file__).resolve().parent.parent / "templates" / "runtime" / "ref_s8.c"
 # loop variables of the C's stride products: which dimension each walks
 DIMS = {"b": "n", "oy": "h", "iy": "h", "ox": "w", "ix": "w", "oc": "c", "ic": "c", "ic0": "c",
         "c": "c"}

@@ -139,7 +139,7 @@ class ConvParams:
     (:func:`.shared.conv`) and sparse (:mod:`edgec.backends.sparse`).
 
     The ``packed`` fields are, in this order, the ``int32_t p[]`` of the shared
-    kernel ``edgec_ref_conv`` (templates/runtime/ref_s8.c.j2); their argument is
+    kernel ``edgec_ref_conv`` (templates/runtime/ref_s8.c); their argument is
     the name the C's index table gives them."""
     N: int = packed("N")
     H: int = packed("H")

@@ -1,5 +1,5 @@
 """``--optimize size``: one generic kernel per operator type (templates/runtime/
-ref_s8.c.j2), its geometry and quantization passed at run time as a constant
+ref_s8.c), its geometry and quantization passed at run time as a constant
 int32 array per layer, instead of a kernel specialized into every layer.  For
 flash-starved parts; the DSP kernels have a shared form of their own
 (edgec/ops/dsp.py: the same C, not inlined)."""
@@ -13,7 +13,7 @@ import numpy as np
 def packed(c: str):
     """A dataclass field that goes into a shared kernel's ``int32_t p[]``: the
     packed fields' order in the dataclass is their index in p[], ``c`` the name
-    templates/runtime/ref_s8.c.j2 gives that index in the ``/* p: ... */`` table
+    templates/runtime/ref_s8.c gives that index in the ``/* p: ... */`` table
     above the kernel (tests/test_ops_structure.py checks that both sides agree)."""
     return field(default=0, metadata={"p": c})
 
