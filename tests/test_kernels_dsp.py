@@ -18,7 +18,7 @@ from conftest import have
 
 from edgec.ir import qmath
 from edgec.ir.graph import Graph, QuantParams
-from edgec.ops import dsp
+from edgec.ops import binary, dsp
 
 ACTS = [None, (0.0, float("inf")), (0.0, 6.0)]
 
@@ -57,7 +57,7 @@ def test_add_tables_as_line_plus_int8_correction(sa, sb, so, za, zb, op):
     g.add_tensor("b", [1, 4], "int8", quant=_q(sb, zb))
     g.add_tensor("y", [1, 4], "int8", quant=_q(so, 0))
     n = g.add_node(op, ["a", "b"], ["y"], {})
-    for t in dsp.add_tables(g, n)[:2]:
+    for t in binary.add_tables(g, n)[:2]:
         form = dsp.lut_form(t)
         assert form is not None
         a, b, sh, d = form
@@ -340,3 +340,21 @@ def test_kernels_portable_c_bit_exact_on_host(specs, seed, kernels, tmp_path_fac
         pytest.skip("no host gcc")
     g = build(specs, seed)
     check(g, "host", tmp_path_factory.mktemp("host"), seed, kernels=kernels)
+
+
+def test_fused_conv_add_with_zero_weights_keeps_its_kernel_on_host(tmp_path):
+    """A Conv whose weights have a zero channel, with an ADD fused into it, under
+    --optimize size (no DSP exemption from sparse storage): the sparse kernel does
+    not compute the fused sum, so the layer keeps its DSP kernel."""
+    if not have("gcc"):
+        pytest.skip("no host gcc")
+    g = build([("conv_add", dict(H=6, W=6, C=16, O=2, KH=3, KW=3, sh=1, sw=1, dh=1, dw=1,
+                                 pads=[1, 1, 1, 1], group=1, act=None))], 3)
+    conv = next(n for n in g.nodes if n.op == "Conv")
+    w = g.tensors[conv.inputs[1]]
+    data = w.data.copy()
+    data[0] = 0
+    data.setflags(write=False)
+    w.data = data
+    check(g, "host", tmp_path, 1, kernels="dsp", optimize="size")
+    assert "k_dsp_conv(x0" in (tmp_path / "bundle" / "k.c").read_text()

@@ -242,7 +242,7 @@ def fuse_conv_add(g: Graph, options: dict) -> None:
     else reads its output: the Conv computes its int8 output, then the sum,
     and the intermediate tensor never reaches memory.  Done on the backend's
     own copy of the graph; results stay bit for bit those of the two ops."""
-    from ..ops import binary, dsp
+    from ..ops import binary, conv, dsp
     if not dsp.wanted(options):
         return
     prod_idx = {o: i for i, n in enumerate(g.nodes) for o in n.outputs if o}
@@ -262,7 +262,7 @@ def fuse_conv_add(g: Graph, options: dict) -> None:
             c = g.nodes[prod_idx[t]] if t in prod_idx else None
             if c is None or c.op != "Conv" or c.attrs.get("fused_add") or id(c) in removed:
                 continue
-            if dsp.conv_kind(g, c, dsp.mve_wanted(options)) != "gemm" or len(cons.get(t, [])) != 1 \
+            if conv.simd_kind(g, c, dsp.mve_wanted(options)) != "gemm" or len(cons.get(t, [])) != 1 \
                     or t in outputs:
                 continue
             other = ins[1 - j]

@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import bnn
+from ..ir.errors import EdgecError
+from ..ops import bnn, conv, dsp, gemm
+from ..ops._requant import c_multipliers
+from ..ops._util import act_range_float, act_range_quant, quant_of
 
 MODES = ("auto", "off", "always")
 MIN_SAVING = 0.05
@@ -46,8 +49,7 @@ def _rows(k):
     if not w.is_const or w.dtype not in ("int8", "float32") or x.dtype not in ("int8", "float32"):
         return None
     if n.op == "Conv":
-        from ..ops.conv import weights_ohwi
-        data = weights_ohwi(g, n)
+        data = conv.weights_ohwi(g, n)
     else:
         data = w.data
     zero = 0
@@ -115,7 +117,6 @@ def emit(k) -> str | None:
     None: the op's dense kernel); records the choice in ``k.report``."""
     mode = str(k.options.get("sparse", "auto"))
     if mode not in MODES:
-        from ..ir.errors import EdgecError
         raise EdgecError(f"unknown --sparse {mode!r} (one of: {', '.join(MODES)})")
     r = _rows(k)
     if r is None:
@@ -125,11 +126,12 @@ def emit(k) -> str | None:
         return None
     enc = encode(w2d, zero, itemsize)
     fmt = choose(enc, mode)
+    if k.node.attrs.get("fused_add"):
+        fmt = "dense"  # an ADD fused into the Conv: only its DSP / Helium kernel computes the sum
     simd = False
     pruned = any(str(t).startswith("prune") for t in k.g.meta.get("transforms", []))
     if fmt != "dense" and mode == "auto" and k.optimize == "speed" and not pruned:
-        from ..ops import dsp
-        if dsp.has_kernel(k):  # zeros as shipped, --optimize speed on a DSP / Helium core
+        if _simd_kernel(k):  # zeros as shipped, --optimize speed on a DSP / Helium core
             fmt, simd = "dense", True
     k.report["weights_format"] = {
         "format": fmt, **({"dense_for_simd_kernel": True} if simd else {}), "weights": enc["weights"], "nonzeros": enc["nonzeros"],
@@ -141,25 +143,30 @@ def emit(k) -> str | None:
     return _render(k, fmt, enc, wdt)
 
 
+def _simd_kernel(k) -> bool:
+    """Whether this layer (int8 Conv or FullyConnected) gets a DSP or Helium kernel."""
+    if not dsp.wanted(k.options):
+        return False
+    mve = dsp.mve_wanted(k.options)
+    if k.node.op == "Conv":
+        return conv.simd_kind(k.g, k.node, mve) is not None
+    return gemm.simd_kernel(k.g, k.node, mve)
+
+
 def _render(k, fmt, enc, wdt) -> str:
-    from ..ops._util import act_range_float, act_range_quant, quant_of
-    from ..ops.conv import geometry, is_weight_only, requant_params, weight_scales
     g, n = k.g, k.node
     quantized = k.tin(0).dtype == "int8"
+    cp = None
     if n.op == "Conv":
-        N, H, W, C, O, KH, KW, Cg, OH, OW = geometry(g, n)
-        a = n.attrs
-        nchw = a["layout"] == "NCHW"
-        xs = dict(n=C * H * W, c=H * W, h=W, w=1) if nchw else dict(n=H * W * C, h=W * C, w=C, c=1)
-        ys = dict(n=O * OH * OW, c=OH * OW, h=OW, w=1) if nchw else \
-            dict(n=OH * OW * O, h=OW * O, w=O, c=1)
-        geo = dict(N=N, H=H, W=W, O=O, KH=KH, KW=KW, Cg=Cg, OH=OH, OW=OW, Og=O // a["group"],
-                   group=a["group"], sh=a["strides"][0], sw=a["strides"][1], dh=a["dilations"][0],
-                   dw=a["dilations"][1], pt=a["pads"][0], pl=a["pads"][1], xs=xs, ys=ys, fc=False)
-        act = a.get("act")
+        cp = conv.prepare(g, n)
+        v = cp.template_vars()
+        geo = {key: v[key] for key in ("N", "H", "W", "O", "KH", "KW", "Cg", "OH", "OW", "Og",
+                                       "group", "sh", "sw", "dh", "dw", "pt", "pl", "xs", "ys")}
+        geo["fc"] = False
+        O = cp.O
+        act = n.attrs.get("act")
     else:
-        from ..ops.gemm import fc_dims
-        M, N_, K = fc_dims(g, n)
+        M, N_, K = gemm.fc_dims(g, n)
         geo = dict(N=M, H=1, W=1, O=N_, KH=1, KW=1, Cg=K, OH=1, OW=1, Og=N_, group=1, sh=1, sw=1,
                    dh=1, dw=1, pt=0, pl=0, xs=dict(n=K, c=1, h=0, w=0), ys=dict(n=N_, c=1, h=0, w=0),
                    fc=True)
@@ -176,26 +183,22 @@ def _render(k, fmt, enc, wdt) -> str:
     else:
         ctx["deltas"] = k.const(e["deltas"], "uint8", "wdelta")
         ctx["counts"] = k.const(e["counts"], e["counts_dtype"], "wcount")
-    if quantized:
+    if quantized and cp is not None:
+        m, s = cp.m, cp.s
+        ctx.update(input_offset=cp.input_offset, output_offset=cp.output_offset, act_lo=cp.act_lo,
+                   act_hi=cp.act_hi)
+    elif quantized:
         _, xzp = quant_of(g, n.inputs[0]).scalar()
         ysc, yzp = quant_of(g, n.outputs[0]).scalar()
-        if n.op == "Conv":
-            m, s = requant_params(g, n)
-        else:
-            from ..ops.gemm import fc_requant
-            m, s = fc_requant(g, n)
-            ctx["weight_offset"] = -int(quant_of(g, n.inputs[1]).zero_point[0])
+        m, s = gemm.fc_requant(g, n)
+        ctx["weight_offset"] = -int(quant_of(g, n.inputs[1]).zero_point[0])
         lo, hi = act_range_quant(act, ysc, yzp)
-        per_channel = len(set(zip(m.tolist(), s.tolist()))) > 1
-        ctx.update(input_offset=-xzp, output_offset=yzp, act_lo=lo, act_hi=hi, per_channel=per_channel)
-        if per_channel:
-            ctx["mult"] = k.const(m, "int32", "mult")
-            ctx["shift"] = k.const(s, "int8", "shift")
-        else:
-            ctx["mult"], ctx["shift"] = int(m[0]), int(s[0])
+        ctx.update(input_offset=-xzp, output_offset=yzp, act_lo=lo, act_hi=hi)
+    if quantized:
+        ctx["per_channel"], ctx["mult"], ctx["shift"] = c_multipliers(k, m, s)
     else:
         ctx["act"] = act_range_float(act)
-        if is_weight_only(k.tin(1)):
-            ctx["wscale"] = k.const(weight_scales(k.tin(1), O), "float32", "wscale")
+        if conv.is_weight_only(k.tin(1)):
+            ctx["wscale"] = k.const(conv.weight_scales(k.tin(1), O), "float32", "wscale")
     k.need("sparse")
     return k.render("sparse_conv.c.j2", **ctx)

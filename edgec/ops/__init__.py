@@ -12,7 +12,9 @@ has the same few duties everywhere (the onnx2c habit):
 * ``macs(g, node)``: multiply-accumulates, for reports.
 
 Frontend importers for the op live beside it, registered with
-:func:`onnx_op` / :func:`tflite_op`, so adding an operator is adding a file.
+:func:`onnx_op` / :func:`tflite_op`; compile-time parameters are prepared once
+(``conv.prepare``) and the traits the passes need are class attributes of
+:class:`Op`.  The checklist: docs/DEVELOPING.md, "Adding an operator".
 """
 from __future__ import annotations
 
@@ -42,6 +44,21 @@ class Op:
     view = False
     # The numpy reference may be used to fold all-constant nodes.
     foldable = True
+
+    # Traits the passes read (declared here, on the operator, never listed in a pass):
+    # passes.fuse: a float Relu/Clip after the op folds into its ``attrs["act"]``.
+    fuses_activation = False
+    # passes.layout: the op carries ``attrs["layout"]`` (NCHW / NHWC); ``to_nhwc``
+    # turns NCHW nodes into NHWC ones between transposes.
+    layout_sensitive = False
+    # passes.layout: how a Transpose of its inputs moves past the op: None (it does
+    # not), "unary" (elementwise), "binary" (elementwise on same-shaped inputs),
+    # "concat" (the axis is permuted).
+    transpose_commutes: str | None = None
+    # passes.quantize: None (edgec's quantizer keeps the op float), "compute" (an int8
+    # kernel whose output gets its own calibrated parameters), "follow" (the int8
+    # output keeps its input's parameters).
+    quantize: str | None = None
 
     def infer(self, g: Graph, n: Node) -> list[OutSpec]:
         raise NotImplementedError

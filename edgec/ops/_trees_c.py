@@ -24,7 +24,8 @@ import numpy as np
 
 from ..ir.cgen import c_double, c_float
 from ..ir.errors import EdgecError
-from .trees import C_CMP, Ensemble
+# C comparison per node mode (edgec.ops.trees.MODES order: LEQ, LT, GTE, GT, EQ, NEQ)
+C_CMP = ("<=", "<", ">=", ">", "==", "!=")
 
 LOOP_CODE_BYTES = 160        # estimated Thumb-2 bytes of the data layout's traversal loop
 CODE_NODE_BYTES = {"float": 16, "int": 8}   # estimated bytes per internal node as code
@@ -55,7 +56,7 @@ class LeafPlan:
     tree or per leaf) or "sparse" ((target, value) lists).  One-target
     regressors use the first weight of each leaf only (as onnxruntime)."""
 
-    def __init__(self, ens: Ensemble):
+    def __init__(self, ens):  # an edgec.ops.trees.Ensemble
         self.ens = ens
         NL = ens.n_leaves
         ptr, tg, val = ens.leaf_ptr, ens.leaf_target, ens.leaf_value
@@ -180,7 +181,7 @@ class LeafPlan:
         return nnz * (self.wsize + _uint(self.ens.n_outputs - 1)[1]) + (n + 1) * _uint(nnz)[1]
 
 
-def plan_addressing(ens: Ensemble, lp: LeafPlan):
+def plan_addressing(ens, lp: LeafPlan):  # ens: an edgec.ops.trees.Ensemble
     """Leaf addressing, ids and reference width: ("table" with distinct payloads) or
     ("tree" with every leaf), whichever needs fewer bytes for leaves plus child refs."""
     sizes = np.diff(ens.node_base)
@@ -203,7 +204,7 @@ class _Gen:
     def __init__(self, k):
         self.k = k
         g, n = k.g, k.node
-        self.ens: Ensemble = n.attrs["ensemble"]
+        self.ens = n.attrs["ensemble"]  # an edgec.ops.trees.Ensemble
         self.fq = n.attrs.get("fq")
         ens = self.ens
         x = k.tin(0)

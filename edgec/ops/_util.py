@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..ir import dtypes, qmath
-from ..ir.errors import EdgecError
+from ..ir.errors import EdgecError, UnsupportedError
 from ..ir.graph import Graph, Node
 
 INF = float("inf")
@@ -183,7 +183,6 @@ def check_int8_per_tensor(g: Graph, n: Node, what: str) -> str | None:
 def tfl_float_only(ctx, op, code: str) -> None:
     """TFLite operators edgec computes in float only: another input type is an
     unsupported variant (``CODE[int8]``), listed with the others."""
-    from ..ir.errors import UnsupportedError
     x = ctx.t(ctx.inputs(op)[0])
     if x.dtype != "float32":
         raise UnsupportedError([f"{code}[{x.dtype}]"])
@@ -225,3 +224,32 @@ def loop_nest(shape, index_exprs: dict, body: str, indent: str = "  ", var: str 
         ind = ind[:-2]
         lines.append(f"{ind}}}")
     return "\n".join(lines)
+
+
+# --- importers' geometry and TFLite enums (Conv, pooling, binary ops, ...) ---------
+
+def same_pads(n: int, k: int, s: int, d: int, upper: bool = True) -> tuple[int, int]:
+    out = (n + s - 1) // s
+    total = max(0, (out - 1) * s + (k - 1) * d + 1 - n)
+    small = total // 2
+    return (small, total - small) if upper else (total - small, small)
+
+
+# TFLite's ActivationFunctionType and Padding enums
+TFL_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+TFL_PADDINGS = {0: "SAME", 1: "VALID"}
+
+
+def tfl_activation(code: int):
+    name = TFL_ACTIVATIONS[choice(code, TFL_ACTIVATIONS, "fused activation")]
+    if name not in ACTIVATIONS:
+        raise UnsupportedError([f"fused activation {name}"])
+    return ACTIVATIONS[name]
+
+
+def tfl_pads(in_h, in_w, kh, kw, sh, sw, dh, dw, padding: int) -> list[int]:
+    if choice(padding, TFL_PADDINGS, "padding") == 1:  # VALID
+        return [0, 0, 0, 0]
+    pt, pb = same_pads(in_h, kh, sh, dh)
+    pl, pr = same_pads(in_w, kw, sw, dw)
+    return [pt, pl, pb, pr]

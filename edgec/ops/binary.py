@@ -11,9 +11,9 @@ import numpy as np
 
 from ..ir import dtypes, qmath
 from ..ir.errors import EdgecError, UnsupportedError
-from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import act_range_float, act_range_quant, apply_act_float, broadcast_shape, broadcast_strides, coalesce, loop_nest, quant_of, tfl_float_only
-from .conv import tfl_activation
+from . import OutSpec, Op, dsp, onnx_op, register, shared, tflite_op
+from ._requant import requant_shift, requant_table, wrap32
+from ._util import act_range_float, act_range_quant, apply_act_float, broadcast_shape, broadcast_strides, c_act_float, coalesce, loop_nest, quant_of, tfl_activation, tfl_float_only
 
 
 def _trunc_div(a, b):
@@ -158,6 +158,30 @@ def add_params(g, n):
                 m1=m1, s1=sh1, m2=m2, s2=sh2, mo=mo, so=sho)
 
 
+def add_tables(g, n):
+    """Constants of ``edgec_add_s8`` (:func:`.dsp.add`, and an ADD fused into a
+    Conv) for an int8 Add/Sub node: the per-input rescaling of TFLite Micro's ADD
+    as two 256-entry tables, then the output requantization ({M, H, S} and fast=1
+    when :func:`._requant.requant_table` applies, else {M, shift, 0} for
+    edgec_mbqm): (table a, table b, requantization, fast, zero point, lo, hi)."""
+    p = add_params(g, n)
+    v = np.arange(-128, 128, dtype=np.int64)
+    ta = qmath.mul_by_quantized_multiplier((v + p["in1_offset"]) << p["left_shift"], p["m1"], p["s1"])
+    tb = qmath.mul_by_quantized_multiplier((v + p["in2_offset"]) << p["left_shift"], p["m2"], p["s2"])
+    if n.op == "Sub":
+        tb = -tb
+    so, zo = quant_of(g, n.outputs[0]).scalar()
+    lo, hi = act_range_quant(n.attrs.get("act"), so, zo)
+    rt = requant_table([p["mo"]], [p["so"]], zo)
+    if rt is not None:
+        M, H = (int(v) for v in rt[0][0])
+        rq, zp = [M, H, requant_shift(H)], rt[1]
+        fast = 1
+    else:
+        rq, zp, fast = np.array([p["mo"], p["so"], 0], np.int64), zo, 0
+    return wrap32(ta), wrap32(tb), np.asarray(rq, np.int64), fast, zp, lo, hi
+
+
 def mul_params(g, n):
     s1, z1 = quant_of(g, n.inputs[0]).scalar()
     s2, z2 = quant_of(g, n.inputs[1]).scalar()
@@ -233,11 +257,8 @@ class Binary(Op):
         a = f"{k.x(0)}[{{ia}}]"
         b = f"{k.x(1)}[{{ib}}]"
         if _is_q(g, n):
-            if self.name in ("Add", "Sub"):
-                from . import dsp
-                body = dsp.add(k)
-                if body is not None:
-                    return body
+            if self.name in ("Add", "Sub") and dsp.add_applies(k):
+                return dsp.add(k, add_tables(g, n))
             so_, zo = quant_of(g, n.outputs[0]).scalar()
             lo, hi = act_range_quant(n.attrs.get("act"), so_, zo)
             if self.name == "Mul":
@@ -247,7 +268,6 @@ class Binary(Op):
             else:
                 p = add_params(g, n)
                 if k.optimize == "size":
-                    from . import shared
                     body = shared.add(k, p, lo, hi)
                     if body is not None:
                         return body
@@ -280,15 +300,24 @@ class Binary(Op):
                               powf="powf" if dt == "float32" else "pow",
                               fmod="fmodf" if dt == "float32" else "fmod")
         if n.attrs.get("act") is not None:
-            from ._util import c_act_float
             expr = c_act_float(f"({expr})", act_range_float(n.attrs["act"]), ct)
         cast = "(uint8_t)" if out.dtype == "bool" else f"({dtypes.c_type(out.dtype)})"
         body = f"y0[{{io}}] = {cast}({expr});"
         return "  {\n" + loop_nest(shape, {"ia": sa, "ib": sb, "io": so}, body, "    ") + "\n  }\n"
 
 
+# Op traits of the ops above (edgec.ops.Op): the passes read them from the registry
+TRAITS = {
+    "Add": dict(fuses_activation=True, transpose_commutes="binary", quantize="compute"),
+    "Sub": dict(fuses_activation=True, transpose_commutes="binary", quantize="compute"),
+    "Mul": dict(fuses_activation=True, transpose_commutes="binary", quantize="compute"),
+    "Max": dict(transpose_commutes="binary"),
+    "Min": dict(transpose_commutes="binary"),
+    "Div": dict(transpose_commutes="binary"),
+}
+
 for _name in BINARY:
-    register(type(_name, (Binary,), {"name": _name}))
+    register(type(_name, (Binary,), {"name": _name, **TRAITS.get(_name, {})}))
 
 
 # --- ONNX importers ------------------------------------------------------------

@@ -46,7 +46,7 @@ from ..ir import qmath
 from ..ir.cgen import c_float
 from ..ir.errors import EdgecError, Reason, UnsupportedError
 from . import OutSpec, Op, register, tflite_op
-from ._util import check_per_channel, check_window, norm_axis, prod
+from ._util import check_per_channel, check_window, norm_axis, prod, tfl_pads
 from .conv import conv_nhwc, out_size
 
 BITS = 32
@@ -540,7 +540,6 @@ def _lce_dequantize(ctx, op):
 
 @tflite_op("CUSTOM:LceBconv2d")
 def _lce_bconv2d(ctx, op):
-    from .conv import tfl_pads
     o = _custom_options(ctx, op)
     ins = ctx.inputs(op) + [""] * 5
     x, w, mult, bias, thr = ins[:5]

@@ -7,13 +7,14 @@ import numpy as np
 from ..ir import dtypes, qmath
 from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import norm_axis, prod
-from .conv import tfl_activation
+from ._util import norm_axis, prod, tfl_activation
 
 
 @register
 class Concat(Op):
     name = "Concat"
+    quantize = "compute"
+    transpose_commutes = "concat"
 
     def infer(self, g, n):
         ts = [g.tensors[i] for i in n.inputs]

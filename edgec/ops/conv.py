@@ -14,13 +14,22 @@ range.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..ir import qmath
 from ..ir.errors import EdgecError, Reason, UnsupportedError
-from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import ACTIVATIONS, AUTO_PADS, act_range_float, act_range_quant, apply_act_float, check_per_channel, check_window, choice, quant_of
+from . import OutSpec, Op, binary, dsp, onnx_op, register, shared, tflite_op
+from ._requant import c_multipliers, channel_multipliers, is_per_channel
+# the importers' helpers live in _util (pooling and the binary ops use them too);
+# re-exported here where the exporters, the fuzzer and the tests look for them
+from ._util import (ACTIVATIONS, AUTO_PADS, TFL_ACTIVATIONS, TFL_PADDINGS,  # noqa: F401
+                    act_range_float, act_range_quant, apply_act_float, check_per_channel,
+                    check_window, choice, quant_of, same_pads, tfl_activation, tfl_pads)
+from .conv_nd import onnx_attrs as _nd_attrs
 from .shape import reshape_to
+from .shared import packed
 
 
 def out_size(n: int, k: int, s: int, d: int, p0: int, p1: int) -> int:
@@ -108,26 +117,139 @@ def dequantized_weights(w: np.ndarray, q) -> np.ndarray:
     return w.astype(np.float64) * q.scale.astype(np.float64).reshape(shape)
 
 
+def conv_output(n) -> str:
+    """The tensor the convolution itself computes (an ADD fused into it by the
+    native backend writes the node's output: ``attrs["fused_add"]``)."""
+    return n.attrs.get("fused_add", {}).get("conv_output", n.outputs[0])
+
+
 def requant_params(g, n):
     """Per-output-channel (multiplier, shift) as TFLite Micro computes them."""
-    out = n.attrs.get("fused_add", {}).get("conv_output", n.outputs[0])
-    xq, wq, yq = quant_of(g, n.inputs[0]), quant_of(g, n.inputs[1]), quant_of(g, out)
+    xq, wq, yq = quant_of(g, n.inputs[0]), quant_of(g, n.inputs[1]), quant_of(g, conv_output(n))
     x_scale, _ = xq.scalar()
     y_scale, _ = yq.scalar()
-    O = g.tensors[n.inputs[1]].shape[0]
-    ws = wq.scale if wq.scale.size == O else np.full(O, wq.scale[0], np.float32)
-    mults, shifts = [], []
-    for s in ws:
-        eff = float(np.float32(x_scale)) * float(np.float32(s)) / float(np.float32(y_scale))
-        m, sh = qmath.quantize_multiplier(eff)
-        mults.append(m)
-        shifts.append(sh)
-    return np.array(mults, np.int64), np.array(shifts, np.int64)
+    return channel_multipliers(x_scale, wq.scale, y_scale, g.tensors[n.inputs[1]].shape[0])
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """A Conv node's compile-time parameters, computed once by :func:`prepare` (as
+    TFLite Micro's Prepare fills its OpData) and read by every kernel variant:
+    plain (templates/kernels/conv.c.j2), DSP and Helium (:mod:`.dsp`), size-shared
+    (:func:`.shared.conv`) and sparse (:mod:`edgec.backends.sparse`).
+
+    The ``packed`` fields are, in this order, the ``int32_t p[]`` of the shared
+    kernel ``edgec_ref_conv`` (templates/runtime/ref_s8.c); their argument is
+    the name the C's index table gives them."""
+    N: int = packed("N")
+    H: int = packed("H")
+    W: int = packed("W")
+    C: int = packed("C")
+    O: int = packed("O")
+    KH: int = packed("KH")
+    KW: int = packed("KW")
+    Cg: int = packed("Cg")
+    OH: int = packed("OH")
+    OW: int = packed("OW")
+    Og: int = packed("Og")                       # output channels per group
+    sh: int = packed("sh")
+    sw: int = packed("sw")
+    dh: int = packed("dh")
+    dw: int = packed("dw")
+    pt: int = packed("pt")
+    pl: int = packed("pl")
+    input_offset: int = packed("in_off")         # -x zero point (int8)
+    output_offset: int = packed("out_off")       # y zero point (int8)
+    act_lo: int = packed("lo")                   # int8 clamp of the fused activation
+    act_hi: int = packed("hi")
+    per_channel: bool = packed("per_channel")    # the channels' (multiplier, shift) differ
+    xs_n: int = packed("xn")                     # element strides of x and y
+    xs_h: int = packed("xh")
+    xs_w: int = packed("xw")
+    xs_c: int = packed("xc")
+    ys_n: int = packed("yn")
+    ys_h: int = packed("yh")
+    ys_w: int = packed("yw")
+    ys_c: int = packed("yc")
+    # --- not in p[] ---
+    group: int = 1
+    pb: int = 0
+    pr: int = 0
+    nchw: bool = False
+    quantized: bool = False
+    fused: bool = False                          # an ADD fused into the node (DSP kernels)
+    m: np.ndarray | None = None                  # int8: multiplier and shift per output channel
+    s: np.ndarray | None = None
+    act: tuple | None = None                     # float: the activation's real range
+
+    @property
+    def geometry(self) -> tuple:
+        """(N, H, W, C, O, KH, KW, Cg, OH, OW), as :func:`geometry` gives it."""
+        return (self.N, self.H, self.W, self.C, self.O, self.KH, self.KW, self.Cg, self.OH, self.OW)
+
+    @property
+    def xs(self) -> dict:
+        return dict(n=self.xs_n, h=self.xs_h, w=self.xs_w, c=self.xs_c)
+
+    @property
+    def ys(self) -> dict:
+        return dict(n=self.ys_n, h=self.ys_h, w=self.ys_w, c=self.ys_c)
+
+    def template_vars(self) -> dict:
+        """The variables templates/kernels/conv.c.j2 and sparse_conv.c.j2 read
+        (without the weights, bias and requantization constants' C names)."""
+        v = dict(N=self.N, H=self.H, W=self.W, C=self.C, O=self.O, KH=self.KH, KW=self.KW,
+                 Cg=self.Cg, OH=self.OH, OW=self.OW, Og=self.Og, group=self.group,
+                 sh=self.sh, sw=self.sw, dh=self.dh, dw=self.dw, pt=self.pt, pl=self.pl,
+                 xs=self.xs, ys=self.ys, nchw=self.nchw, quantized=self.quantized, wscale=None)
+        if self.quantized:
+            v.update(input_offset=self.input_offset, output_offset=self.output_offset,
+                     act_lo=self.act_lo, act_hi=self.act_hi, per_channel=self.per_channel)
+        else:
+            v["act"] = self.act
+        return v
+
+
+def prepare(g, n) -> ConvParams:
+    """The :class:`ConvParams` of Conv node ``n``."""
+    N, H, W, C, O, KH, KW, Cg, OH, OW = geometry(g, n)
+    a = n.attrs
+    nchw = a["layout"] == "NCHW"
+    if nchw:
+        xs, ys = (C * H * W, W, 1, H * W), (O * OH * OW, OW, 1, OH * OW)
+    else:
+        xs, ys = (H * W * C, W * C, C, 1), (OH * OW * O, OW * O, O, 1)
+    pt, pl, pb, pr = a["pads"]
+    geo = dict(N=N, H=H, W=W, C=C, O=O, KH=KH, KW=KW, Cg=Cg, OH=OH, OW=OW, Og=O // a["group"],
+               sh=a["strides"][0], sw=a["strides"][1], dh=a["dilations"][0], dw=a["dilations"][1],
+               pt=pt, pl=pl, pb=pb, pr=pr, xs_n=xs[0], xs_h=xs[1], xs_w=xs[2], xs_c=xs[3],
+               ys_n=ys[0], ys_h=ys[1], ys_w=ys[2], ys_c=ys[3], group=a["group"], nchw=nchw,
+               fused=bool(a.get("fused_add")))
+    if g.tensors[n.inputs[0]].dtype != "int8":
+        return ConvParams(**geo, act=act_range_float(a.get("act")))
+    m, s = requant_params(g, n)
+    _, xzp = quant_of(g, n.inputs[0]).scalar()
+    ysc, yzp = quant_of(g, conv_output(n)).scalar()
+    lo, hi = act_range_quant(a.get("act"), ysc, yzp)
+    return ConvParams(**geo, quantized=True, m=m, s=s, input_offset=-xzp, output_offset=yzp,
+                      act_lo=lo, act_hi=hi, per_channel=is_per_channel(m, s))
+
+
+def simd_kind(g, n, mve: bool, cp: ConvParams | None = None) -> str | None:
+    """The DSP (``mve``: Helium) kernel of an int8 Conv node, ``gemm`` or ``dw``
+    (:func:`.dsp.conv_kind`), or None: it gets the plain or shared kernel."""
+    x = g.tensors[n.inputs[0]]
+    if n.attrs["layout"] != "NHWC" or x.dtype != "int8" or x.quant is None:
+        return None
+    return dsp.conv_kind(cp or prepare(g, n), mve)
 
 
 @register
 class Conv(Op):
     name = "Conv"
+    fuses_activation = True
+    layout_sensitive = True
+    quantize = "compute"
 
     def infer(self, g, n):
         N, H, W, C, O, KH, KW, Cg, OH, OW = geometry(g, n)
@@ -195,61 +317,35 @@ class Conv(Op):
         return N * OH * OW * O * KH * KW * Cg
 
     def emit(self, k):
+        """Picks the variant: DSP / Helium (:func:`simd_kind`), shared (``--optimize
+        size``) or the plain kernel; the sparse one is the backend's, tried first."""
         g, n = k.g, k.node
-        N, H, W, C, O, KH, KW, Cg, OH, OW = geometry(g, n)
-        a = n.attrs
-        nchw = a["layout"] == "NCHW"
-        # element strides of x and y
-        xs = dict(n=C * H * W, c=H * W, h=W, w=1) if nchw else dict(n=H * W * C, h=W * C, w=C, c=1)
-        ys = dict(n=O * OH * OW, c=OH * OW, h=OW, w=1) if nchw else dict(n=OH * OW * O, h=OW * O, w=O, c=1)
-        quantized = k.tin(0).dtype == "int8"
+        cp = prepare(g, n)
         w = weights_ohwi(g, n)
-        has_bias = k.has_input(2)
-        ctx = dict(N=N, H=H, W=W, C=C, O=O, KH=KH, KW=KW, Cg=Cg, OH=OH, OW=OW, Og=O // a["group"],
-                   group=a["group"], sh=a["strides"][0], sw=a["strides"][1],
-                   dh=a["dilations"][0], dw=a["dilations"][1], pt=a["pads"][0], pl=a["pads"][1],
-                   xs=xs, ys=ys, nchw=nchw, quantized=quantized, wscale=None)
-        if quantized:
-            m, s = requant_params(g, n)
-            from . import dsp
+        ctx = cp.template_vars()
+        if cp.quantized:
             if dsp.enabled(k):
-                body = dsp.conv(k, (N, H, W, C, O, KH, KW, Cg, OH, OW), m, s)
-                if body is not None:
-                    return body
+                mve = dsp.mve_wanted(k.options)
+                kind = simd_kind(g, n, mve, cp)
+                if kind is not None:
+                    fused = n.attrs.get("fused_add")
+                    add = binary.add_tables(g, fused["node"]) if fused else None
+                    bias = k.tin(2).data.astype(np.int64) if k.has_input(2) else np.zeros(cp.O, np.int64)
+                    return dsp.conv(k, cp, kind, mve, w.astype(np.int64), bias, add)
             ctx["w"] = k.const(w, "int8", "w")
-            ctx["bias"] = k.x(2) if has_bias else None
-            _, xzp = quant_of(g, n.inputs[0]).scalar()
-            ysc, yzp = quant_of(g, n.outputs[0]).scalar()
-            lo, hi = act_range_quant(a.get("act"), ysc, yzp)
-            per_channel = len(set(zip(m.tolist(), s.tolist()))) > 1
-            ctx.update(input_offset=-xzp, output_offset=yzp, act_lo=lo, act_hi=hi,
-                       per_channel=per_channel)
-            if per_channel:
-                ctx["mult"] = k.const(m, "int32", "mult")
-                ctx["shift"] = k.const(s, "int8", "shift")
-            else:
-                ctx["mult"] = int(m[0])
-                ctx["shift"] = int(s[0])
+            ctx["bias"] = k.x(2) if k.has_input(2) else None
+            _, ctx["mult"], ctx["shift"] = c_multipliers(k, cp.m, cp.s)
             if k.optimize == "size":
-                from . import shared
-                return shared.conv(k, ctx, m, s)
+                return shared.conv(k, cp, ctx["w"], ctx["bias"])
         else:
             wq = is_weight_only(k.tin(1))
             ctx["w"] = k.const(w, "int8" if wq else "float32", "w")
-            ctx["bias"] = k.x(2) if has_bias else None
-            ctx["act"] = act_range_float(a.get("act"))
-            ctx["wscale"] = k.const(weight_scales(k.tin(1), O), "float32", "wscale") if wq else None
+            ctx["bias"] = k.x(2) if k.has_input(2) else None
+            ctx["wscale"] = k.const(weight_scales(k.tin(1), cp.O), "float32", "wscale") if wq else None
         return k.render("conv.c.j2", **ctx)
 
 
 # --- importers ---------------------------------------------------------------
-
-def same_pads(n: int, k: int, s: int, d: int, upper: bool = True) -> tuple[int, int]:
-    out = (n + s - 1) // s
-    total = max(0, (out - 1) * s + (k - 1) * d + 1 - n)
-    small = total // 2
-    return (small, total - small) if upper else (total - small, small)
-
 
 @onnx_op("Conv")
 def _onnx_conv(ctx, node):
@@ -260,9 +356,8 @@ def _onnx_conv(ctx, node):
     if xt.rank not in (3, 4) or not wt.is_const or (b and not ctx.t(b).is_const) \
             or xt.dtype != "float32":
         # 3-D, computed weights, float64: the N-D direct convolution
-        from .conv_nd import onnx_attrs
         ctx.add("ConvNd", [x, w, b] if b else [x, w], [ctx.out(node)],
-                onnx_attrs(ctx, node, xt, wt), node.name)
+                _nd_attrs(ctx, node, xt, wt), node.name)
         return
     one_d = xt.rank == 3
     ks = ctx.attr(node, "kernel_shape") or list(wt.shape[2:])
@@ -303,26 +398,6 @@ def _onnx_conv(ctx, node):
         reshape_to(ctx, y2, [d for i, d in enumerate(ctx.t(y2).shape) if i != 2], out)
     else:
         ctx.add("Conv", [x, w, b] if b else [x, w], [out], attrs, node.name)
-
-
-# TFLite's ActivationFunctionType and Padding enums
-TFL_ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
-TFL_PADDINGS = {0: "SAME", 1: "VALID"}
-
-
-def tfl_activation(code: int):
-    name = TFL_ACTIVATIONS[choice(code, TFL_ACTIVATIONS, "fused activation")]
-    if name not in ACTIVATIONS:
-        raise UnsupportedError([f"fused activation {name}"])
-    return ACTIVATIONS[name]
-
-
-def tfl_pads(in_h, in_w, kh, kw, sh, sw, dh, dw, padding: int) -> list[int]:
-    if choice(padding, TFL_PADDINGS, "padding") == 1:  # VALID
-        return [0, 0, 0, 0]
-    pt, pb = same_pads(in_h, kh, sh, dh)
-    pl, pr = same_pads(in_w, kw, sw, dw)
-    return [pt, pl, pb, pr]
 
 
 HYBRID_NOTE = "hybrid (dynamic-range) TFLite model"

@@ -18,6 +18,7 @@ from ..ir import dtypes
 from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
 from ._util import AUTO_PADS, check_per_channel, check_window, prod, strides
+from .pool_nd import same_pads_nd
 
 TYPES = ("float32", "float64", "int32")
 
@@ -132,7 +133,6 @@ class ConvNd(Op):
 
 def onnx_attrs(ctx, node, xt, wt) -> dict:
     """ONNX Conv attributes for an N-D convolution (auto_pad resolved)."""
-    from .pool_nd import same_pads_nd
     nd = xt.rank - 2
     ks = list(ctx.attr(node, "kernel_shape") or wt.shape[2:])
     if ks != list(wt.shape[2:]):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.errors import EdgecError
+from ._requant import requant_reference, requant_shift, requant_table, wrap32  # noqa: F401 (re-exported)
 from ._util import act_range_quant, quant_of
 
 # Scratch words (4 bytes) per group of four K values: q15 pairs of two pixels
@@ -29,7 +31,6 @@ def wanted(options: dict) -> bool:
     portable C form: tests on the host)."""
     kernels = options.get("kernels", "auto")
     if kernels not in ("auto", "plain", "dsp", "mve"):
-        from ..ir.errors import EdgecError
         raise EdgecError(f"unknown kernels option {kernels!r} (auto, plain, dsp or mve)")
     if kernels != "auto":
         return kernels in ("dsp", "mve")
@@ -49,61 +50,6 @@ def mve_wanted(options: dict) -> bool:
         return kernels == "mve"
     tgt = options.get("target")
     return tgt is not None and tgt.has("mve")
-
-
-def wrap32(a) -> np.ndarray:
-    a = np.asarray(a, dtype=np.int64)
-    return ((a + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
-def requant_table(m, s, zp: int):
-    """(table [O, 2] int32 of {M, H}, zp left for the kernel to add) or None.
-
-    For M in (2^30, 2^31) and a right shift e >= 2, TFLite's
-    ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc, M), e)`` is
-    ``floor((acc*M + 2^30 + 2^(30+e) - [acc<0]*2^31) / 2^(31+e))`` (both
-    roundings are floors of the same sum), computed as the high word of a
-    64-bit SMLAL shifted right by e-1: H = 2^(e-2), S = e-1.  A multiplier of
-    0 (a channel whose weights are all zero) gives 0 with H = 1, S = 1.  The
-    output zero point joins H (``zp << S``) when that cannot overflow.  Either
-    way H is 2^(S-1) times an odd number (1 + 2 zp, or 1), so S follows from H
-    (:func:`requant_shift`) and the kernels get S - 1 per channel and that odd
-    factor once per layer (:func:`_rq_args`)."""
-    m = np.asarray(m, dtype=np.int64)
-    s = np.asarray(s, dtype=np.int64)
-    rows = []
-    for M, sh in zip(m.tolist(), s.tolist()):
-        if M == 0:
-            rows.append((0, 2))
-            continue
-        if sh > -2 or M <= (1 << 30) or M >= (1 << 31):
-            return None
-        rows.append((M, -sh))
-    fold = max(e for _, e in rows) - 1 <= 22
-    table = np.zeros((len(rows), 2), np.int64)
-    for i, (M, e) in enumerate(rows):
-        S = e - 1
-        H = 1 << (e - 2)
-        if fold:
-            H += zp * (1 << S)
-        assert requant_shift(H) == S
-        table[i] = (M, H)
-    return table.astype(np.int32), (0 if fold else zp)
-
-
-def requant_shift(h: int) -> int:
-    """S of a {M, H} pair: H = 2^(S-1) * odd."""
-    h = int(h)
-    return (h & -h).bit_length()
-
-
-def requant_reference(acc, table, zp_left: int) -> np.ndarray:
-    """What the C kernel computes from a :func:`requant_table` row (tests)."""
-    acc = np.asarray(acc, dtype=np.int64)
-    M, H = (np.asarray(table[..., i], dtype=np.int64) for i in range(2))
-    S = np.vectorize(requant_shift, otypes=[np.int64])(H)
-    t = acc * M + H * (1 << 32) + (1 << 30) - (acc < 0) * (1 << 31)
-    return ((t >> 32) >> S) + zp_left
 
 
 def _pad_to(a: np.ndarray, n: int, axis: int = 0) -> np.ndarray:
@@ -129,70 +75,37 @@ def _rq_args(k, table, O_pad):
 
 # --- CONV_2D / DEPTHWISE_CONV_2D --------------------------------------------------
 
-def conv_kind(g, n, mve: bool = False) -> str | None:
-    """``gemm`` / ``dw`` when an int8 Conv node has a DSP (``mve``: Helium)
-    kernel, else None."""
-    from .conv import geometry, requant_params
-    a = n.attrs
-    x = g.tensors[n.inputs[0]]
-    if a["layout"] != "NHWC" or x.dtype != "int8" or x.quant is None:
+def conv_kind(cp, mve: bool = False) -> str | None:
+    """``gemm`` / ``dw`` when an int8 NHWC Conv (``cp``: its
+    :class:`edgec.ops.conv.ConvParams`) has a DSP (``mve``: Helium) kernel, else None
+    (the node's layout and types are :func:`edgec.ops.conv.simd_kind`'s to check)."""
+    if not mve and requant_table(cp.m, cp.s, 0) is None:
         return None
-    if not mve and requant_table(*requant_params(g, n), 0) is None:
-        return None
-    N, H, W, C, O, KH, KW, Cg, OH, OW = geometry(g, n)
-    if a["group"] == 1:
+    if cp.group == 1:
         return "gemm"
-    if a.get("fused_add") or not (a["group"] == C and Cg == 1 and O == C):
+    if cp.fused or not (cp.group == cp.C and cp.Cg == 1 and cp.O == cp.C):
         return None
     if mve:
         return "dw"
-    sh, sw = a["strides"]
-    dh, dw = a["dilations"]
-    if KH == 3 and KW == 3 and sh == sw and sh in (1, 2) and dh == 1 and dw == 1:
+    if cp.KH == 3 and cp.KW == 3 and cp.sh == cp.sw and cp.sh in (1, 2) and cp.dh == 1 and cp.dw == 1:
         return "dw"
     return None
 
 
-def has_kernel(k) -> bool:
-    """Whether this layer (int8 Conv or FullyConnected) gets a DSP or Helium kernel."""
-    if not wanted(k.options):
-        return False
-    g, n = k.g, k.node
-    mve = mve_wanted(k.options)
-    if n.op == "Conv":
-        return conv_kind(g, n, mve) is not None
-    if n.op == "FullyConnected":
-        from .gemm import fc_dims, fc_requant
-        x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
-        if x.dtype != "int8" or w.quant is None or int(w.quant.zero_point[0]) != 0:
-            return False
-        return mve or (fc_dims(g, n)[2] % 4 == 0 and requant_table(*fc_requant(g, n), 0) is not None)
-    return False
-
-
-def conv(k, geom, m, s) -> str | None:
-    g, n = k.g, k.node
-    mve = mve_wanted(k.options)
-    kind = conv_kind(g, n, mve)
-    if kind is None:
-        return None
-    from .conv import weights_ohwi
-    N, H, W, C, O, KH, KW, Cg, OH, OW = geom
-    a = n.attrs
-    _, xzp = quant_of(g, n.inputs[0]).scalar()
-    ys, yzp = quant_of(g, a.get("fused_add", {}).get("conv_output", n.outputs[0])).scalar()
-    lo, hi = act_range_quant(a.get("act"), ys, yzp)
-    w = weights_ohwi(g, n).astype(np.int64)
-    bias = (k.tin(2).data.astype(np.int64) if k.has_input(2) else np.zeros(O, np.int64))
-    sh, sw = a["strides"]
-    dh, dw = a["dilations"]
-    pt, pl, pb, pr = a["pads"]
+def conv(k, cp, kind: str, mve: bool, w, bias, add=None) -> str:
+    """The DSP / Helium kernel ``kind`` (:func:`conv_kind`) of an int8 Conv: ``w``
+    its OHWI weights and ``bias`` its bias (int64 arrays), ``add`` the tables of an
+    ADD fused into it (:func:`edgec.ops.binary.add_tables`)."""
+    N, H, W, C, O, KH, KW, Cg, OH, OW = cp.geometry
+    xzp, yzp, lo, hi = -cp.input_offset, cp.output_offset, cp.act_lo, cp.act_hi
+    m, s = cp.m, cp.s
+    sh, sw, dh, dw, pt, pl, pb, pr = cp.sh, cp.sw, cp.dh, cp.dw, cp.pt, cp.pl, cp.pb, cp.pr
     xb, yb = H * W * C, OH * OW * O
     if mve:
         if kind == "gemm":
             return _mve_conv(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
-                             w, bias, m, s, xzp, yzp, lo, hi, xb, yb)
-        if conv_kind(g, n) != "dw":
+                             w, bias, m, s, xzp, yzp, lo, hi, xb, yb, add)
+        if conv_kind(cp) != "dw":
             # Helium has no lane-wise 32-bit multiply-accumulate: the DSP 3x3 kernel
             # (SMLAD on pairs of taps) is faster where it applies, this one is general
             return _mve_dw(k, N, H, W, C, OH, OW, KH, KW, sh, sw, dh, dw, pt, pl, w, bias, m, s,
@@ -200,13 +113,13 @@ def conv(k, geom, m, s) -> str | None:
     table, zp_left = requant_table(m, s, yzp)
     if kind == "gemm":
         return _conv_gemm(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
-                          w, bias, table, zp_left, xzp, lo, hi, xb, yb)
+                          w, bias, table, zp_left, xzp, lo, hi, xb, yb, add)
     return _dw3x3(k, N, H, W, C, OH, OW, sh, pt, pl, w, bias, table, zp_left, xzp, lo, hi,
                   xb, yb)
 
 
 def _conv_gemm(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
-               w, bias, table, zp_left, xzp, lo, hi, xb, yb):
+               w, bias, table, zp_left, xzp, lo, hi, xb, yb, add_tabs):
     K = KH * KW * C
     n4 = (K + 3) // 4
     O2 = O + (O & 1)
@@ -226,7 +139,7 @@ def _conv_gemm(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
     pre = ""
     if fused:
         skip_i = fused["skip_input"]
-        pre = _add_struct(k, fused)
+        pre = _add_struct(k, fused, add_tabs)
         add = f"x{skip_i} + b * {yb}, &{k.function('add')}"
         k.allow_inplace(skip_i, 0, "same")
     else:
@@ -238,11 +151,10 @@ def _conv_gemm(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
     return pre + _batch(N, call)
 
 
-def _add_struct(k, fused) -> str:
-    """The fused ADD's constants as a local ``edgec_add_t add``."""
-    g = k.g
-    node = fused["node"]
-    ta, tb, rq, fast, zp, lo, hi = add_tables(g, node)
+def _add_struct(k, fused, tables) -> str:
+    """The fused ADD's constants (``tables``: :func:`edgec.ops.binary.add_tables`)
+    as a local ``edgec_add_t add``."""
+    ta, tb, rq, fast, zp, lo, hi = tables
     tv, ts = (ta, tb) if fused["conv_operand"] == 0 else (tb, ta)
     return (_lut(k, tv, "lut_v") + _lut(k, ts, "lut_s") +
             f"  static const edgec_add_t {k.function('add')} = {{&{k.function('lut_v')}, "
@@ -287,7 +199,7 @@ def _mve_tables(k, m, s, n):
 
 
 def _mve_conv(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
-              w, bias, m, s, xzp, yzp, lo, hi, xb, yb):
+              w, bias, m, s, xzp, yzp, lo, hi, xb, yb, add_tabs):
     K = KH * KW * C
     K16 = (K + 15) // 16 * 16
     O4 = (O + 3) // 4 * 4
@@ -304,7 +216,7 @@ def _mve_conv(k, N, H, W, C, O, KH, KW, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr,
     pre = ""
     if fused:
         skip_i = fused["skip_input"]
-        pre = _add_struct(k, fused)
+        pre = _add_struct(k, fused, add_tabs)
         add = f"x{skip_i} + b * {yb}, &{k.function('add')}"
         k.allow_inplace(skip_i, 0, "same")
     else:
@@ -408,41 +320,18 @@ def global_avgpool(k, N, C, H, W, OH, OW, lo, hi) -> str | None:
 
 # --- quantized ADD / SUB (tables) ------------------------------------------------------
 
-def add_tables(g, n):
-    """Constants of ``edgec_add_s8`` for an int8 Add/Sub node: the per-input
-    rescaling of TFLite Micro's ADD as two 256-entry tables, then the output
-    requantization ({M, H, S} and fast=1 when :func:`requant_table` applies,
-    else {M, shift, 0} for edgec_mbqm)."""
-    from ..ir import qmath
-    from .binary import add_params
-    p = add_params(g, n)
-    v = np.arange(-128, 128, dtype=np.int64)
-    ta = qmath.mul_by_quantized_multiplier((v + p["in1_offset"]) << p["left_shift"], p["m1"], p["s1"])
-    tb = qmath.mul_by_quantized_multiplier((v + p["in2_offset"]) << p["left_shift"], p["m2"], p["s2"])
-    if n.op == "Sub":
-        tb = -tb
-    so, zo = quant_of(g, n.outputs[0]).scalar()
-    lo, hi = act_range_quant(n.attrs.get("act"), so, zo)
-    rt = requant_table([p["mo"]], [p["so"]], zo)
-    if rt is not None:
-        M, H = (int(v) for v in rt[0][0])
-        rq, zp = [M, H, requant_shift(H)], rt[1]
-        fast = 1
-    else:
-        rq, zp, fast = np.array([p["mo"], p["so"], 0], np.int64), zo, 0
-    return wrap32(ta), wrap32(tb), np.asarray(rq, np.int64), fast, zp, lo, hi
-
-
-def add(k) -> str | None:
-    """Elementwise int8 Add/Sub of same-shaped tensors (speed: tables, see
-    :func:`lut_form`; portable
-    C, so on every target but with ``--kernels plain``)."""
-    g, n = k.g, k.node
+def add_applies(k) -> bool:
+    """Whether an int8 Add/Sub gets :func:`add` (same-shaped tensors, speed, not
+    ``--kernels plain``; portable C, so on every target)."""
     shape = k.tout().shape
-    if k.tin(0).shape != shape or k.tin(1).shape != shape or k.optimize != "speed" or \
-            k.options.get("kernels", "auto") == "plain":
-        return None
-    ta, tb, rq, fast, zp, lo, hi = add_tables(g, n)
+    return k.tin(0).shape == shape and k.tin(1).shape == shape and k.optimize == "speed" and \
+        k.options.get("kernels", "auto") != "plain"
+
+
+def add(k, tables) -> str:
+    """Elementwise int8 Add/Sub of same-shaped tensors (:func:`add_applies`) with the
+    tables of :func:`edgec.ops.binary.add_tables` (see :func:`lut_form`)."""
+    ta, tb, rq, fast, zp, lo, hi = tables
     k.need("dsp_s8")
     if k.tin(0).nbytes == k.tout().nbytes:
         k.allow_inplace(0, 0, "same")

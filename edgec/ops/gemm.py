@@ -16,10 +16,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import qmath
+from ..ir.dtypes import np_dtype
 from ..ir.errors import EdgecError, Reason, UnsupportedError
-from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import act_range_float, act_range_quant, apply_act_float, broadcast_shape, broadcast_strides, check_per_channel, choice, prod, quant_of
-from .conv import dequantized_weights, is_weight_only, tfl_activation, weight_scales
+from . import OutSpec, Op, dsp, onnx_op, register, shared, tflite_op
+from ._requant import c_multipliers, channel_multipliers, requant_table
+from ._util import act_range_float, act_range_quant, apply_act_float, broadcast_shape, broadcast_strides, check_per_channel, choice, prod, quant_of, tfl_activation
+from .conv import _tfl_dequant_weights, dequantized_weights, is_weight_only, weight_scales
 
 
 def fc_dims(g, n):
@@ -37,24 +39,23 @@ def fc_requant(g, n):
     xq, wq, yq = quant_of(g, n.inputs[0]), quant_of(g, n.inputs[1]), quant_of(g, n.outputs[0])
     xs, _ = xq.scalar()
     ys, _ = yq.scalar()
-    N = g.tensors[n.inputs[1]].shape[0]
-    if wq.scale.size == 1:
-        # TFLite's GetQuantizedConvolutionMultipler: the scales multiplied in double (a
-        # float32 product made some multipliers differ in the last bits: off-by-one outputs)
-        m, s = qmath.quantize_multiplier(float(np.float32(xs)) * float(np.float32(wq.scale[0]))
-                                         / float(np.float32(ys)))
-        return np.full(N, m, np.int64), np.full(N, s, np.int64)
-    ms, ss = [], []
-    for sc in wq.scale:
-        m, s = qmath.quantize_multiplier(float(np.float32(xs)) * float(np.float32(sc)) / float(np.float32(ys)))
-        ms.append(m)
-        ss.append(s)
-    return np.array(ms, np.int64), np.array(ss, np.int64)
+    return channel_multipliers(xs, wq.scale, ys, g.tensors[n.inputs[1]].shape[0])
+
+
+def simd_kernel(g, n, mve: bool) -> bool:
+    """Whether an int8 FullyConnected node gets a DSP (``mve``: Helium) kernel
+    (:func:`.dsp.fully_connected`) on a build that wants them."""
+    x, w = g.tensors[n.inputs[0]], g.tensors[n.inputs[1]]
+    if x.dtype != "int8" or w.quant is None or int(w.quant.zero_point[0]) != 0:
+        return False
+    return mve or (fc_dims(g, n)[2] % 4 == 0 and requant_table(*fc_requant(g, n), 0) is not None)
 
 
 @register
 class FullyConnected(Op):
     name = "FullyConnected"
+    fuses_activation = True
+    quantize = "compute"
 
     def infer(self, g, n):
         M, N, K = fc_dims(g, n)
@@ -114,7 +115,6 @@ class FullyConnected(Op):
         M, N, K = fc_dims(g, n)
         quantized = k.tin(0).dtype == "int8"
         if quantized:
-            from . import dsp
             if dsp.enabled(k):
                 m, s = fc_requant(g, n)
                 body = dsp.fully_connected(k, M, N, K, m, s)
@@ -129,16 +129,10 @@ class FullyConnected(Op):
             ys, yzp = quant_of(g, n.outputs[0]).scalar()
             m, s = fc_requant(g, n)
             lo, hi = act_range_quant(n.attrs.get("act"), ys, yzp)
-            per_channel = len(set(zip(m.tolist(), s.tolist()))) > 1
+            per_channel, ctx["mult"], ctx["shift"] = c_multipliers(k, m, s)
             ctx.update(input_offset=-xzp, weight_offset=-wzp, output_offset=yzp,
                        act_lo=lo, act_hi=hi, per_channel=per_channel)
-            if per_channel:
-                ctx["mult"] = k.const(m, "int32", "mult")
-                ctx["shift"] = k.const(s, "int8", "shift")
-            else:
-                ctx["mult"], ctx["shift"] = int(m[0]), int(s[0])
             if k.optimize == "size":
-                from . import shared
                 return shared.fully_connected(k, ctx, m, s)
         else:
             ctx["w"] = k.x(1)
@@ -281,7 +275,6 @@ def _onnx_gemm(ctx, node):
 
 
 def _np(dt):
-    from ..ir.dtypes import np_dtype
     return np_dtype(dt)
 
 
@@ -291,7 +284,6 @@ def _tfl_fc(ctx, op):
     ins = ctx.inputs(op)
     x, w = ins[0], ins[1]
     b = ins[2] if len(ins) > 2 else ""
-    from .conv import _tfl_dequant_weights
     w = _tfl_dequant_weights(ctx, w, x)
     out = ctx.outputs(op)[0]
     keep = bool(o.KeepNumDims()) if o is not None else False

@@ -14,6 +14,7 @@ from ._util import coalesce, loop_nest, strides
 @register
 class Pad(Op):
     name = "Pad"
+    quantize = "follow"
 
     def _pads(self, g, n):
         x = g.tensors[n.inputs[0]]

@@ -14,8 +14,9 @@ import numpy as np
 
 from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
-from ._util import AUTO_PADS, act_range_float, act_range_quant, apply_act_float, check_window, quant_of
-from .conv import same_pads, tfl_activation, tfl_pads
+from . import dsp, shared
+from ._util import AUTO_PADS, act_range_float, act_range_quant, apply_act_float, check_window, quant_of, same_pads, tfl_activation, tfl_pads
+from .pool_nd import onnx_max_unpool, onnx_pool_nd
 
 
 def pool_out(n, k, s, d, p0, p1, ceil_mode):
@@ -55,6 +56,9 @@ def geometry(g, n):
 
 
 class Pool(Op):
+    fuses_activation = True
+    layout_sensitive = True
+    quantize = "follow"
     def infer(self, g, n):
         N, C, H, W, OH, OW = geometry(g, n)
         x = g.tensors[n.inputs[0]]
@@ -156,13 +160,11 @@ class Pool(Op):
         if quantized:
             s, z = quant_of(g, n.inputs[0]).scalar()
             ctx["act_lo"], ctx["act_hi"] = act_range_quant(a.get("act"), s, z)
-            from . import dsp
             if self.name == "AveragePool" and dsp.enabled(k):
                 body = dsp.global_avgpool(k, N, C, H, W, OH, OW, ctx["act_lo"], ctx["act_hi"])
                 if body is not None:
                     return body
             if k.optimize == "size":
-                from . import shared
                 return shared.pool(k, ctx)
         else:
             ctx["act"] = act_range_float(a.get("act"))
@@ -194,7 +196,6 @@ def _needs_nd(ctx, node) -> bool:
 def _onnx_pool(op):
     def imp(ctx, node):
         if _needs_nd(ctx, node):
-            from .pool_nd import onnx_pool_nd
             onnx_pool_nd(ctx, node, "max" if op == "MaxPool" else "avg")
             return
         x = ctx.inp(node, 0)
@@ -254,7 +255,6 @@ onnx_op("GlobalLpPool")(_onnx_global("LpPool"))
 
 @onnx_op("LpPool")
 def _onnx_lp_pool(ctx, node):
-    from .pool_nd import onnx_pool_nd
     onnx_pool_nd(ctx, node, "lp")
 
 
@@ -278,5 +278,4 @@ tflite_op("MAX_POOL_2D")(_tfl_pool("MaxPool"))
 
 @onnx_op("MaxUnpool")
 def _onnx_max_unpool(ctx, node):
-    from .pool_nd import onnx_max_unpool
     onnx_max_unpool(ctx, node)

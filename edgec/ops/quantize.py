@@ -30,6 +30,7 @@ def _axis_shape(q: QuantParams, rank: int):
 @register
 class Quantize(Op):
     name = "Quantize"
+    transpose_commutes = "unary"
 
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]
@@ -93,6 +94,7 @@ class Quantize(Op):
 @register
 class Dequantize(Op):
     name = "Dequantize"
+    transpose_commutes = "unary"
 
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]

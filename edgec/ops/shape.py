@@ -15,6 +15,7 @@ from ._util import norm_axis, prod
 @register
 class Reshape(Op):
     name = "Reshape"
+    quantize = "follow"
     view = True
 
     def infer(self, g, n):
@@ -31,6 +32,8 @@ class Reshape(Op):
 @register
 class Copy(Op):
     name = "Copy"
+    quantize = "follow"
+    transpose_commutes = "unary"
 
     def infer(self, g, n):
         x = g.tensors[n.inputs[0]]

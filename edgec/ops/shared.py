@@ -1,11 +1,31 @@
 """``--optimize size``: one generic kernel per operator type (templates/runtime/
-ref_s8.c.j2), its geometry and quantization passed at run time as a constant
+ref_s8.c), its geometry and quantization passed at run time as a constant
 int32 array per layer, instead of a kernel specialized into every layer.  For
 flash-starved parts; the DSP kernels have a shared form of their own
 (edgec/ops/dsp.py: the same C, not inlined)."""
 from __future__ import annotations
 
+from dataclasses import field, fields
+
 import numpy as np
+
+
+def packed(c: str):
+    """A dataclass field that goes into a shared kernel's ``int32_t p[]``: the
+    packed fields' order in the dataclass is their index in p[], ``c`` the name
+    templates/runtime/ref_s8.c gives that index in the ``/* p: ... */`` table
+    above the kernel (tests/test_ops_structure.py checks that both sides agree)."""
+    return field(default=0, metadata={"p": c})
+
+
+def p_names(cls) -> list[tuple[str, str]]:
+    """(field name, C name) of a parameter dataclass's packed fields, in p[] order."""
+    return [(f.name, f.metadata["p"]) for f in fields(cls) if "p" in f.metadata]
+
+
+def pack(params) -> tuple[int, ...]:
+    """The packed fields of a parameter dataclass, in p[] order."""
+    return tuple(int(getattr(params, f)) for f, _ in p_names(type(params)))
 
 
 def _params(k, values) -> str:
@@ -20,18 +40,15 @@ def _mult_shift(k, m, s, per_channel):
     return k.const(m, "int32", "mult"), k.const(s, "int8", "shift")
 
 
-def conv(k, c, m, s) -> str:
-    """int8 Conv from the plain kernel's context ``c`` (conv.py)."""
+def conv(k, cp, w: str, bias: str | None) -> str:
+    """int8 Conv (``cp``: its :class:`edgec.ops.conv.ConvParams`; ``w`` and ``bias``
+    the C names of its weights and bias): ``edgec_ref_conv`` with p[] packed from
+    the dataclass's fields."""
     k.need("ref_s8")
-    mult, shift = _mult_shift(k, m, s, c["per_channel"])
-    xs, ys = c["xs"], c["ys"]
-    p = _params(k, (c["N"], c["H"], c["W"], c["C"], c["O"], c["KH"], c["KW"], c["Cg"], c["OH"],
-                    c["OW"], c["Og"], c["sh"], c["sw"], c["dh"], c["dw"], c["pt"], c["pl"],
-                    c["input_offset"], c["output_offset"], c["act_lo"], c["act_hi"],
-                    int(c["per_channel"]), xs["n"], xs["h"], xs["w"], xs["c"],
-                    ys["n"], ys["h"], ys["w"], ys["c"]))
-    bias = c["bias"] or "(const int32_t*)0"
-    return f"  edgec_ref_conv(x0, y0, {c['w']}, {bias}, {mult}, {shift}, {p});\n"
+    mult, shift = _mult_shift(k, cp.m, cp.s, cp.per_channel)
+    p = _params(k, pack(cp))
+    bias = bias or "(const int32_t*)0"
+    return f"  edgec_ref_conv(x0, y0, {w}, {bias}, {mult}, {shift}, {p});\n"
 
 
 def fully_connected(k, c, m, s) -> str:

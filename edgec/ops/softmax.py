@@ -131,6 +131,7 @@ class SoftmaxFamily(Op):
 @register
 class Softmax(SoftmaxFamily):
     name = "Softmax"
+    quantize = "compute"
 
 
 @register

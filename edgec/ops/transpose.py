@@ -12,6 +12,7 @@ from ._util import coalesce, loop_nest, strides
 @register
 class Transpose(Op):
     name = "Transpose"
+    quantize = "follow"
 
     def _perm(self, g, n):
         x = g.tensors[n.inputs[0]]

@@ -41,13 +41,13 @@ import numpy as np
 from ..data import feature_levels
 from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register
+from ._trees_c import C_CMP, emit_tree_ensemble  # noqa: F401 (C_CMP: re-exported)
 
 MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ")
 LEQ, LT, GTE, GT, EQ, NEQ = range(6)
 MEMBER = 6                      # TreeEnsemble (opset 5) only: unrolled into EQ chains
 POSTS = ("NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT")
 AGGREGATES = ("SUM", "AVERAGE", "MIN", "MAX")
-C_CMP = ("<=", "<", ">=", ">", "==", "!=")
 
 # Largest ensemble edgec accepts (internal nodes after expanding shared subtrees).
 MAX_NODES = 1 << 24
@@ -684,7 +684,6 @@ class TreeEnsemble(Op):
         return None
 
     def emit(self, k):
-        from ._trees_c import emit_tree_ensemble
         return emit_tree_ensemble(k)
 
 

@@ -229,8 +229,13 @@ def _lit(v, dt):
     return c_literal(int(v), dt)
 
 
+# Unary ops a Transpose of the input moves past (passes.layout), an Op trait
+TRANSPOSE_COMMUTES = ("Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSwish", "Abs", "Neg",
+                      "Exp", "Sqrt")
+
 for _name in UNARY:
-    register(type(_name, (Unary,), {"name": _name}))
+    register(type(_name, (Unary,), {
+        "name": _name, "transpose_commutes": "unary" if _name in TRANSPOSE_COMMUTES else None}))
 
 
 # --- ONNX importers --------------------------------------------------------------

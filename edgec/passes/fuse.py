@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from ..ir.graph import Graph, Node
-
-FUSES_ACT = ("Conv", "FullyConnected", "MaxPool", "AveragePool", "Add", "Sub", "Mul")
 
 
 def _single_consumer(g: Graph, name: str, cons) -> Node | None:
@@ -61,7 +60,7 @@ def fuse_activation(g: Graph) -> bool:
         if t.dtype != "float32" or x not in prod:
             continue
         p = prod[x]
-        if p.op not in FUSES_ACT or p.attrs.get("act") is not None or len(p.outputs) != 1:
+        if not ops.get(p.op).fuses_activation or p.attrs.get("act") is not None or len(p.outputs) != 1:
             continue
         if p.op in ("Add", "Sub", "Mul") and g.tensors[p.inputs[0]].dtype != "float32":
             continue

@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import ops
 from ..ir.graph import Graph, Node
 
-LAYOUT_OPS = ("Conv", "MaxPool", "AveragePool")
 TO_NHWC = [0, 2, 3, 1]
 TO_NCHW = [0, 3, 1, 2]
-UNARY = ("Relu", "Clip", "Sigmoid", "Tanh", "LeakyRelu", "HardSwish", "Abs", "Neg", "Exp",
-         "Sqrt", "Quantize", "Dequantize", "Copy")
-BINARY = ("Add", "Sub", "Mul", "Max", "Min", "Div")
 
 
 def needs_nhwc(g: Graph) -> bool:
-    return any(n.op in LAYOUT_OPS and n.attrs.get("layout") == "NCHW" for n in g.nodes)
+    return any(ops.get(n.op).layout_sensitive and n.attrs.get("layout") == "NCHW" for n in g.nodes)
 
 
 def _perm_shape(shape, perm):
@@ -45,7 +42,7 @@ def to_nhwc(g: Graph) -> Graph:
     converted = 0
     for n in g.nodes:
         x = g.tensors[n.inputs[0]] if n.inputs else None
-        if n.op not in LAYOUT_OPS or n.attrs.get("layout") != "NCHW" or x is None or x.rank != 4 \
+        if not ops.get(n.op).layout_sensitive or n.attrs.get("layout") != "NCHW" or x is None or x.rank != 4 \
                 or x.is_const:
             new.append(n)
             continue
@@ -103,7 +100,8 @@ def _simplify(g: Graph) -> bool:
                 n.attrs = {"shape": list(g.tensors[n.outputs[0]].shape)}
                 return True
             continue
-        if n.op in UNARY + BINARY + ("Concat",) and len(n.outputs) == 1:
+        commutes = ops.get(n.op).transpose_commutes
+        if commutes is not None and len(n.outputs) == 1:
             acts = [i for i in n.inputs if i and not g.tensors[i].is_const]
             consts = [i for i in n.inputs if i and g.tensors[i].is_const]
             if not acts or any(g.tensors[c].size != 1 for c in consts):
@@ -114,7 +112,7 @@ def _simplify(g: Graph) -> bool:
             perm = [int(p) for p in ts[0].attrs["perm"]]
             if any([int(p) for p in t.attrs["perm"]] != perm for t in ts):
                 continue
-            if n.op in BINARY and len({g.tensors[i].shape for i in acts}) != 1:
+            if commutes == "binary" and len({g.tensors[i].shape for i in acts}) != 1:
                 continue
             # n(T(a), T(b), ...) -> T(n(a, b, ...))
             y = g.tensors[n.outputs[0]]
@@ -123,7 +121,7 @@ def _simplify(g: Graph) -> bool:
             g.add_tensor(pre, _perm_shape(y.shape, inv), y.dtype, quant=y.quant)
             src = {i: tp(i).inputs[0] for i in acts}
             n.inputs = [src.get(i, i) for i in n.inputs]
-            if n.op == "Concat":
+            if commutes == "concat":
                 axis = int(n.attrs["axis"]) % len(perm)
                 n.attrs = dict(n.attrs, axis=perm[axis])
             n.outputs = [pre]

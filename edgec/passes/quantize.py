@@ -29,16 +29,13 @@ from typing import Any
 import numpy as np
 
 from . import calibration as calib
+from .. import ops
 from ..ir import qmath
 from ..ir.errors import EdgecError
 from ..ir.graph import Graph, QuantParams
 
 MODES = ("int8", "weights-int8")
 IO_MODES = ("int8", "float")
-# ops with an int8 kernel whose output gets its own (calibrated) parameters
-COMPUTE = ("Conv", "FullyConnected", "Add", "Sub", "Mul", "Softmax", "Concat")
-# ops whose int8 output keeps the input's parameters
-FOLLOW = ("Reshape", "Transpose", "MaxPool", "AveragePool", "Pad", "Copy")
 SOFTMAX_SCALE = 1.0 / 256.0
 
 
@@ -146,7 +143,7 @@ def _asym_const(x: np.ndarray):
 def int8_blocker(g: Graph, n) -> str | None:
     """Why node ``n`` of the float graph cannot run on int8 kernels (None: it can)."""
     from ..ops._util import norm_axis, prod
-    if n.op not in COMPUTE + FOLLOW:
+    if ops.get(n.op).quantize is None:
         return f"no int8 kernel for {n.op}"
     ins = [g.tensors[i] for i in n.inputs if i]
     if not ins or ins[0].dtype != "float32":
@@ -274,7 +271,7 @@ def quantize_int8(g: Graph, cfg: QuantConfig, ranges: dict | None = None, datase
     cons = g.consumers()
     for n in g.nodes:
         blocker = int8_blocker(g, n)
-        if n.op in FOLLOW and blocker is None and native.get(n.inputs[0]) != "q":
+        if ops.get(n.op).quantize == "follow" and blocker is None and native.get(n.inputs[0]) != "q":
             blocker = "float input"
         if id(n) in keep:
             blocker = "--keep-float"
@@ -309,7 +306,7 @@ def quantize_int8(g: Graph, cfg: QuantConfig, ranges: dict | None = None, datase
             ins = [get_q(i) if i else "" for i in ins]
         o = outs[0]
         t = g.tensors[o]
-        if n.op in FOLLOW:
+        if ops.get(n.op).quantize == "follow":
             op_params = q.tensors[ins[0]].quant
         elif n.op == "Softmax":
             op_params = QuantParams(np.array([SOFTMAX_SCALE], np.float32), np.array([-128]))
