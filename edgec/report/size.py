@@ -357,6 +357,45 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
     img = elfsize.read(elf)
     if not img.sections:
         raise EdgecError(f"{elf} has no allocated sections (an object file, not a linked firmware?)")
+    mods = _models(img, build_report, name, models)
+    owners = _Owners(img, mods)
+    sections = sorted((s for s in img.sections if s.size > 0), key=lambda s: (s.addr, s.name))
+    by_name = {s.name: s for s in sections}
+    tally = _Tally(mods)
+    kept = _sized_symbols(img, by_name)
+    symbols_out, layers = _attribute_symbols(kept, by_name, img, owners, mods, tally)
+    _attribute_literals(img, kept, by_name, owners, tally)
+    reservations, unbacked = _reservations(img, sections, tally)
+    sec_out = _sections(sections, tally)
+    tally.check(img.flash_bytes, img.ram_bytes + unbacked)
+    layer_rows, model_out = _per_model(mods, layers, img, tally)
+    symbols_out.sort(key=lambda d: (-d["bytes"], d["name"], d["addr"]))
+    out = _totals(elf, img, mods, model_out, sections, tally, unbacked, note)
+    out.update({
+        "reservations": reservations,
+        "model_totals": {
+            "flash": sum(tally.flash[k] for k in MODEL_FLASH),
+            "ram": sum(tally.ram[k] for k in MODEL_RAM),
+        },
+        "models": model_out,
+        "models_shared": {"flash": sum(tally.mflash[None].values()), "ram": sum(tally.mram[None].values())},
+        "sections": sec_out,
+        "layers": layer_rows,
+        "arena": model_out[0]["arena"] if len(mods) == 1 else _arena_total(model_out),
+        "symbols": symbols_out,
+    })
+    if len(mods) == 1 and mods[0].rep and "estimate" in mods[0].rep:
+        out["build_estimate"] = {k: v for k, v in mods[0].rep["estimate"].items() if k != "note"}
+    if not img.has_symtab:
+        out["note"] = (note + "; " if note else "") + \
+            "the ELF has no symbol table (stripped): only sections are reported"
+    return out
+
+
+def _models(img: elfsize.ElfImage, build_report: dict | None, name: str | None,
+            models: list[tuple[str | None, dict | None]] | None) -> list[_Model]:
+    """The models linked into the ELF: the ones given (each named), else the one of
+    ``build_report`` / ``name`` / the ELF's ``<name>_invoke``."""
     if models:
         specs = [(str(n or (r or {}).get("name") or ""), r) for n, r in models]
         if any(not n for n, _ in specs):
@@ -369,13 +408,58 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
             seen.add(n)
     else:
         specs = [(_prefix_of(img, build_report, name), build_report)]
-    mods = [_Model(n, r, i) for i, (n, r) in enumerate(specs)]
-    owners = _Owners(img, mods)
-    multi = len(mods) > 1
-    sections = sorted((s for s in img.sections if s.size > 0), key=lambda s: (s.addr, s.name))
-    by_name = {s.name: s for s in sections}
+    return [_Model(n, r, i) for i, (n, r) in enumerate(specs)]
 
-    # sized symbols inside sections that count, each byte attributed once
+
+class _Tally:
+    """Bytes per part of flash and RAM, each model's share of the model parts (key
+    None: a runtime several models share) and the bytes attributed in each section."""
+
+    def __init__(self, mods: list[_Model]):
+        self.flash = {k: 0 for k in FLASH_PARTS}
+        self.ram = {k: 0 for k in RAM_PARTS}
+        self.mflash = {m.index: {k: 0 for k in MODEL_FLASH} for m in mods}
+        self.mram = {m.index: {k: 0 for k in MODEL_RAM} for m in mods}
+        self.mflash[None] = {k: 0 for k in MODEL_FLASH}
+        self.mram[None] = {k: 0 for k in MODEL_RAM}
+        self.attributed: dict[str, int] = {}
+        self.arena_symbol_bytes = {m.index: 0 for m in mods}
+
+    def section(self, sec: elfsize.Section, n: int) -> None:
+        self.attributed[sec.name] = self.attributed.get(sec.name, 0) + n
+
+    def flash_part(self, owner: str, kind: str, m: _Model | None, n: int, weights: bool = False) -> None:
+        if owner in ("layer", "model"):
+            part = "weights" if weights else (
+                ("kernel_code" if kind == "code" else "weights") if owner == "layer"
+                else ("model_runtime" if kind == "code" else "model_constants"))
+            self.flash[part] += n
+            self.mflash[m.index if m else None][part] += n
+        else:
+            self.flash[owner] += n
+
+    def ram_part(self, owner: str, m: _Model | None, n: int, arena: bool = False) -> None:
+        if arena or owner in ("layer", "model"):
+            part = "arena" if arena else "model_other"
+            self.ram[part] += n
+            self.mram[m.index if m else None][part] += n
+        else:
+            self.ram["app" if owner == "test_data" else owner] += n
+
+    def check(self, flash_total: int, ram_total: int) -> None:
+        """The parts add up to the totals, and the models' shares to the model parts."""
+        assert sum(self.flash.values()) == flash_total, (self.flash, flash_total)
+        assert sum(self.ram.values()) == ram_total, (self.ram, ram_total)
+        for k in MODEL_FLASH:
+            assert sum(v[k] for v in self.mflash.values()) == self.flash[k], k
+        for k in MODEL_RAM:
+            assert sum(v[k] for v in self.mram.values()) == self.ram[k], k
+
+
+def _sized_symbols(img: elfsize.ElfImage,
+                   by_name: dict[str, elfsize.Section]) -> list[tuple[elfsize.Symbol, int]]:
+    """Sized symbols inside sections that count, each with the bytes attributed to it:
+    each byte once (overlaps clipped), none in a stack / heap reservation."""
     syms = [s for s in img.symbols if s.section in by_name and s.section]
     syms.sort(key=lambda s: (s.section, s.addr, -s.size, s.name))
     kept: list[tuple[elfsize.Symbol, int]] = []  # symbol, bytes attributed (overlaps clipped)
@@ -390,42 +474,20 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
         if n > 0:
             end_of[s.section] = stop
         kept.append((s, n))
+    return kept
 
-    flash = {k: 0 for k in FLASH_PARTS}
-    ram = {k: 0 for k in RAM_PARTS}
-    # each model's share of the model parts; None: a runtime several models share
-    mflash = {m.index: {k: 0 for k in MODEL_FLASH} for m in mods}
-    mram = {m.index: {k: 0 for k in MODEL_RAM} for m in mods}
-    mflash[None] = {k: 0 for k in MODEL_FLASH}
-    mram[None] = {k: 0 for k in MODEL_RAM}
+
+def _attribute_symbols(kept, by_name, img: elfsize.ElfImage, owners: _Owners, mods: list[_Model],
+                       tally: _Tally) -> tuple[list[dict], dict[tuple[int, int], dict]]:
+    """Each symbol's owner (a layer, a model, the harness, the C library...): the
+    report's symbol rows, and what each (model, layer) holds."""
     layers: dict[tuple[int, int], dict] = {}
     symbols_out = []
-    attributed: dict[str, int] = {}
-    arena_symbol_bytes = {m.index: 0 for m in mods}
-
-    def flash_part(owner: str, kind: str, m: _Model | None, n: int, weights: bool = False) -> None:
-        if owner in ("layer", "model"):
-            part = "weights" if weights else (
-                ("kernel_code" if kind == "code" else "weights") if owner == "layer"
-                else ("model_runtime" if kind == "code" else "model_constants"))
-            flash[part] += n
-            mflash[m.index if m else None][part] += n
-        else:
-            flash[owner] += n
-
-    def ram_part(owner: str, m: _Model | None, n: int, arena: bool = False) -> None:
-        if arena or owner in ("layer", "model"):
-            part = "arena" if arena else "model_other"
-            ram[part] += n
-            mram[m.index if m else None][part] += n
-        else:
-            ram["app" if owner == "test_data" else owner] += n
-
     for s, n in kept:
         sec = by_name[s.section]
         owner, layer, m = owners.classify(s)
         kind = _kind(sec, s)
-        attributed[sec.name] = attributed.get(sec.name, 0) + n
+        tally.section(sec, n)
         arena_of = next((a for a in mods if s.name in a.arena_symbols), None)
         if arena_of is not None:
             m = arena_of
@@ -439,12 +501,12 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
             continue
         if sec.flash:
             # the TFLite flatbuffer TFLM runs is its weights
-            flash_part(owner, kind, m, n, weights=owner == "model" and m is not None and m.tflm
-                       and s.name == f"{m.name}_model_data")
+            tally.flash_part(owner, kind, m, n, weights=owner == "model" and m is not None and m.tflm
+                             and s.name == f"{m.name}_model_data")
         if sec.ram:
-            ram_part(owner, m, n, arena=arena_of is not None)
+            tally.ram_part(owner, m, n, arena=arena_of is not None)
             if arena_of is not None:
-                arena_symbol_bytes[arena_of.index] += n
+                tally.arena_symbol_bytes[arena_of.index] += n
         if owner == "layer":
             L = layers.setdefault((m.index, layer), {"code_bytes": 0, "weights_bytes": 0, "symbols": [],
                                                      "functions": []})
@@ -452,9 +514,12 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
             L["symbols"].append(s.name)
             if kind == "code":
                 L["functions"].append(s.name)
+    return symbols_out, layers
 
-    # bytes no sized symbol covers but an object file's mapping / local symbol
-    # marks (string literals, jump tables, literal pools): owned by that file
+
+def _attribute_literals(img: elfsize.ElfImage, kept, by_name, owners: _Owners, tally: _Tally) -> None:
+    """Bytes no sized symbol covers but an object file's mapping / local symbol
+    marks (string literals, jump tables, literal pools): owned by that file."""
     covered: dict[str, list[tuple[int, int]]] = {}
     for s, n in kept:
         if n:
@@ -475,13 +540,16 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
     for sec, f, n in literals:
         owner, m = owners.of_file(f)
         kind = _kind(sec)
-        attributed[sec.name] = attributed.get(sec.name, 0) + n
+        tally.section(sec, n)
         if sec.flash:
-            flash_part(owner, kind, m, n)
+            tally.flash_part(owner, kind, m, n)
         if sec.ram:
-            ram_part(owner, m, n)
+            tally.ram_part(owner, m, n)
 
-    # reservations: sections named for the stack / heap, else linker symbols
+
+def _reservations(img: elfsize.ElfImage, sections, tally: _Tally) -> tuple[dict, int]:
+    """Stack and heap: sections named for them, else linker symbols (bytes then
+    added to RAM that no section holds: the second value)."""
     reservations = {}
     for sec in sections:
         r = _reservation(sec.name)
@@ -494,11 +562,11 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
         else:
             parts = {r: sec.size}
         for k, v in parts.items():
-            ram[k] += v
+            tally.ram[k] += v
             sym = _abs_symbol(img, k)
             reservations[k] = {"bytes": reservations.get(k, {}).get("bytes", 0) + v,
                                "section": sec.name, "symbol": sym[0] if sym else None}
-        attributed[sec.name] = sec.size
+        tally.attributed[sec.name] = sec.size
     unbacked = 0
     for k in ("stack", "heap"):
         if k in reservations:
@@ -506,95 +574,83 @@ def size_report(elf, build_report: dict | None = None, name: str | None = None,
         sym = _abs_symbol(img, k)
         if sym and sym[1] > 0:
             reservations[k] = {"bytes": sym[1], "section": None, "symbol": sym[0]}
-            ram[k] += sym[1]
+            tally.ram[k] += sym[1]
             unbacked += sym[1]
+    return reservations, unbacked
 
+
+def _sections(sections, tally: _Tally) -> list[dict]:
+    """The report's section rows; what no symbol, file or reservation took is unattributed."""
     sec_out = []
     for sec in sections:
-        un = sec.size - attributed.get(sec.name, 0)
+        un = sec.size - tally.attributed.get(sec.name, 0)
         if sec.flash:
-            flash["unattributed"] += un
+            tally.flash["unattributed"] += un
         if sec.ram:
-            ram["unattributed"] += un
+            tally.ram["unattributed"] += un
         sec_out.append({
             "name": sec.name, "addr": sec.addr, "size": sec.size,
             "kind": _reservation(sec.name) and "reserve" or _kind(sec),
             "flash": sec.size if sec.flash else 0, "ram": sec.size if sec.ram else 0,
             "unattributed": un,
         })
+    return sec_out
 
-    flash_total = img.flash_bytes
-    ram_total = img.ram_bytes + unbacked
-    assert sum(flash.values()) == flash_total, (flash, flash_total)
-    assert sum(ram.values()) == ram_total, (ram, ram_total)
-    for k in MODEL_FLASH:
-        assert sum(v[k] for v in mflash.values()) == flash[k], k
-    for k in MODEL_RAM:
-        assert sum(v[k] for v in mram.values()) == ram[k], k
-    text = sum(s.size for s in sections if s.flash and not s.ram)
-    data = sum(s.size for s in sections if s.flash and s.ram)
-    bss = sum(s.size for s in sections if s.ram and s.nobits)
 
+def _per_model(mods: list[_Model], layers: dict[tuple[int, int], dict], img: elfsize.ElfImage,
+               tally: _Tally) -> tuple[list[dict], list[dict]]:
+    """Every model's layer rows (the ELF's bytes with report.json's plan) and its totals."""
     layer_rows, model_out = [], []
     for m in mods:
         found = {i: L for (mi, i), L in layers.items() if mi == m.index}
         rows = _layers(found, m.rep, img, m.name)
-        arena = _arena(m.rep, arena_symbol_bytes[m.index], rows)
+        arena = _arena(m.rep, tally.arena_symbol_bytes[m.index], rows)
         layer_rows += rows
         model_out.append({
             "name": m.name,
             "target": m.rep.get("target") if m.rep else None,
             "backend": m.rep.get("backend", "native") if m.rep else None,
             "model": m.rep.get("model", {}).get("source") if m.rep else None,
-            "flash": {"total": sum(mflash[m.index].values()), **mflash[m.index]},
-            "ram": {"total": sum(mram[m.index].values()), **mram[m.index]},
+            "flash": {"total": sum(tally.mflash[m.index].values()), **tally.mflash[m.index]},
+            "ram": {"total": sum(tally.mram[m.index].values()), **tally.mram[m.index]},
             "arena": arena,
             "layers": len(rows),
         })
-    symbols_out.sort(key=lambda d: (-d["bytes"], d["name"], d["addr"]))
+    return layer_rows, model_out
+
+
+def _totals(elf, img: elfsize.ElfImage, mods: list[_Model], model_out: list[dict], sections,
+            tally: _Tally, unbacked: int, note: str) -> dict:
+    """The head of the report: what was measured, and flash and RAM in total, per
+    section, per part and as ``size`` (Berkeley) counts them."""
     first = mods[0].rep or {}
     reps = [m.rep for m in mods]
 
     def common(get):
         vals = [get(r) if r else None for r in reps]
         return vals[0] if all(v == vals[0] for v in vals) else None
-    out = {
+    return {
         "schema": SCHEMA,
         "edgec_version": __version__,
         "elf": Path(elf).name,
         "machine": img.machine,
         "name": "+".join(m.name for m in mods),
         "target": common(lambda r: r.get("target")),
-        "model": (" + ".join(str(m["model"]) for m in model_out) if multi
+        "model": (" + ".join(str(m["model"]) for m in model_out) if len(mods) > 1
                   else (first.get("model", {}).get("source") if mods[0].rep else None)),
         "options": dict(common(lambda r: r.get("options", {})) or {}),
         "note": note,
-        "flash": {"total": flash_total,
+        "flash": {"total": img.flash_bytes,
                   "sections": {s.name: s.size for s in sections if s.flash},
-                  "parts": flash},
-        "ram": {"total": ram_total,
+                  "parts": tally.flash},
+        "ram": {"total": img.ram_bytes + unbacked,
                 "sections": {s.name: s.size for s in sections if s.ram},
-                "parts": ram,
+                "parts": tally.ram,
                 "unbacked_reservations": unbacked},
-        "berkeley": {"text": text, "data": data, "bss": bss},
-        "reservations": reservations,
-        "model_totals": {
-            "flash": sum(flash[k] for k in MODEL_FLASH),
-            "ram": sum(ram[k] for k in MODEL_RAM),
-        },
-        "models": model_out,
-        "models_shared": {"flash": sum(mflash[None].values()), "ram": sum(mram[None].values())},
-        "sections": sec_out,
-        "layers": layer_rows,
-        "arena": model_out[0]["arena"] if not multi else _arena_total(model_out),
-        "symbols": symbols_out,
+        "berkeley": {"text": sum(s.size for s in sections if s.flash and not s.ram),
+                     "data": sum(s.size for s in sections if s.flash and s.ram),
+                     "bss": sum(s.size for s in sections if s.ram and s.nobits)},
     }
-    if not multi and mods[0].rep and "estimate" in mods[0].rep:
-        out["build_estimate"] = {k: v for k, v in mods[0].rep["estimate"].items() if k != "note"}
-    if not img.has_symtab:
-        out["note"] = (note + "; " if note else "") + \
-            "the ELF has no symbol table (stripped): only sections are reported"
-    return out
 
 
 def _arena_total(models: list[dict]) -> dict:
