@@ -33,7 +33,7 @@ import numpy as np
 from ..ir import cgen, dtypes
 from .. import data
 from . import tflm, toolchain
-from .emulator import QemuRun, run_firmware
+from .emulator import QemuRun, io_specs, run_firmware
 from ..ir.errors import EdgecError
 from .targets import Target
 from ..ir.templating import render
