@@ -1,11 +1,5 @@
 """edgec: an ahead-of-time compiler and firmware bundler for ML models on microcontrollers."""
 from .ir.version import __version__  # noqa: F401
-from .ir import graph as _graph
-from . import ops as _ops
-
-# The IR knows no operator: the graph asks the operators (shape inference, constant
-# folding) through this hook, installed before any model is read.
-_graph.install_op_semantics(_ops)
 
 
 def compile(model, target=None, backend="native", name="model", **kw):  # noqa: A001

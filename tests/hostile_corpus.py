@@ -84,6 +84,7 @@ def onnx_base(names=None, opset=17):
 
 def tflite_graph(names=None):
     """An int8 graph: CONV_2D (per-channel) -> FULLY_CONNECTED -> SOFTMAX."""
+    import edgec.ops  # noqa: F401  (the operators' shape rules, which Graph.add_node asks)
     from edgec.ir.graph import Graph, QuantParams
     n = names or {}
     nm = lambda k: n.get(k, k)  # noqa: E731

@@ -141,7 +141,7 @@ _semantics: OpSemantics | None = None
 
 
 def install_op_semantics(semantics: OpSemantics) -> None:
-    """Called once when edgec is imported (``edgec/__init__.py`` installs :mod:`edgec.ops`):
+    """Called once, when :mod:`edgec.ops` is imported (every frontend and pass imports it):
     the IR knows no operator itself, the operators depend on the IR."""
     global _semantics
     _semantics = semantics
@@ -228,7 +228,7 @@ class Graph:
         if infer:
             ops = _semantics
             if ops is None:
-                raise EdgecError("no operator semantics installed (import edgec first)")
+                raise EdgecError("no operator semantics installed (import edgec.ops first)")
             ops.infer_node(self, node)
             if self.fold_constants:
                 ops.try_fold(self, node)

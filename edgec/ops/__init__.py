@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..ir import dtypes, limits
 from ..ir.errors import EdgecError, UnsupportedError
+from ..ir import graph as graph_module
 from ..ir.graph import Graph, Node, QuantParams
 
 
@@ -210,3 +212,6 @@ def load_all() -> None:
 
 
 load_all()
+# The IR knows no operator: a graph asks the operators (shape inference, constant folding)
+# through this hook whenever a node is added.
+graph_module.install_op_semantics(sys.modules[__name__])
