@@ -49,7 +49,7 @@ def importer_known(fmt: str, op: str) -> bool:
         dom, _, name = op.rpartition(".")
         return (dom, name) in ops.ONNX_IMPORTERS
     if fmt == "tflite":
-        return op in ops.TFLITE_IMPORTERS
+        return ops.tflite_supports(op)
     return True
 
 

@@ -219,7 +219,7 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
         if idx >= len(codes):
             raise EdgecError(f"operator uses opcode index {idx}, which does not exist")
         opname = codes[idx]
-        if opname not in ops.TFLITE_IMPORTERS:
+        if not ops.tflite_supports(opname):
             missing.append(opname)
     if missing:
         raise UnsupportedError(missing)
@@ -234,7 +234,8 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
                 tensor_name(int(i))
         ctx.opname = f"{opname.lower()}_{k}"
         try:
-            ops.TFLITE_IMPORTERS[opname](ctx, op)
+            first = ctx.inputs(op)[0] if ctx.inputs(op) else None
+            ops.tflite_importer(opname, ctx.g.tensors.get(first) if first else None)(ctx, op)
         except UnsupportedError as e:
             unsupported += e.items
         except EdgecError as e:

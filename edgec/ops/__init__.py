@@ -88,6 +88,7 @@ class Op:
 REGISTRY: dict[str, Op] = {}
 ONNX_IMPORTERS: dict[tuple[str, str], object] = {}
 TFLITE_IMPORTERS: dict[str, object] = {}
+TFLITE_QUANT_IMPORTERS: dict[str, object] = {}   # integer variants (tflite_op(quantized=True))
 
 
 def register(cls):
@@ -104,13 +105,39 @@ def onnx_op(*op_types: str, domain: str = ""):
     return deco
 
 
-def tflite_op(*op_names: str):
-    """Register a TFLite importer: ``fn(ctx, op)`` adds IR nodes."""
+def tflite_op(*op_names: str, quantized: bool = False):
+    """Register a TFLite importer: ``fn(ctx, op)`` adds IR nodes.  ``quantized=True``
+    registers the importer of the operator's integer variant (its first input an int8 or
+    int16 tensor with quantization parameters): a quantized kernel lives in its own module
+    beside the float one, and the frontend picks by the input (:func:`tflite_importer`)."""
     def deco(fn):
         for t in op_names:
-            TFLITE_IMPORTERS[t] = fn
+            (TFLITE_QUANT_IMPORTERS if quantized else TFLITE_IMPORTERS)[t] = fn
         return fn
     return deco
+
+
+def tflite_supports(op_name: str) -> bool:
+    """Whether some variant of the TFLite operator has an importer."""
+    return op_name in TFLITE_IMPORTERS or op_name in TFLITE_QUANT_IMPORTERS
+
+
+def tflite_importer(op_name: str, first_input=None):
+    """The importer of a TFLite operator for its first input tensor (an IR tensor or
+    None): the quantized variant's for an int8/int16 input with quantization parameters
+    when one is registered, else the operator's own."""
+    if op_name in TFLITE_QUANT_IMPORTERS and first_input is not None and \
+            first_input.dtype in ("int8", "int16") and first_input.quant is not None:
+        return TFLITE_QUANT_IMPORTERS[op_name]
+    if op_name in TFLITE_IMPORTERS:
+        return TFLITE_IMPORTERS[op_name]
+    return _float_variant_missing
+
+
+def _float_variant_missing(ctx, op):
+    """An operator edgec imports only in its quantized variant, given another input type."""
+    x = ctx.t(ctx.inputs(op)[0]) if ctx.inputs(op) else None
+    raise UnsupportedError([f"{ctx.opname.rsplit('_', 1)[0].upper()}[{x.dtype if x else 'none'}]"])
 
 
 def get(op: str) -> Op:
