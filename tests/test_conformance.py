@@ -1,6 +1,6 @@
 """The ONNX backend node tests (onnx.backend.test.case.node) as edgec's conformance
 suite: every case compiled for the host with -Wall -Wextra -Werror, run on its
-shipped inputs and compared with its shipped outputs (edgec/conformance.py).
+shipped inputs and compared with its shipped outputs (edgec/commands/conformance.py).
 
 Skips (clean "unsupported" rejections) must be listed with their reason in
 tests/conformance_skips.txt, so an operator that stops compiling is noticed; any

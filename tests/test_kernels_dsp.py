@@ -1,4 +1,4 @@
-"""The int8 kernels for the Arm DSP extension (templates/runtime/dsp_s8.c.j2,
+"""The int8 kernels for the Arm DSP extension (templates/runtime/dsp_s8.c,
 edgec/ops/dsp.py) bit-exact on random shapes and quantization parameters.
 
 Each hypothesis example is a batch of random layers (convolutions of every

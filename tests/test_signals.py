@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM end edgec within a second wherever it is (edgec/interrupt.py):
+"""SIGINT and SIGTERM end edgec within a second wherever it is (edgec/ir/interrupt.py):
 in Python code by unwinding, in a long C call that holds the GIL (onnx's function
 inliner) by the supervisor process, which kills the worker and its children and
 removes the registered temporary paths.  Exit 130 / 143, nothing left behind.

@@ -1,6 +1,6 @@
 """int8 kernels for cores with the Arm DSP extension (Cortex-M4, M7, M33, M55).
 
-The kernels themselves are C in ``templates/runtime/dsp_s8.c.j2`` (inline
+The kernels themselves are C in ``templates/runtime/dsp_s8.c`` (inline
 assembly for the inner loops under GCC, portable C elsewhere); this module
 decides per layer whether one applies and prepares its constants at compile
 time: weights re-laid out for the kernel, the input offset folded into the
