@@ -107,7 +107,7 @@ def read_source(model) -> ModelSource:
     p = Path(model)
     try:
         data = p.read_bytes() if p.is_file() else None
-        digest = file_digest(p)
+        digest = hashlib.sha256(data).hexdigest() if data is not None else file_digest(p)
     except OSError as e:
         raise EdgecError(f"cannot read: {e.strerror}", str(p)) from None
     return ModelSource(p.name, "", p.resolve(), data, digest)
