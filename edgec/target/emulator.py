@@ -248,11 +248,14 @@ def _run_watched(cmd, cwd, timeout: float, target, path: Path, per_sample: int, 
         reader = _Drain(p)
         deadline, done = time.monotonic() + timeout, 0
         while True:
+            left = deadline - time.monotonic()
             try:
-                p.wait(timeout=0.25)
+                if left <= 0:
+                    raise subprocess.TimeoutExpired(cmd, timeout)
+                p.wait(timeout=min(0.25, left))
                 break
             except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:
+                if time.monotonic() >= deadline:
                     p.kill()
                     p.wait()
                     out, err = reader.join()
