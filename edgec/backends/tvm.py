@@ -428,132 +428,164 @@ def _dtype(s: str) -> str:
 
 
 def analyze(mod) -> Program:
-    """Walk the lowered ``main``."""
-    from tvm import ir, relax
+    """Walk the lowered ``main``: its parameters, its bindings in order (each one
+    step of the tensors' lifetimes), then what it returns."""
     func = mod["main"]
-    tensors: list[TTensor] = []
-    var_tensor: dict = {}      # relax.Var -> tensor key
-    var_storage: dict = {}     # relax.Var -> storage index
-    storages: list[int] = []
-    calls: list[Call] = []
-    problems: list[str] = []
-    const_keys: list[tuple] = []
-
-    def sinfo(v):
-        ty = v.ty
-        if not isinstance(ty, relax.TensorType) or ty.shape is None:
-            raise UnsupportedError([f"TVM value of type {ty}"])
-        try:
-            shape = tuple(int(d) for d in ty.shape.values)
-        except (TypeError, ValueError, AttributeError):
-            raise UnsupportedError([f"dynamic shape {ty.shape} (give --input-shape)"]) from None
-        return shape, _dtype(ty.dtype)
-
-    def new(**kw) -> int:
-        t = TTensor(key=len(tensors), **kw)
-        tensors.append(t)
-        return t.key
-
-    inputs = []
-    for i, p in enumerate(func.params):
-        shape, dt = sinfo(p)
-        k = new(shape=shape, dtype=dt, kind="input", index=i, name=p.name)
-        var_tensor[p] = k
-        inputs.append(k)
-
-    def operand(e, step) -> int:
-        if isinstance(e, ir.GenericConst):
-            for c, k in const_keys:
-                if c.same_as(e):
-                    return k
-            data = e.value.numpy()
-            shape, dt = tuple(int(d) for d in data.shape), _dtype(str(e.value.dtype))
-            k = new(shape=shape, dtype=dt, kind="const", data=data)
-            const_keys.append((e, k))
-            return k
-        if isinstance(e, relax.Var) and e in var_tensor:
-            return var_tensor[e]
-        raise UnsupportedError([f"TVM operand {type(e).__name__}"])
-
-    def use(k: int, step: int) -> None:
-        while tensors[k].kind == "view":
-            tensors[k].last = max(tensors[k].last, step)
-            k = tensors[k].root
-        t = tensors[k]
-        t.last = max(t.last, step)
-
-    op_alloc_storage = ir.Op.get("relax.memory.alloc_storage")
-    op_alloc_tensor = ir.Op.get("relax.memory.alloc_tensor")
-    op_builtin_alloc = ir.Op.get("relax.builtin.alloc_tensor")
-    op_reshape = ir.Op.get("relax.reshape")
-
+    walk = _MainWalk()
+    inputs = [walk.param(i, p) for i, p in enumerate(func.params)]
     body = func.body
     step = 0
     for block in body.blocks:
         for b in block.bindings:
             step += 1
-            v, val = b.var, b.value
-            if isinstance(val, relax.Call) and isinstance(val.op, ir.Op):
-                if val.op.same_as(op_alloc_storage):
-                    size = int(val.args[0].values[0])
-                    var_storage[v] = len(storages)
-                    storages.append(size)
-                elif val.op.same_as(op_alloc_tensor):
-                    shape, dt = sinfo(v)
-                    sto = var_storage.get(val.args[0])
-                    if sto is None:
-                        raise UnsupportedError(["TVM alloc_tensor on an unknown storage"])
-                    var_tensor[v] = new(shape=shape, dtype=dt, kind="storage", storage=sto,
-                                        offset=int(val.args[1]), first=step, last=step,
-                                        name=v.name)
-                elif val.op.same_as(op_builtin_alloc):
-                    shape, dt = sinfo(v)
-                    var_tensor[v] = new(shape=shape, dtype=dt, kind="own", first=step, last=step,
-                                        name=v.name)
-                elif val.op.same_as(op_reshape):
-                    src = operand(val.args[0], step)
-                    shape, dt = sinfo(v)
-                    var_tensor[v] = new(shape=shape, dtype=dt, kind="view", root=src, first=step,
-                                        last=step, name=v.name)
-                    use(src, step)
-                else:
-                    problems.append(f"TVM builtin {val.op.name}")
-            elif isinstance(val, relax.Call) and isinstance(val.op, ir.GlobalVar):
-                args = [operand(a, step) for a in val.args]
-                c = Call(step, val.op.name_hint, args)
-                for k in args:
-                    t = tensors[k]
-                    # an allocation's first use is the kernel writing it
-                    if t.kind in ("storage", "own") and t.last == t.first:
-                        c.outputs.append(k)
-                    use(k, step)
-                if not c.outputs:
-                    problems.append(f"TVM kernel call {c.func} without an output")
-                calls.append(c)
-            elif isinstance(val, relax.Var):
-                if val in var_tensor:
-                    var_tensor[v] = var_tensor[val]
-                elif val in var_storage:
-                    var_storage[v] = var_storage[val]
-                else:
-                    problems.append("TVM alias of an unknown value")
-            elif isinstance(val, ir.GenericConst):
-                var_tensor[v] = operand(val, step)
-            else:
-                name = getattr(getattr(val, "op", None), "name", type(val).__name__)
-                problems.append(f"TVM {name}")
-    if problems:
-        raise UnsupportedError(problems)
+            walk.bind(step, b.var, b.value)
+    if walk.problems:
+        raise UnsupportedError(walk.problems)
+    outputs = walk.returns(body.body, step + 1)
+    return Program(walk.tensors, walk.calls, walk.storages, outputs, inputs)
 
-    ret = body.body
-    rets = list(ret.fields) if isinstance(ret, relax.Tuple) else [ret]
-    outputs = []
-    step += 1
-    for r in rets:
-        k = operand(r, step)
-        use(k, step)
-        outputs.append(k)
-    return Program(tensors, calls, storages, outputs, inputs)
+
+def _sinfo(v) -> tuple[tuple, str]:
+    """(shape, dtype) of a Relax value; static tensors only."""
+    from tvm import relax
+    ty = v.ty
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        raise UnsupportedError([f"TVM value of type {ty}"])
+    try:
+        shape = tuple(int(d) for d in ty.shape.values)
+    except (TypeError, ValueError, AttributeError):
+        raise UnsupportedError([f"dynamic shape {ty.shape} (give --input-shape)"]) from None
+    return shape, _dtype(ty.dtype)
+
+
+class _MainWalk:
+    """What :func:`analyze` has seen of ``main`` so far: the tensors (by key), what
+    each Relax variable is bound to, TVM's storages, the kernel calls, and the
+    bindings edgec cannot run."""
+
+    def __init__(self):
+        from tvm import ir
+        self.tensors: list[TTensor] = []
+        self.var_tensor: dict = {}      # relax.Var -> tensor key
+        self.var_storage: dict = {}     # relax.Var -> storage index
+        self.storages: list[int] = []
+        self.calls: list[Call] = []
+        self.problems: list[str] = []
+        self.const_keys: list[tuple] = []
+        self.op_alloc_storage = ir.Op.get("relax.memory.alloc_storage")
+        self.op_alloc_tensor = ir.Op.get("relax.memory.alloc_tensor")
+        self.op_builtin_alloc = ir.Op.get("relax.builtin.alloc_tensor")
+        self.op_reshape = ir.Op.get("relax.reshape")
+
+    def new(self, **kw) -> int:
+        t = TTensor(key=len(self.tensors), **kw)
+        self.tensors.append(t)
+        return t.key
+
+    def param(self, i: int, p) -> int:
+        """Input ``i`` of ``main``."""
+        shape, dt = _sinfo(p)
+        k = self.new(shape=shape, dtype=dt, kind="input", index=i, name=p.name)
+        self.var_tensor[p] = k
+        return k
+
+    def operand(self, e) -> int:
+        """The tensor an argument names: a bound variable, or a constant (one tensor
+        per distinct constant)."""
+        from tvm import ir, relax
+        if isinstance(e, ir.GenericConst):
+            for c, k in self.const_keys:
+                if c.same_as(e):
+                    return k
+            data = e.value.numpy()
+            shape, dt = tuple(int(d) for d in data.shape), _dtype(str(e.value.dtype))
+            k = self.new(shape=shape, dtype=dt, kind="const", data=data)
+            self.const_keys.append((e, k))
+            return k
+        if isinstance(e, relax.Var) and e in self.var_tensor:
+            return self.var_tensor[e]
+        raise UnsupportedError([f"TVM operand {type(e).__name__}"])
+
+    def use(self, k: int, step: int) -> None:
+        """A use at ``step``: extends the lifetime of the tensor and of what it views."""
+        while self.tensors[k].kind == "view":
+            self.tensors[k].last = max(self.tensors[k].last, step)
+            k = self.tensors[k].root
+        t = self.tensors[k]
+        t.last = max(t.last, step)
+
+    def bind(self, step: int, v, val) -> None:
+        """One binding ``v = val`` of ``main``."""
+        from tvm import ir, relax
+        if isinstance(val, relax.Call) and isinstance(val.op, ir.Op):
+            self.builtin(step, v, val)
+        elif isinstance(val, relax.Call) and isinstance(val.op, ir.GlobalVar):
+            self.kernel_call(step, val)
+        elif isinstance(val, relax.Var):
+            if val in self.var_tensor:
+                self.var_tensor[v] = self.var_tensor[val]
+            elif val in self.var_storage:
+                self.var_storage[v] = self.var_storage[val]
+            else:
+                self.problems.append("TVM alias of an unknown value")
+        elif isinstance(val, ir.GenericConst):
+            self.var_tensor[v] = self.operand(val)
+        else:
+            name = getattr(getattr(val, "op", None), "name", type(val).__name__)
+            self.problems.append(f"TVM {name}")
+
+    def builtin(self, step: int, v, val) -> None:
+        """A call of a Relax operator: a storage, a tensor in a storage or of its own,
+        or a reshape (a view); anything else is a problem."""
+        if val.op.same_as(self.op_alloc_storage):
+            size = int(val.args[0].values[0])
+            self.var_storage[v] = len(self.storages)
+            self.storages.append(size)
+        elif val.op.same_as(self.op_alloc_tensor):
+            shape, dt = _sinfo(v)
+            sto = self.var_storage.get(val.args[0])
+            if sto is None:
+                raise UnsupportedError(["TVM alloc_tensor on an unknown storage"])
+            self.var_tensor[v] = self.new(shape=shape, dtype=dt, kind="storage", storage=sto,
+                                          offset=int(val.args[1]), first=step, last=step,
+                                          name=v.name)
+        elif val.op.same_as(self.op_builtin_alloc):
+            shape, dt = _sinfo(v)
+            self.var_tensor[v] = self.new(shape=shape, dtype=dt, kind="own", first=step, last=step,
+                                          name=v.name)
+        elif val.op.same_as(self.op_reshape):
+            src = self.operand(val.args[0])
+            shape, dt = _sinfo(v)
+            self.var_tensor[v] = self.new(shape=shape, dtype=dt, kind="view", root=src, first=step,
+                                          last=step, name=v.name)
+            self.use(src, step)
+        else:
+            self.problems.append(f"TVM builtin {val.op.name}")
+
+    def kernel_call(self, step: int, val) -> None:
+        """A call of a TIR kernel; its outputs are the allocations it uses first."""
+        args = [self.operand(a) for a in val.args]
+        c = Call(step, val.op.name_hint, args)
+        for k in args:
+            t = self.tensors[k]
+            # an allocation's first use is the kernel writing it
+            if t.kind in ("storage", "own") and t.last == t.first:
+                c.outputs.append(k)
+            self.use(k, step)
+        if not c.outputs:
+            self.problems.append(f"TVM kernel call {c.func} without an output")
+        self.calls.append(c)
+
+    def returns(self, ret, step: int) -> list[int]:
+        """The tensors ``main`` returns, used at the last step."""
+        from tvm import relax
+        rets = list(ret.fields) if isinstance(ret, relax.Tuple) else [ret]
+        outputs = []
+        for r in rets:
+            k = self.operand(r)
+            self.use(k, step)
+            outputs.append(k)
+        return outputs
 
 
 # --------------------------------------------------------------------------- kernels
