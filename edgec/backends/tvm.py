@@ -92,26 +92,12 @@ def import_model(source: ModelSource, g: Graph):
     shapes = {str(g.tensors[i].origin): list(g.tensors[i].shape) for i in g.inputs}
     try:
         if fmt == "onnx":
-            import onnx
             from tvm.relax.frontend.onnx import from_onnx
-            proto = onnx.load_model_from_string(source.data)
-            if source.path is not None:   # what onnx.load(path) does: external data beside it
-                from onnx.external_data_helper import load_external_data_for_model
-                load_external_data_for_model(proto, str(Path(source.path).parent))
-            model, renamed = _anonymous_onnx(proto)
-            init = {t.name for t in model.graph.initializer}
-            names = [i.name for i in model.graph.input if i.name not in init]
-            shape_dict = {renamed[n]: shapes[n] for n in renamed if renamed[n] in names and n in shapes}
+            model, shape_dict = _onnx_for_tvm(source, shapes)
             return from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
         if fmt == "tflite":
-            quant = [t for t in g.tensors.values() if t.quant is not None]
-            if quant:
-                raise EdgecError("the tvm backend compiles float TFLite models; TVM imports quantized "
-                                 "TFLite ops as dequantize -> float -> quantize (no integer kernels): "
-                                 "use --backend native for int8 models")
-            import tflite
+            model = _tflite_for_tvm(source, g)   # refuses quantized models first
             from tvm.relax.frontend.tflite import from_tflite
-            model = tflite.Model.GetRootAsModel(_anonymous_tflite(source.data), 0)
             return from_tflite(model)
     except EdgecError:
         raise
@@ -125,6 +111,33 @@ def import_model(source: ModelSource, g: Graph):
     import gc
     gc.collect()
     raise err
+
+
+def _onnx_for_tvm(source: ModelSource, shapes: dict[str, list]):
+    """The ONNX model prepared for TVM's importer (external data loaded, every name
+    generated) and its input shapes under the new names; returns (model, shape_dict)."""
+    import onnx
+    proto = onnx.load_model_from_string(source.data)
+    if source.path is not None:   # what onnx.load(path) does: external data beside it
+        from onnx.external_data_helper import load_external_data_for_model
+        load_external_data_for_model(proto, str(Path(source.path).parent))
+    model, renamed = _anonymous_onnx(proto)
+    init = {t.name for t in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in init]
+    shape_dict = {renamed[n]: shapes[n] for n in renamed if renamed[n] in names and n in shapes}
+    return model, shape_dict
+
+
+def _tflite_for_tvm(source: ModelSource, g: Graph):
+    """The float TFLite model prepared for TVM's importer (every name generated);
+    quantized models are refused."""
+    quant = [t for t in g.tensors.values() if t.quant is not None]
+    if quant:
+        raise EdgecError("the tvm backend compiles float TFLite models; TVM imports quantized "
+                         "TFLite ops as dequantize -> float -> quantize (no integer kernels): "
+                         "use --backend native for int8 models")
+    import tflite
+    return tflite.Model.GetRootAsModel(_anonymous_tflite(source.data), 0)
 
 
 def _anonymous_onnx(model):
