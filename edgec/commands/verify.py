@@ -392,9 +392,7 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
     samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
     if not samples:
         raise EdgecError("no input samples to verify with")
-    tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
-    work = Path(work_dir or tmp.name)
-    try:
+    with _work_dir(work_dir) as work:
         if not tgt.is_host:
             res = _verify_tflm_firmware(model, graph, tgt, samples, work, rtol)
             res.notes[:0] = notes
@@ -433,9 +431,6 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
             res.outputs.append(compare(f"output {j}", str(g.tensors[name].origin), got, ref, rtol))
         res.extra["resolver"] = [e["op"] for e in bundle.report["tflm"]["resolver"]]
         return res
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
 
 def _verify_tflm_firmware(model: Path, graph, tgt, samples, work: Path, rtol: float) -> VerifyResult:
