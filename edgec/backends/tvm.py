@@ -92,26 +92,12 @@ def import_model(source: ModelSource, g: Graph):
     shapes = {str(g.tensors[i].origin): list(g.tensors[i].shape) for i in g.inputs}
     try:
         if fmt == "onnx":
-            import onnx
             from tvm.relax.frontend.onnx import from_onnx
-            proto = onnx.load_model_from_string(source.data)
-            if source.path is not None:   # what onnx.load(path) does: external data beside it
-                from onnx.external_data_helper import load_external_data_for_model
-                load_external_data_for_model(proto, str(Path(source.path).parent))
-            model, renamed = _anonymous_onnx(proto)
-            init = {t.name for t in model.graph.initializer}
-            names = [i.name for i in model.graph.input if i.name not in init]
-            shape_dict = {renamed[n]: shapes[n] for n in renamed if renamed[n] in names and n in shapes}
+            model, shape_dict = _onnx_for_tvm(source, shapes)
             return from_onnx(model, shape_dict=shape_dict, keep_params_in_input=False)
         if fmt == "tflite":
-            quant = [t for t in g.tensors.values() if t.quant is not None]
-            if quant:
-                raise EdgecError("the tvm backend compiles float TFLite models; TVM imports quantized "
-                                 "TFLite ops as dequantize -> float -> quantize (no integer kernels): "
-                                 "use --backend native for int8 models")
-            import tflite
+            model = _tflite_for_tvm(source, g)   # refuses quantized models first
             from tvm.relax.frontend.tflite import from_tflite
-            model = tflite.Model.GetRootAsModel(_anonymous_tflite(source.data), 0)
             return from_tflite(model)
     except EdgecError:
         raise
@@ -125,6 +111,33 @@ def import_model(source: ModelSource, g: Graph):
     import gc
     gc.collect()
     raise err
+
+
+def _onnx_for_tvm(source: ModelSource, shapes: dict[str, list]):
+    """The ONNX model prepared for TVM's importer (external data loaded, every name
+    generated) and its input shapes under the new names; returns (model, shape_dict)."""
+    import onnx
+    proto = onnx.load_model_from_string(source.data)
+    if source.path is not None:   # what onnx.load(path) does: external data beside it
+        from onnx.external_data_helper import load_external_data_for_model
+        load_external_data_for_model(proto, str(Path(source.path).parent))
+    model, renamed = _anonymous_onnx(proto)
+    init = {t.name for t in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in init]
+    shape_dict = {renamed[n]: shapes[n] for n in renamed if renamed[n] in names and n in shapes}
+    return model, shape_dict
+
+
+def _tflite_for_tvm(source: ModelSource, g: Graph):
+    """The float TFLite model prepared for TVM's importer (every name generated);
+    quantized models are refused."""
+    quant = [t for t in g.tensors.values() if t.quant is not None]
+    if quant:
+        raise EdgecError("the tvm backend compiles float TFLite models; TVM imports quantized "
+                         "TFLite ops as dequantize -> float -> quantize (no integer kernels): "
+                         "use --backend native for int8 models")
+    import tflite
+    return tflite.Model.GetRootAsModel(_anonymous_tflite(source.data), 0)
 
 
 def _anonymous_onnx(model):
@@ -428,132 +441,164 @@ def _dtype(s: str) -> str:
 
 
 def analyze(mod) -> Program:
-    """Walk the lowered ``main``."""
-    from tvm import ir, relax
+    """Walk the lowered ``main``: its parameters, its bindings in order (each one
+    step of the tensors' lifetimes), then what it returns."""
     func = mod["main"]
-    tensors: list[TTensor] = []
-    var_tensor: dict = {}      # relax.Var -> tensor key
-    var_storage: dict = {}     # relax.Var -> storage index
-    storages: list[int] = []
-    calls: list[Call] = []
-    problems: list[str] = []
-    const_keys: list[tuple] = []
-
-    def sinfo(v):
-        ty = v.ty
-        if not isinstance(ty, relax.TensorType) or ty.shape is None:
-            raise UnsupportedError([f"TVM value of type {ty}"])
-        try:
-            shape = tuple(int(d) for d in ty.shape.values)
-        except (TypeError, ValueError, AttributeError):
-            raise UnsupportedError([f"dynamic shape {ty.shape} (give --input-shape)"]) from None
-        return shape, _dtype(ty.dtype)
-
-    def new(**kw) -> int:
-        t = TTensor(key=len(tensors), **kw)
-        tensors.append(t)
-        return t.key
-
-    inputs = []
-    for i, p in enumerate(func.params):
-        shape, dt = sinfo(p)
-        k = new(shape=shape, dtype=dt, kind="input", index=i, name=p.name)
-        var_tensor[p] = k
-        inputs.append(k)
-
-    def operand(e, step) -> int:
-        if isinstance(e, ir.GenericConst):
-            for c, k in const_keys:
-                if c.same_as(e):
-                    return k
-            data = e.value.numpy()
-            shape, dt = tuple(int(d) for d in data.shape), _dtype(str(e.value.dtype))
-            k = new(shape=shape, dtype=dt, kind="const", data=data)
-            const_keys.append((e, k))
-            return k
-        if isinstance(e, relax.Var) and e in var_tensor:
-            return var_tensor[e]
-        raise UnsupportedError([f"TVM operand {type(e).__name__}"])
-
-    def use(k: int, step: int) -> None:
-        while tensors[k].kind == "view":
-            tensors[k].last = max(tensors[k].last, step)
-            k = tensors[k].root
-        t = tensors[k]
-        t.last = max(t.last, step)
-
-    op_alloc_storage = ir.Op.get("relax.memory.alloc_storage")
-    op_alloc_tensor = ir.Op.get("relax.memory.alloc_tensor")
-    op_builtin_alloc = ir.Op.get("relax.builtin.alloc_tensor")
-    op_reshape = ir.Op.get("relax.reshape")
-
+    walk = _MainWalk()
+    inputs = [walk.param(i, p) for i, p in enumerate(func.params)]
     body = func.body
     step = 0
     for block in body.blocks:
         for b in block.bindings:
             step += 1
-            v, val = b.var, b.value
-            if isinstance(val, relax.Call) and isinstance(val.op, ir.Op):
-                if val.op.same_as(op_alloc_storage):
-                    size = int(val.args[0].values[0])
-                    var_storage[v] = len(storages)
-                    storages.append(size)
-                elif val.op.same_as(op_alloc_tensor):
-                    shape, dt = sinfo(v)
-                    sto = var_storage.get(val.args[0])
-                    if sto is None:
-                        raise UnsupportedError(["TVM alloc_tensor on an unknown storage"])
-                    var_tensor[v] = new(shape=shape, dtype=dt, kind="storage", storage=sto,
-                                        offset=int(val.args[1]), first=step, last=step,
-                                        name=v.name)
-                elif val.op.same_as(op_builtin_alloc):
-                    shape, dt = sinfo(v)
-                    var_tensor[v] = new(shape=shape, dtype=dt, kind="own", first=step, last=step,
-                                        name=v.name)
-                elif val.op.same_as(op_reshape):
-                    src = operand(val.args[0], step)
-                    shape, dt = sinfo(v)
-                    var_tensor[v] = new(shape=shape, dtype=dt, kind="view", root=src, first=step,
-                                        last=step, name=v.name)
-                    use(src, step)
-                else:
-                    problems.append(f"TVM builtin {val.op.name}")
-            elif isinstance(val, relax.Call) and isinstance(val.op, ir.GlobalVar):
-                args = [operand(a, step) for a in val.args]
-                c = Call(step, val.op.name_hint, args)
-                for k in args:
-                    t = tensors[k]
-                    # an allocation's first use is the kernel writing it
-                    if t.kind in ("storage", "own") and t.last == t.first:
-                        c.outputs.append(k)
-                    use(k, step)
-                if not c.outputs:
-                    problems.append(f"TVM kernel call {c.func} without an output")
-                calls.append(c)
-            elif isinstance(val, relax.Var):
-                if val in var_tensor:
-                    var_tensor[v] = var_tensor[val]
-                elif val in var_storage:
-                    var_storage[v] = var_storage[val]
-                else:
-                    problems.append("TVM alias of an unknown value")
-            elif isinstance(val, ir.GenericConst):
-                var_tensor[v] = operand(val, step)
-            else:
-                name = getattr(getattr(val, "op", None), "name", type(val).__name__)
-                problems.append(f"TVM {name}")
-    if problems:
-        raise UnsupportedError(problems)
+            walk.bind(step, b.var, b.value)
+    if walk.problems:
+        raise UnsupportedError(walk.problems)
+    outputs = walk.returns(body.body, step + 1)
+    return Program(walk.tensors, walk.calls, walk.storages, outputs, inputs)
 
-    ret = body.body
-    rets = list(ret.fields) if isinstance(ret, relax.Tuple) else [ret]
-    outputs = []
-    step += 1
-    for r in rets:
-        k = operand(r, step)
-        use(k, step)
-        outputs.append(k)
-    return Program(tensors, calls, storages, outputs, inputs)
+
+def _sinfo(v) -> tuple[tuple, str]:
+    """(shape, dtype) of a Relax value; static tensors only."""
+    from tvm import relax
+    ty = v.ty
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        raise UnsupportedError([f"TVM value of type {ty}"])
+    try:
+        shape = tuple(int(d) for d in ty.shape.values)
+    except (TypeError, ValueError, AttributeError):
+        raise UnsupportedError([f"dynamic shape {ty.shape} (give --input-shape)"]) from None
+    return shape, _dtype(ty.dtype)
+
+
+class _MainWalk:
+    """What :func:`analyze` has seen of ``main`` so far: the tensors (by key), what
+    each Relax variable is bound to, TVM's storages, the kernel calls, and the
+    bindings edgec cannot run."""
+
+    def __init__(self):
+        from tvm import ir
+        self.tensors: list[TTensor] = []
+        self.var_tensor: dict = {}      # relax.Var -> tensor key
+        self.var_storage: dict = {}     # relax.Var -> storage index
+        self.storages: list[int] = []
+        self.calls: list[Call] = []
+        self.problems: list[str] = []
+        self.const_keys: list[tuple] = []
+        self.op_alloc_storage = ir.Op.get("relax.memory.alloc_storage")
+        self.op_alloc_tensor = ir.Op.get("relax.memory.alloc_tensor")
+        self.op_builtin_alloc = ir.Op.get("relax.builtin.alloc_tensor")
+        self.op_reshape = ir.Op.get("relax.reshape")
+
+    def new(self, **kw) -> int:
+        t = TTensor(key=len(self.tensors), **kw)
+        self.tensors.append(t)
+        return t.key
+
+    def param(self, i: int, p) -> int:
+        """Input ``i`` of ``main``."""
+        shape, dt = _sinfo(p)
+        k = self.new(shape=shape, dtype=dt, kind="input", index=i, name=p.name)
+        self.var_tensor[p] = k
+        return k
+
+    def operand(self, e) -> int:
+        """The tensor an argument names: a bound variable, or a constant (one tensor
+        per distinct constant)."""
+        from tvm import ir, relax
+        if isinstance(e, ir.GenericConst):
+            for c, k in self.const_keys:
+                if c.same_as(e):
+                    return k
+            data = e.value.numpy()
+            shape, dt = tuple(int(d) for d in data.shape), _dtype(str(e.value.dtype))
+            k = self.new(shape=shape, dtype=dt, kind="const", data=data)
+            self.const_keys.append((e, k))
+            return k
+        if isinstance(e, relax.Var) and e in self.var_tensor:
+            return self.var_tensor[e]
+        raise UnsupportedError([f"TVM operand {type(e).__name__}"])
+
+    def use(self, k: int, step: int) -> None:
+        """A use at ``step``: extends the lifetime of the tensor and of what it views."""
+        while self.tensors[k].kind == "view":
+            self.tensors[k].last = max(self.tensors[k].last, step)
+            k = self.tensors[k].root
+        t = self.tensors[k]
+        t.last = max(t.last, step)
+
+    def bind(self, step: int, v, val) -> None:
+        """One binding ``v = val`` of ``main``."""
+        from tvm import ir, relax
+        if isinstance(val, relax.Call) and isinstance(val.op, ir.Op):
+            self.builtin(step, v, val)
+        elif isinstance(val, relax.Call) and isinstance(val.op, ir.GlobalVar):
+            self.kernel_call(step, val)
+        elif isinstance(val, relax.Var):
+            if val in self.var_tensor:
+                self.var_tensor[v] = self.var_tensor[val]
+            elif val in self.var_storage:
+                self.var_storage[v] = self.var_storage[val]
+            else:
+                self.problems.append("TVM alias of an unknown value")
+        elif isinstance(val, ir.GenericConst):
+            self.var_tensor[v] = self.operand(val)
+        else:
+            name = getattr(getattr(val, "op", None), "name", type(val).__name__)
+            self.problems.append(f"TVM {name}")
+
+    def builtin(self, step: int, v, val) -> None:
+        """A call of a Relax operator: a storage, a tensor in a storage or of its own,
+        or a reshape (a view); anything else is a problem."""
+        if val.op.same_as(self.op_alloc_storage):
+            size = int(val.args[0].values[0])
+            self.var_storage[v] = len(self.storages)
+            self.storages.append(size)
+        elif val.op.same_as(self.op_alloc_tensor):
+            shape, dt = _sinfo(v)
+            sto = self.var_storage.get(val.args[0])
+            if sto is None:
+                raise UnsupportedError(["TVM alloc_tensor on an unknown storage"])
+            self.var_tensor[v] = self.new(shape=shape, dtype=dt, kind="storage", storage=sto,
+                                          offset=int(val.args[1]), first=step, last=step,
+                                          name=v.name)
+        elif val.op.same_as(self.op_builtin_alloc):
+            shape, dt = _sinfo(v)
+            self.var_tensor[v] = self.new(shape=shape, dtype=dt, kind="own", first=step, last=step,
+                                          name=v.name)
+        elif val.op.same_as(self.op_reshape):
+            src = self.operand(val.args[0])
+            shape, dt = _sinfo(v)
+            self.var_tensor[v] = self.new(shape=shape, dtype=dt, kind="view", root=src, first=step,
+                                          last=step, name=v.name)
+            self.use(src, step)
+        else:
+            self.problems.append(f"TVM builtin {val.op.name}")
+
+    def kernel_call(self, step: int, val) -> None:
+        """A call of a TIR kernel; its outputs are the allocations it uses first."""
+        args = [self.operand(a) for a in val.args]
+        c = Call(step, val.op.name_hint, args)
+        for k in args:
+            t = self.tensors[k]
+            # an allocation's first use is the kernel writing it
+            if t.kind in ("storage", "own") and t.last == t.first:
+                c.outputs.append(k)
+            self.use(k, step)
+        if not c.outputs:
+            self.problems.append(f"TVM kernel call {c.func} without an output")
+        self.calls.append(c)
+
+    def returns(self, ret, step: int) -> list[int]:
+        """The tensors ``main`` returns, used at the last step."""
+        from tvm import relax
+        rets = list(ret.fields) if isinstance(ret, relax.Tuple) else [ret]
+        outputs = []
+        for r in rets:
+            k = self.operand(r)
+            self.use(k, step)
+            outputs.append(k)
+        return outputs
 
 
 # --------------------------------------------------------------------------- kernels
@@ -861,6 +906,35 @@ def generate(g: Graph, source: ModelSource, prefix: str, options: dict | None = 
 
 
 def _generate(g: Graph, source: ModelSource, prefix: str, options: dict) -> TvmResult:
+    """The TVM backend's steps, in order: lower the model with TVM, build its kernels,
+    plan the arena, lay out the driver's kernel calls, render the C sources, and
+    assemble the bundle's files and report parts."""
+    low = _lower(g, source, options)
+    kernels = _build(low, prefix, options)
+    arena = _plan_arena(low.prog, kernels.ws)
+    refs = _TensorRefs(low.prog, arena, prefix)
+    driver = _driver_calls(low, kernels, arena, refs)
+    copies = _output_copies(low.prog, arena, refs)
+    model_c, model_h = _render_sources(g, prefix, kernels, arena, refs, driver, copies)
+    files, objects = _bundle_files(prefix, kernels)
+    return TvmResult(model_c, model_h, files, arena.arena_size, arena.lower_bound + arena.ws_peak,
+                     driver.layers, driver.weights_bytes, driver.macs, _info(low, kernels, arena),
+                     objects)
+
+
+@dataclass
+class Lowered:
+    """The model as TVM lowered it."""
+    mod: object              # IRModule: ``main`` as static allocations and kernel calls
+    tvm_target: object       # TVM's ``c`` target (the C kernels are built in any case)
+    prog: Program            # ``main``, walked
+    schedule: str            # the schedule applied (``tvm_schedule``)
+    scheduled: dict          # kernel name -> what the schedule did
+
+
+def _lower(g: Graph, source: ModelSource, options: dict) -> Lowered:
+    """Import the model file with TVM's frontend, run the Relax passes, schedule the
+    kernels and walk ``main``; its inputs and outputs must be edgec's."""
     tvm = require_tvm()
     from tvm.target import Target
     mod = import_model(source, g)
@@ -875,11 +949,30 @@ def _generate(g: Graph, source: ModelSource, prefix: str, options: dict) -> TvmR
     mod, scheduled = schedule_kernels(mod, how)
     prog = analyze(mod)
     _check_io(g, prog)
+    return Lowered(mod, tvm_target, prog, how, scheduled)
+
+
+@dataclass
+class Kernels:
+    """The called TIR kernels, built: C source in any case (the workspace is sized
+    from it) and, with the LLVM codegen, an object file the driver calls instead."""
+    codegen: str
+    src: str                         # C source of the kernels
+    symbols: dict[str, str]          # TIR name -> C symbol
+    entries: dict[str, str]          # TIR name -> the symbol the driver calls
+    ws: dict[str, Workspace]         # C symbol -> its workspace
+    obj: bytes | None = None         # LLVM codegen: the kernels' object file
+    pointers: list[str] = field(default_factory=list)    # runtime pointers the object uses
+    undefined: list[str] = field(default_factory=list)   # its undefined symbols
+    triple: str = ""                 # LLVM target of the object
+
+
+def _build(low: Lowered, prefix: str, options: dict) -> Kernels:
+    """Build the kernels with TVM (C, and an object with ``tvm_codegen`` llvm)."""
     codegen = str(options.get("tvm_codegen", "c"))
     if codegen not in CODEGENS:
         raise EdgecError(f"unknown tvm codegen {codegen!r} (one of: {', '.join(CODEGENS)})")
-    # The C kernels are built in any case: the workspace is sized from their source.
-    src, symbols = build_kernels(mod, prog, tvm_target, prefix)
+    src, symbols = build_kernels(low.mod, low.prog, low.tvm_target, prefix)
     obj = None
     entries = dict(symbols)
     pointers: list[str] = []
@@ -887,8 +980,14 @@ def _generate(g: Graph, source: ModelSource, prefix: str, options: dict) -> TvmR
     triple = ""
     if codegen == "llvm":
         ltarget, triple = llvm_target(options["target"])
-        obj, entries, pointers, undefined = build_object(mod, prog, ltarget, prefix)
+        obj, entries, pointers, undefined = build_object(low.mod, low.prog, ltarget, prefix)
+    return Kernels(codegen, src, symbols, entries, _workspaces(src, symbols), obj, pointers,
+                   undefined, triple)
 
+
+def _workspaces(src: str, symbols: dict[str, str]) -> dict[str, Workspace]:
+    """Each kernel's workspace, from its C source; refuses kernels that call TVM's
+    runtime beyond what the driver defines."""
     extra = runtime_calls(src) - set(PLATFORM_FUNCS)
     if extra:
         raise UnsupportedError([f"TVM kernels call the TVM runtime ({', '.join(sorted(extra))})"])
@@ -896,219 +995,296 @@ def _generate(g: Graph, source: ModelSource, prefix: str, options: dict) -> TvmR
     missing = set(symbols.values()) - set(bodies)
     if missing:
         raise EdgecError(f"TVM's C output has an unexpected shape (no body for {sorted(missing)[0]})")
-    ws = {sym: workspace_of(bodies[sym], sym) for sym in symbols.values()}
+    return {sym: workspace_of(bodies[sym], sym) for sym in symbols.values()}
 
-    # ---- arena: planned tensors, then the workspace
+
+@dataclass
+class ArenaPlan:
+    """Where the intermediate tensors and the kernels' workspace live in the arena."""
+    buffers: list[memory.Buffer]     # the planned tensors with their lifetimes
+    out_root: dict[int, int]         # tensor key -> output index: outputs kernels write in place
+    offsets: dict[int, int]          # tensor key -> byte offset
+    planned: int                     # bytes of the tensors
+    plan_used: str                   # which plan won
+    lower_bound: int                 # edgec's planner: the tensors' lower bound
+    tvm_plan_bytes: int              # TVM's StaticPlanBlockMemory plan, storages and own tensors
+    ws_offset: int                   # the workspace: after the tensors
+    ws_peak: int
+    arena_size: int
+
+
+def _plan_arena(prog: Program, ws: dict[str, Workspace]) -> ArenaPlan:
+    """Plan the intermediate tensors with edgec's planner (:mod:`edgec.backends.memory`),
+    or TVM's storage plan when that is smaller; the workspace goes on top."""
     T = prog.tensors
     arena_keys = [t.key for t in T if t.kind in ("storage", "own")]
-    out_root = {}
-    for j, k in enumerate(prog.outputs):
-        t = T[k]
-        if t.kind == "own" and t.key not in out_root:
-            out_root[t.key] = j
+    out_root = _outputs_in_place(prog)
     arena_keys = [k for k in arena_keys if k not in out_root]
     buffers = [memory.Buffer(k, T[k].nbytes, T[k].first, T[k].last) for k in arena_keys]
     plan = memory.plan(buffers, ALIGN)
     memory.check_plan(buffers, plan.offsets)
     offsets = dict(plan.offsets)
     planned = plan.size
-    # TVM's own plan: its storages one after another
-    sto_off, pos = [], 0
-    for size in prog.storages:
-        sto_off.append(pos)
-        pos = memory.align_up(pos + size, ALIGN)
-    tvm_plan_size = pos
-    own_keys = [k for k in arena_keys if T[k].kind == "own"]
-    own_plan = None
-    if tvm_plan_size + sum(memory.align_up(T[k].nbytes, ALIGN) for k in own_keys) < planned:
-        own_plan = {}
-        for k in arena_keys:
-            if T[k].kind == "storage":
-                own_plan[k] = sto_off[T[k].storage] + T[k].offset
-            else:
-                own_plan[k] = pos
-                pos = memory.align_up(pos + T[k].nbytes, ALIGN)
-        offsets, planned, plan_used = own_plan, pos, "tvm StaticPlanBlockMemory"
+    tvm_offsets, tvm_plan_bytes = _tvm_storage_plan(prog, arena_keys)
+    if tvm_plan_bytes < planned:
+        offsets, planned, plan_used = tvm_offsets, tvm_plan_bytes, "tvm StaticPlanBlockMemory"
     else:
         plan_used = f"edgec.memory ({plan.order})"  # the planner's name in TVM bundles
     ws_peak = max((w.peak for w in ws.values()), default=0)
     ws_offset = memory.align_up(planned, WS_ALIGN) if ws_peak else planned
-    arena_size = ws_offset + ws_peak
+    return ArenaPlan(buffers, out_root, offsets, planned, plan_used, plan.lower_bound,
+                     tvm_plan_bytes, ws_offset, ws_peak, ws_offset + ws_peak)
 
-    # ---- where every tensor lives, as a C expression
-    pool = ConstPool()
-    layer_of_const: dict[int, int] = {}
-    for i, c in enumerate(prog.calls):
-        for k in c.args:
-            if T[k].kind == "const":
-                layer_of_const.setdefault(k, i)
 
-    def root(k: int) -> int:
-        while T[k].kind == "view":
-            k = T[k].root
+def _outputs_in_place(prog: Program) -> dict[int, int]:
+    """Outputs a kernel writes directly (tensors TVM allocates on their own):
+    tensor key -> the first output index it is."""
+    out_root = {}
+    for j, k in enumerate(prog.outputs):
+        t = prog.tensors[k]
+        if t.kind == "own" and t.key not in out_root:
+            out_root[t.key] = j
+    return out_root
+
+
+def _tvm_storage_plan(prog: Program, keys: list[int]) -> tuple[dict[int, int], int]:
+    """TVM's own plan: its storages one after another, then the tensors it allocates
+    on their own; returns (tensor key -> offset, bytes)."""
+    T = prog.tensors
+    sto_off, pos = [], 0
+    for size in prog.storages:
+        sto_off.append(pos)
+        pos = memory.align_up(pos + size, ALIGN)
+    offsets = {}
+    for k in keys:
+        if T[k].kind == "storage":
+            offsets[k] = sto_off[T[k].storage] + T[k].offset
+        else:
+            offsets[k] = pos
+            pos = memory.align_up(pos + T[k].nbytes, ALIGN)
+    return offsets, pos
+
+
+class _TensorRefs:
+    """Where every tensor lives, as a C expression, and the DLTensor descriptors the
+    kernels are called with: constant ones (arena, weights) in flash, I/O ones on the
+    stack.  A constant joins the pool when a call first needs it."""
+
+    def __init__(self, prog: Program, arena: ArenaPlan, prefix: str):
+        self.T = prog.tensors
+        self.arena = arena
+        self.prefix = prefix
+        self.pool = ConstPool()
+        self.layer_of_const: dict[int, int] = {}     # constant -> the first call that reads it
+        for i, c in enumerate(prog.calls):
+            for k in c.args:
+                if self.T[k].kind == "const":
+                    self.layer_of_const.setdefault(k, i)
+        self.const_sym: dict[int, str] = {}
+        self.desc_index: dict[int, tuple[str, int]] = {}
+        self.const_descs: list[dict] = []
+        self.io_descs: list[dict] = []
+        self.shapes: list[tuple] = []
+        self.shape_index: dict[tuple, int] = {}
+
+    def root(self, k: int) -> int:
+        """The tensor a view aliases (the tensor itself otherwise)."""
+        while self.T[k].kind == "view":
+            k = self.T[k].root
         return k
 
-    const_sym: dict[int, str] = {}
-
-    def data_expr(k: int) -> tuple[str, bool]:
+    def data(self, k: int) -> tuple[str, bool]:
         """(C pointer expression, is it known at compile time)"""
-        r = root(k)
-        t = T[r]
+        r = self.root(k)
+        t = self.T[r]
         if t.kind == "input":
             return f"(void*)in{t.index}", False
         if t.kind == "const":
-            if r not in const_sym:
-                const_sym[r] = pool.add(t.data, t.dtype, "c", layer_of_const.get(r, -1))
-            return f"(void*){const_sym[r]}", True
-        if r in out_root:
-            return f"(void*)out{out_root[r]}", False
-        return f"(void*)(EDGEC_ARENA + {offsets[r]}u)", True
+            if r not in self.const_sym:
+                self.const_sym[r] = self.pool.add(t.data, t.dtype, "c", self.layer_of_const.get(r, -1))
+            return f"(void*){self.const_sym[r]}", True
+        if r in self.arena.out_root:
+            return f"(void*)out{self.arena.out_root[r]}", False
+        return f"(void*)(EDGEC_ARENA + {self.arena.offsets[r]}u)", True
 
-    # DLTensor descriptors: const ones (arena, weights) in flash, I/O ones on the stack
-    desc_index: dict[int, tuple[str, int]] = {}
-    const_descs, io_descs, shapes = [], [], []
-    shape_index: dict[tuple, int] = {}
-
-    def desc(k: int) -> str:
-        if k in desc_index:
-            kind, i = desc_index[k]
-            return f"&{prefix}_tvm_tensors[{i}]" if kind == "c" else f"&io[{i}]"
-        t = T[k]
+    def desc(self, k: int) -> str:
+        """A C pointer to the tensor's DLTensor descriptor (made on first use)."""
+        if k in self.desc_index:
+            kind, i = self.desc_index[k]
+            return f"&{self.prefix}_tvm_tensors[{i}]" if kind == "c" else f"&io[{i}]"
+        t = self.T[k]
         shp = tuple(t.shape) or (1,)
-        if shp not in shape_index:
-            shape_index[shp] = len(shapes)
-            shapes.append(shp)
+        if shp not in self.shape_index:
+            self.shape_index[shp] = len(self.shapes)
+            self.shapes.append(shp)
         code, bits = _dl_dtype(t.dtype)
-        expr, static = data_expr(k)
-        d = dict(data=expr, ndim=len(t.shape), code=code, bits=bits, shape=shape_index[shp],
+        expr, static = self.data(k)
+        d = dict(data=expr, ndim=len(t.shape), code=code, bits=bits, shape=self.shape_index[shp],
                  comment=cgen.comment_text(f"{t.dtype} {list(t.shape)} {t.name}", 80))
         if static:
-            desc_index[k] = ("c", len(const_descs))
-            const_descs.append(d)
+            self.desc_index[k] = ("c", len(self.const_descs))
+            self.const_descs.append(d)
         else:
-            desc_index[k] = ("io", len(io_descs))
-            io_descs.append(d)
-        return desc(k)
+            self.desc_index[k] = ("io", len(self.io_descs))
+            self.io_descs.append(d)
+        return self.desc(k)
 
-    call_ctx, report_layers = [], []
-    wbytes_by_layer: dict[int, int] = {}
+
+@dataclass
+class DriverCalls:
+    """The driver's kernel calls (for ``tvm/model.c.j2``) and the report's layers."""
+    calls: list[dict]
+    layers: list[dict]
+    weights_bytes: int
+    macs: int
+
+
+def _driver_calls(low: Lowered, kernels: Kernels, arena: ArenaPlan, refs: _TensorRefs) -> DriverCalls:
+    """One driver call and one report layer per kernel call of ``main``, in order;
+    a constant's bytes count for the first layer that reads it."""
     from tvm import tirx
-    prim = {gv.name_hint: f for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)}
+    T = low.prog.tensors
+    prim = {gv.name_hint: f for gv, f in low.mod.functions.items() if isinstance(f, tirx.PrimFunc)}
     macs_cache: dict[str, int] = {}
-    step_of_call = [c.step for c in prog.calls]
-    for i, c in enumerate(prog.calls):
-        sym = entries[c.func]
-        args = [desc(k) for k in c.args]
+    call_ctx, report_layers = [], []
+    for i, c in enumerate(low.prog.calls):
+        sym = kernels.entries[c.func]
+        args = [refs.desc(k) for k in c.args]
         outs = []
-        for n, k in enumerate(c.outputs):
-            expr, _ = data_expr(k)
+        for k in c.outputs:
+            expr, _ = refs.data(k)
             outs.append(dict(ptr=expr.replace("(void*)", "(const void*)", 1), bytes=T[k].nbytes))
         if c.func not in macs_cache:
             macs_cache[c.func] = count_macs(prim[c.func])
-        consts = sorted({root(k) for k in c.args if T[root(k)].kind == "const"})
-        wb = sum(T[k].nbytes for k in consts if layer_of_const.get(k) == i)
-        wbytes_by_layer[i] = wb
+        consts = sorted({refs.root(k) for k in c.args if T[refs.root(k)].kind == "const"})
+        wb = sum(T[k].nbytes for k in consts if refs.layer_of_const.get(k) == i)
         comment = cgen.comment_text(
             f"layer {i}: {c.func} " + ", ".join(str(list(T[k].shape)) for k in c.args
-                                                   if k not in c.outputs and T[root(k)].kind != "const")
+                                                   if k not in c.outputs and T[refs.root(k)].kind != "const")
             + " -> " + ", ".join(str(list(T[k].shape)) for k in c.outputs), 200)
         call_ctx.append(dict(index=i, func=sym, args=args, outs=outs, comment=comment))
-        report_layers.append({
-            "index": i,
-            "op": c.func,
-            "name": c.func,
-            "function": symbols[c.func],
-            # TVM's tensors have no counterpart in edgec's graph: nothing for --layers to compare
-            "outputs": [],
-            "output_shapes": [list(T[k].shape) for k in c.outputs],
-            "output_dtypes": [T[k].dtype for k in c.outputs],
-            "output_bytes": [T[k].nbytes for k in c.outputs],
-            "arena": [{"offset": offsets[root(k)], "bytes": T[k].nbytes}
-                      for k in c.outputs if root(k) in offsets],
-            "macs": int(macs_cache[c.func]),
-            "weights_bytes": wb,
-            "workspace_bytes": ws[symbols[c.func]].peak,
-            "workspace_blocks": ws[symbols[c.func]].blocks,
-            "stack_array_bytes": ws[symbols[c.func]].stack_arrays,
-            "arena_live_bytes": sum(b.size for b in buffers if b.first <= c.step <= b.last),
-        })
-    # outputs that are not written by a kernel in place: copy at the end
+        report_layers.append(_report_layer(i, c, T, kernels, arena, refs, int(macs_cache[c.func]), wb))
+    return DriverCalls(call_ctx, report_layers, sum(L["weights_bytes"] for L in report_layers),
+                       sum(L["macs"] for L in report_layers))
+
+
+def _report_layer(i: int, c: Call, T: list[TTensor], kernels: Kernels, arena: ArenaPlan,
+                  refs: _TensorRefs, macs: int, wb: int) -> dict:
+    """The report's entry for kernel call ``i``."""
+    ws = kernels.ws[kernels.symbols[c.func]]
+    return {
+        "index": i,
+        "op": c.func,
+        "name": c.func,
+        "function": kernels.symbols[c.func],
+        # TVM's tensors have no counterpart in edgec's graph: nothing for --layers to compare
+        "outputs": [],
+        "output_shapes": [list(T[k].shape) for k in c.outputs],
+        "output_dtypes": [T[k].dtype for k in c.outputs],
+        "output_bytes": [T[k].nbytes for k in c.outputs],
+        "arena": [{"offset": arena.offsets[refs.root(k)], "bytes": T[k].nbytes}
+                  for k in c.outputs if refs.root(k) in arena.offsets],
+        "macs": macs,
+        "weights_bytes": wb,
+        "workspace_bytes": ws.peak,
+        "workspace_blocks": ws.blocks,
+        "stack_array_bytes": ws.stack_arrays,
+        "arena_live_bytes": sum(b.size for b in arena.buffers if b.first <= c.step <= b.last),
+    }
+
+
+def _output_copies(prog: Program, arena: ArenaPlan, refs: _TensorRefs) -> list[dict]:
+    """Outputs that no kernel writes in place: copied at the end of the run."""
     copies = []
     for j, k in enumerate(prog.outputs):
-        r = root(k)
-        if out_root.get(r) == j:
+        r = refs.root(k)
+        if arena.out_root.get(r) == j:
             continue
-        expr, _ = data_expr(k)
-        copies.append(dict(index=j, src=expr.replace("(void*)", "(const void*)", 1), bytes=T[k].nbytes))
-    del step_of_call
+        expr, _ = refs.data(k)
+        copies.append(dict(index=j, src=expr.replace("(void*)", "(const void*)", 1),
+                           bytes=prog.tensors[k].nbytes))
+    return copies
 
+
+def _render_sources(g: Graph, prefix: str, kernels: Kernels, arena: ArenaPlan, refs: _TensorRefs,
+                    driver: DriverCalls, copies: list[dict]) -> tuple[str, str]:
+    """The bundle's model.c (driver, constants, C kernels) and model.h (the header
+    every backend shares), every symbol carrying the prefix; returns (c, h)."""
     ins = [g.tensors[i] for i in g.inputs]
     outs = [g.tensors[o] for o in g.outputs]
     io = {"inputs": [_io_desc(t, i) for i, t in enumerate(ins)],
           "outputs": [_io_desc(t, j) for j, t in enumerate(outs)]}
-    weights_bytes = sum(wbytes_by_layer.values())
-    const_total = sum(max(int(d.size), 1) * dtypes.itemsize(dt) for _, dt, d, _ in pool.arrays)
-    assert const_total == weights_bytes or not pool.arrays, (const_total, weights_bytes)
-    macs = sum(L["macs"] for L in report_layers)
-    common = dict(prefix=prefix, PREFIX=prefix.upper(), io=io, arena_size=arena_size,
-                  weights_bytes=weights_bytes, macs=macs, num_layers=len(call_ctx),
+    weights_bytes = driver.weights_bytes
+    const_total = sum(max(int(d.size), 1) * dtypes.itemsize(dt) for _, dt, d, _ in refs.pool.arrays)
+    assert const_total == weights_bytes or not refs.pool.arrays, (const_total, weights_bytes)
+    common = dict(prefix=prefix, PREFIX=prefix.upper(), io=io, arena_size=arena.arena_size,
+                  weights_bytes=weights_bytes, macs=driver.macs, num_layers=len(driver.calls),
                   model_name=cgen.comment_text(g.name),
                   meta=g.meta, with_arena=False)
     model_h = render("model.h.j2", **common)
-    max_args = max((len(c["args"]) for c in call_ctx), default=1)
-    ws_max_depth = max((w.depth for w in ws.values()), default=0)
+    max_args = max((len(c["args"]) for c in driver.calls), default=1)
+    ws_max_depth = max((w.depth for w in kernels.ws.values()), default=0)
+    obj = kernels.obj
     model_c = render(
         "tvm/model.c.j2", **common,
         tvm_version=TVM_VERSION,
-        consts=pool.render(),
-        kernels=src.rstrip("\n") + "\n" if obj is None else "",
+        consts=refs.pool.render(),
+        kernels=kernels.src.rstrip("\n") + "\n" if obj is None else "",
         object_name=f"{prefix}_kernels.o" if obj is not None else "",
-        object_target=triple,
-        object_entries=sorted(set(entries.values())),
-        object_pointers=[(p, OBJECT_POINTERS[p]) for p in pointers],
-        ehabi_stub="__aeabi_unwind_cpp_pr0" in undefined,
-        calls=call_ctx,
+        object_target=kernels.triple,
+        object_entries=sorted(set(kernels.entries.values())),
+        object_pointers=[(p, OBJECT_POINTERS[p]) for p in kernels.pointers],
+        ehabi_stub="__aeabi_unwind_cpp_pr0" in kernels.undefined,
+        calls=driver.calls,
         copies=copies,
-        const_descs=const_descs,
-        io_descs=io_descs,
-        shapes=shapes,
+        const_descs=refs.const_descs,
+        io_descs=refs.io_descs,
+        shapes=refs.shapes,
         max_args=max_args,
-        ws_offset=ws_offset,
-        ws_size=ws_peak,
+        ws_offset=arena.ws_offset,
+        ws_size=arena.ws_peak,
         ws_depth=ws_max_depth,
-        planned_bytes=planned,
-        plan_used=plan_used,
-        arena_used=arena_size > 0,
-        uses_error=("TVMFFIErrorSetRaisedFromCStr" in runtime_calls(src)),
+        planned_bytes=arena.planned,
+        plan_used=arena.plan_used,
+        arena_used=arena.arena_size > 0,
+        uses_error=("TVMFFIErrorSetRaisedFromCStr" in runtime_calls(kernels.src)),
     )
     # every symbol carries the bundle's prefix (the constants' edgec_l<N>_c -> <prefix>_l<N>_c)
-    model_c, model_h = cgen.prefix_symbols(model_c, prefix), cgen.prefix_symbols(model_h, prefix)
+    return cgen.prefix_symbols(model_c, prefix), cgen.prefix_symbols(model_h, prefix)
+
+
+def _bundle_files(prefix: str, kernels: Kernels) -> tuple[dict, list[str]]:
+    """The bundle's files besides model.c/.h: TVM's headers and, with the LLVM
+    codegen, the kernels' object; returns (files, objects to link)."""
     files: dict = {f"{rel}": text for rel, text in header_files().items()}
     objects = []
-    if obj is not None:
-        files[f"{prefix}_kernels.o"] = obj
+    if kernels.obj is not None:
+        files[f"{prefix}_kernels.o"] = kernels.obj
         objects.append(f"{prefix}_kernels.o")
-    info = {
+    return files, objects
+
+
+def _info(low: Lowered, kernels: Kernels, arena: ArenaPlan) -> dict:
+    """What the report says about TVM's part of the build."""
+    ws = kernels.ws
+    return {
         "tvm_version": TVM_VERSION,
-        "codegen": codegen,
-        **({"llvm_target": triple} if triple else {}),
+        "codegen": kernels.codegen,
+        **({"llvm_target": kernels.triple} if kernels.triple else {}),
         "relax_passes": list(RELAX_PASSES),
-        "schedule": how,
-        "scheduled_kernels": len([c for c in symbols if c in scheduled]),
-        "kernels": len(symbols),
-        "kernel_calls": len(prog.calls),
-        "tensor_plan": plan_used,
-        "tensor_bytes": planned,
-        "tensor_lower_bound": plan.lower_bound,
-        "tvm_storage_plan_bytes": tvm_plan_size + sum(memory.align_up(T[k].nbytes, ALIGN)
-                                                      for k in own_keys),
-        "workspace_offset": ws_offset,
-        "workspace_bytes": ws_peak,
+        "schedule": low.schedule,
+        "scheduled_kernels": len([c for c in kernels.symbols if c in low.scheduled]),
+        "kernels": len(kernels.symbols),
+        "kernel_calls": len(low.prog.calls),
+        "tensor_plan": arena.plan_used,
+        "tensor_bytes": arena.planned,
+        "tensor_lower_bound": arena.lower_bound,
+        "tvm_storage_plan_bytes": arena.tvm_plan_bytes,
+        "workspace_offset": arena.ws_offset,
+        "workspace_bytes": arena.ws_peak,
         "kernel_stack_array_bytes": max((w.stack_arrays for w in ws.values()), default=0),
         "headers": [rel for _, rel in HEADERS],
     }
-    return TvmResult(model_c, model_h, files, arena_size, plan.lower_bound + ws_peak, report_layers,
-                     weights_bytes, macs, info, objects)
 
 
 def _check_io(g: Graph, prog: Program) -> None:

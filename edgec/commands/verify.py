@@ -9,6 +9,7 @@ layer.
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from .. import data, ops
 from ..ir import dtypes
+from ..ir.bundle import Bundle
 from ..ir.errors import CheckFailed, EdgecError
 from ..ir.graph import Graph
 from ..ops import interp
@@ -199,7 +201,11 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     pruned / binarized graph as the reference.  ``backend="tflm"``: see :func:`verify_tflm`.
     ``inputs_file``: samples read by :func:`edgec.data.load` (float values for an int8
     input are quantized with its scale and zero point, and a note says so);
-    ``raw_inputs``: the file holds the integer levels of integer inputs themselves."""
+    ``raw_inputs``: the file holds the integer levels of integer inputs themselves.
+
+    The steps: the graph and its reference runtime, the samples, the reference's
+    results, the pipeline and the toolchain (a host program, or firmware in the
+    target's emulator), then the comparisons."""
     model = Path(model)
     if raw_inputs and (options or {}).get("tree_quantized_input"):
         raise EdgecError("--raw-inputs with --quantized-input: the reference runtime takes the "
@@ -215,6 +221,41 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
             graph, _, _ = quantize_graph(lower(load(model, input_shapes)), quantize)
         return verify_tflm(model, target, n, seed, inputs_file, rtol, input_shapes, work_dir,
                            graph=graph, raw_inputs=raw_inputs)
+    g0, kind, hybrid = _graph_and_reference(model, input_shapes, quantize, compress)
+    notes: list[str] = []
+    samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
+    if not samples:
+        raise EdgecError("no input samples to verify with")
+    opts = Options(target=target, backend=backend, name="model", input_shapes=None, optimize=optimize,
+                   extra=dict(options or {}), fit_check=fit_check)
+    with _work_dir(work_dir) as work:
+        res = VerifyResult(str(model), target, REFERENCE_NAMES.get(kind, kind), len(samples),
+                           notes=notes)
+        if kind == "edgec":
+            ref_outs, ref_inter = run_edgec_reference(g0, samples, layers)
+        else:
+            ref_outs, ref_inter = run_reference(kind, model, g0, samples, layers)
+        ran = _compile_and_run(g0, opts, target, samples, work, layers, sanitize, res)
+        _compare_outputs(res, ran.g, ran.outs, ref_outs, rtol)
+        if layers:
+            _compare_layers(res, ran.g, ran.bundle.report, ran.trace, ref_inter, len(samples), rtol)
+            if backend != "native" and not res.layers:
+                res.notes.append(f"the {backend} backend's fused kernels have no counterpart in the "
+                                 "reference's tensors: only the outputs were compared")
+        if kind == "tensorflow":
+            _compare_converted(res, g0, ran.g, ran.outs, samples, rtol)
+        if kind == "tflm" and compare_litert:
+            _note_litert(res, model, ran.g, ran.outs, samples, rtol)
+        if hybrid and kind != "edgec":
+            res.notes.append(hybrid[0] + " (a difference from the reference is expected there)")
+        return res
+
+
+def _graph_and_reference(model: Path, input_shapes, quantize, compress) -> tuple[Graph, str, list[str]]:
+    """The graph to compile and the kind of reference that runs it: the model's own
+    runtime, or edgec's interpreter on the graph edgec compressed or quantized;
+    also the notes of float kernels with int8 (hybrid) weights.  Returns
+    (graph, reference kind, hybrid notes)."""
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
     hybrid = [t for t in g0.meta.get("transforms", []) if t.startswith(HYBRID_NOTE)]
@@ -226,68 +267,82 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
         if quantize is not None:
             g0, _, _ = quantize_graph(g0, quantize)
         kind = "edgec"
-    notes: list[str] = []
-    samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
-    if not samples:
-        raise EdgecError("no input samples to verify with")
-    opts = Options(target=target, backend=backend, name="model", input_shapes=None, optimize=optimize,
-                   extra=dict(options or {}), fit_check=fit_check)
+    return g0, kind, hybrid
+
+
+@contextmanager
+def _work_dir(work_dir: str | None):
+    """Where the bundle is built and run: ``work_dir``, or a temporary directory
+    removed afterwards."""
     tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
-    work = Path(work_dir or tmp.name)
     try:
-        res = VerifyResult(str(model), target, REFERENCE_NAMES.get(kind, kind), len(samples),
-                           notes=notes)
-        if kind == "edgec":
-            ref_outs, ref_inter = run_edgec_reference(g0, samples, layers)
-        else:
-            ref_outs, ref_inter = run_reference(kind, model, g0, samples, layers)
-        tgt = load_target(target)
-        if tgt.is_host:
-            bundle, g = compile_full(g0, opts)
-            bdir = bundle.write(work / "bundle")
-            prog = HostProgram(bdir, bundle.report, work / "host", trace=layers, sanitize=sanitize)
-            outs, trace = prog.run(data.encode(g, samples, notes=res.notes), trace=layers)
-        else:
-            outs, trace, bundle, g, fw_info = run_on_target(g0, opts, samples, work, layers,
-                                                            notes=res.notes)
-            res.extra["firmware"] = fw_info
-        for j, name in enumerate(g.outputs):
-            got = np.stack([o[j] for o in outs])
-            ref = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in ref_outs])
-            ref = label_indices(g, name, ref)
-            res.outputs.append(compare(f"output {j}", str(g.tensors[name].origin), got, ref, rtol))
-        if layers:
-            _compare_layers(res, g, bundle.report, trace, ref_inter, len(samples), rtol)
-            if backend != "native" and not res.layers:
-                res.notes.append(f"the {backend} backend's fused kernels have no counterpart in the "
-                                 "reference's tensors: only the outputs were compared")
-        if kind == "tensorflow":
-            # and the converted file in ai-edge-litert: an import mistake shows here, a
-            # converter mistake against TensorFlow above
-            lit_outs, _ = run_reference("litert", g0.meta["tflite_flatbuffer"], g0, samples, False)
-            for j, name in enumerate(g.outputs):
-                got = np.stack([o[j] for o in outs])
-                lit = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in lit_outs])
-                res.outputs.append(compare(f"output {j} vs ai-edge-litert (converted .tflite)",
-                                           str(g.tensors[name].origin), got, lit, rtol))
-        if kind == "tflm" and compare_litert:
-            try:
-                lit_outs, _ = reference.run_litert(model, samples)
-                for j in range(len(g.outputs)):
-                    got = np.stack([o[j] for o in outs])
-                    lit = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in lit_outs])
-                    c = compare(f"output {j}", "", got, lit, rtol)
-                    res.notes.append(f"vs ai-edge-litert (BUILTIN_REF) output {j}: max |diff| "
-                                     f"{c.max_abs:g} LSB, {c.mismatches}/{c.elements} elements differ "
-                                     "(its int8 rounding differs from TFLite Micro's)")
-            except Exception as e:  # noqa: BLE001 - an informational comparison
-                res.notes.append(f"ai-edge-litert comparison skipped: {e}")
-        if hybrid and kind != "edgec":
-            res.notes.append(hybrid[0] + " (a difference from the reference is expected there)")
-        return res
+        yield Path(work_dir or tmp.name)
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+@dataclass
+class _Ran:
+    """The compiled model's run on every sample."""
+    outs: list               # per sample, the outputs
+    trace: dict | None       # per (sample, layer, output) the raw tensor (``layers``)
+    bundle: Bundle
+    g: Graph                 # the graph as the pipeline compiled it
+
+
+def _compile_and_run(g0: Graph, opts: Options, target: str, samples, work: Path, layers: bool,
+                     sanitize: bool, res: VerifyResult) -> _Ran:
+    """The pipeline compiles ``g0``, the toolchain builds the bundle, and it runs every
+    sample: as a host program, or as firmware in the target's emulator (its figures
+    in ``res.extra["firmware"]``)."""
+    tgt = load_target(target)
+    if tgt.is_host:
+        bundle, g = compile_full(g0, opts)
+        bdir = bundle.write(work / "bundle")
+        prog = HostProgram(bdir, bundle.report, work / "host", trace=layers, sanitize=sanitize)
+        outs, trace = prog.run(data.encode(g, samples, notes=res.notes), trace=layers)
+    else:
+        outs, trace, bundle, g, fw_info = run_on_target(g0, opts, samples, work, layers,
+                                                        notes=res.notes)
+        res.extra["firmware"] = fw_info
+    return _Ran(outs, trace, bundle, g)
+
+
+def _compare_outputs(res: VerifyResult, g: Graph, outs, ref_outs, rtol: float) -> None:
+    """Every output of every sample against the reference's."""
+    for j, name in enumerate(g.outputs):
+        got = np.stack([o[j] for o in outs])
+        ref = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in ref_outs])
+        ref = label_indices(g, name, ref)
+        res.outputs.append(compare(f"output {j}", str(g.tensors[name].origin), got, ref, rtol))
+
+
+def _compare_converted(res: VerifyResult, g0: Graph, g: Graph, outs, samples, rtol: float) -> None:
+    """A TensorFlow model: the outputs against the converted file in ai-edge-litert
+    too (an import mistake shows here, a converter mistake against TensorFlow)."""
+    lit_outs, _ = run_reference("litert", g0.meta["tflite_flatbuffer"], g0, samples, False)
+    for j, name in enumerate(g.outputs):
+        got = np.stack([o[j] for o in outs])
+        lit = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in lit_outs])
+        res.outputs.append(compare(f"output {j} vs ai-edge-litert (converted .tflite)",
+                                   str(g.tensors[name].origin), got, lit, rtol))
+
+
+def _note_litert(res: VerifyResult, model: Path, g: Graph, outs, samples, rtol: float) -> None:
+    """An int8 TFLite model: how far ai-edge-litert is from the outputs (a note only:
+    its int8 rounding differs from TFLite Micro's)."""
+    try:
+        lit_outs, _ = reference.run_litert(model, samples)
+        for j in range(len(g.outputs)):
+            got = np.stack([o[j] for o in outs])
+            lit = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in lit_outs])
+            c = compare(f"output {j}", "", got, lit, rtol)
+            res.notes.append(f"vs ai-edge-litert (BUILTIN_REF) output {j}: max |diff| "
+                             f"{c.max_abs:g} LSB, {c.mismatches}/{c.elements} elements differ "
+                             "(its int8 rounding differs from TFLite Micro's)")
+    except Exception as e:  # noqa: BLE001 - an informational comparison
+        res.notes.append(f"ai-edge-litert comparison skipped: {e}")
 
 
 def _compare_layers(res: VerifyResult, g: Graph, report: dict, trace: dict, ref_inter,
@@ -337,9 +392,7 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
     samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
     if not samples:
         raise EdgecError("no input samples to verify with")
-    tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
-    work = Path(work_dir or tmp.name)
-    try:
+    with _work_dir(work_dir) as work:
         if not tgt.is_host:
             res = _verify_tflm_firmware(model, graph, tgt, samples, work, rtol)
             res.notes[:0] = notes
@@ -378,9 +431,6 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
             res.outputs.append(compare(f"output {j}", str(g.tensors[name].origin), got, ref, rtol))
         res.extra["resolver"] = [e["op"] for e in bundle.report["tflm"]["resolver"]]
         return res
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
 
 def _verify_tflm_firmware(model: Path, graph, tgt, samples, work: Path, rtol: float) -> VerifyResult:
