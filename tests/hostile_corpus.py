@@ -310,6 +310,16 @@ def build(out: Path) -> list[Entry]:
     ext("external_missing.onnx", "no_such_file.bin", why="external data file missing")
     ext("external_directory.onnx", ".", why="external data location is the directory itself")
     ext("external_nul.onnx", "ext_small.bin\x00../../x", why="a NUL byte in the location")
+    ext("external_nul_inside.onnx", "ext_small.bin\x00", why="a NUL byte in a location inside the directory")
+    # protobuf hands a string field that is not UTF-8 over as bytes (found by the mutation run)
+    m = onnx_base()
+    t = m.graph.initializer[1]
+    t.ClearField("raw_data")
+    t.data_location = TensorProto.EXTERNAL
+    e = t.external_data.add()
+    e.key, e.value = "location", "ext_small.bin"
+    put("external_location_not_utf8.onnx", m.SerializeToString().replace(b"ext_small.bin", b"ext_small\xbebin"),
+        "error", "an external data location that is not UTF-8", says="not a file name")
 
     # -- semantic errors in valid protobufs ---------------------------------------------------------
     put_model("opset_99999.onnx", onnx_base(opset=99999), "error", "opset 99999")

@@ -262,6 +262,9 @@ def _load_external(tp, model_dir: Path | None, expected: int) -> None:
     name = tp.name[:80]
     if model_dir is None or not loc:
         raise EdgecError(f"initializer {name!r} refers to external data without a location")
+    if not isinstance(loc, str) or "\0" in loc:   # protobuf hands invalid UTF-8 over as bytes
+        raise EdgecError(f"initializer {name!r}: external data location {loc[:120]!r} is not a file name "
+                         "(invalid UTF-8 or a NUL byte)")
     if os.path.isabs(loc) or ".." in Path(loc).parts:
         raise EdgecError(f"initializer {name!r}: external data path {loc[:120]!r} "
                          "points outside the model directory")
