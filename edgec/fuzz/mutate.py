@@ -37,6 +37,8 @@ def mutant(base: bytes, seed: int, index: int, skip: int = 0) -> bytes:
     """Mutant ``index`` of ``base``: 1-4 byte-level changes after the first ``skip`` bytes."""
     rng = np.random.default_rng([seed, index])
     b = bytearray(base)
+    if len(b) <= skip:   # nothing to change (an empty file): 1-8 random bytes appended
+        return bytes(b) + rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
     for _ in range(int(rng.integers(1, 5))):
         pos = int(rng.integers(skip, len(b)))
         how = int(rng.integers(0, 3))
