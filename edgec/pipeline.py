@@ -97,7 +97,7 @@ def load(model, input_shapes=None) -> Graph:
     was read rides along as ``g.source`` (a :class:`ModelSource`)."""
     g = frontends.load(model, input_shapes)
     src = read_source(model)
-    src.format = g.meta.get("format")
+    src.format = g.meta.format
     g.source = src
     return g
 
@@ -117,7 +117,7 @@ def graph_source(g: Graph) -> ModelSource:
     """What a build from a graph (not a file) says about its source: the file it came from,
     when it was read by :func:`load`, without a digest (the graph may have changed)."""
     src = g.source
-    return ModelSource(g.meta.get("source", g.name), g.meta.get("format", "ir"),
+    return ModelSource(g.meta.source or g.name, g.meta.format or "ir",
                        src.path if src else None, src.data if src else None)
 
 
@@ -220,7 +220,7 @@ def tflite_for_tflm(model, opts: Options) -> tuple[bytes, Graph | None, ModelSou
     quant = opts.quantize
     if isinstance(model, Graph):
         g = model
-        flat = g.meta.get("tflite_flatbuffer") if quant is None else None
+        flat = g.meta.tflite_flatbuffer if quant is None else None
         if flat is None:
             flat = export_tflite(g, quant)
         return flat, g, graph_source(g)
@@ -338,9 +338,9 @@ def assemble(g: Graph | None, res: BackendResult, opts: Options, tgt, prefix: st
         },
     }
     if res.from_graph:
-        b.report["transformations"] = list(g.meta.get("passes", [])) + list(g.meta.get("transforms", []))
+        b.report["transformations"] = list(g.meta.passes) + list(g.meta.transforms)
         # what the user should know about how the model was read (defaults taken for them)
-        b.report["notes"] = list(g.meta.get("notes", []))
+        b.report["notes"] = list(g.meta.notes)
         _sparse_report(b.report, layers, opts)
     if test_inputs is not None:
         b.report["test_inputs"] = test_inputs
@@ -449,11 +449,11 @@ def _io(g: Graph, names) -> list[dict]:
         d = {"name": cgen.comment_text(t.name), "shape": list(t.shape), "dtype": t.dtype}
         if t.quant is not None:
             d["quant"] = t.quant.to_json()
-        labels = (g.meta.get("labels") or {})
+        labels = g.meta.labels
         table = labels.get(t.name) or labels.get(str(t.origin))
         if table:
             d["labels"] = list(table)
-        enc = (g.meta.get("input_encoding") or {}).get(n)
+        enc = g.meta.input_encoding.get(n)
         if enc:
             d["levels"] = dict(enc)
         out.append(d)

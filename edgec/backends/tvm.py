@@ -88,7 +88,7 @@ def import_model(source: ModelSource, g: Graph):
     """The model file (its bytes, as the pipeline read them) through TVM's own Relax
     frontend; input shapes from edgec's graph."""
     tvm = require_tvm()
-    fmt = g.meta.get("format")
+    fmt = g.meta.format
     shapes = {str(g.tensors[i].origin): list(g.tensors[i].shape) for i in g.inputs}
     try:
         if fmt == "onnx":
@@ -838,7 +838,7 @@ class TvmBackend:
     name = "tvm"
 
     def generate(self, graph: Graph, options: BackendOptions) -> BackendResult:
-        if options.quantized or "quantization" in graph.meta:
+        if options.quantized or graph.meta.quantization is not None:
             raise EdgecError("the tvm backend compiles the model file as it is: "
                              "--quantize needs --backend native")
         src = options.source

@@ -105,10 +105,10 @@ def compare(what: str, tensor: str, got: np.ndarray, ref: np.ndarray, rtol: floa
 
 def label_indices(g: Graph, name: str, ref: np.ndarray) -> np.ndarray:
     """String labels of the reference -> the indices edgec outputs (label table of
-    the output in ``g.meta['labels']``)."""
+    the output in ``g.meta.labels``)."""
     if ref.dtype.kind not in "OUS" or g is None:
         return ref
-    labels = g.meta.get("labels") or {}
+    labels = g.meta.labels
     t = g.tensors[name]
     table = labels.get(name) or labels.get(str(t.origin))
     if not table:
@@ -159,14 +159,14 @@ def _run_reference(kind: str, model: Path, g: Graph, samples, intermediates: boo
     if kind == "tensorflow":
         # the model itself in TensorFlow; intermediate tensors from ai-edge-litert running
         # the converted file (edgec's graph is its import: the same tensors)
-        outs = reference.run_tensorflow(model, g.meta["format"], g, samples)
-        inter = reference.run_litert(g.meta["tflite_flatbuffer"], samples, True)[1] if intermediates else None
+        outs = reference.run_tensorflow(model, g.meta.format, g, samples)
+        inter = reference.run_litert(g.meta.tflite_flatbuffer, samples, True)[1] if intermediates else None
         return outs, inter
     if kind == "onnxruntime":
         names = [str(g.tensors[i].origin) for i in g.inputs]
         inter = None
         if intermediates:
-            labels = g.meta.get("labels") or {}     # string labels in the model: not comparable
+            labels = g.meta.labels     # string labels in the model: not comparable
             inter = {str(t.origin): t.dtype for name, t in g.tensors.items()
                      if t.origin is not None and not t.is_const and isinstance(t.origin, str)
                      and name not in labels}
@@ -217,7 +217,7 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
                            graph=graph, raw_inputs=raw_inputs)
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
-    hybrid = [t for t in g0.meta.get("transforms", []) if t.startswith(HYBRID_NOTE)]
+    hybrid = [t for t in g0.meta.transforms if t.startswith(HYBRID_NOTE)]
     if quantize is not None or (compress is not None and compress.any()):
         gf = lower(g0)
         g0 = gf
@@ -264,7 +264,7 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
         if kind == "tensorflow":
             # and the converted file in ai-edge-litert: an import mistake shows here, a
             # converter mistake against TensorFlow above
-            lit_outs, _ = run_reference("litert", g0.meta["tflite_flatbuffer"], g0, samples, False)
+            lit_outs, _ = run_reference("litert", g0.meta.tflite_flatbuffer, g0, samples, False)
             for j, name in enumerate(g.outputs):
                 got = np.stack([o[j] for o in outs])
                 lit = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in lit_outs])

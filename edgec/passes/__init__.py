@@ -1,7 +1,7 @@
 """Graph -> Graph transformations.  Each pass is a plain function in its own
 module; :func:`optimize` runs the default pipeline.  Every pass keeps the
 graph's semantics (bit for bit for integer graphs) and records itself in
-``g.meta['passes']``."""
+``g.meta.passes``."""
 from __future__ import annotations
 
 from ..ir.graph import Graph
@@ -10,10 +10,10 @@ from . import binarize, fuse, trees
 
 def optimize(g: Graph, options: dict | None = None) -> Graph:
     g = g.copy()
-    g.meta.setdefault("passes", [])
+    done = []
     for p in (fuse.fold_batchnorm, fuse.fuse_bias_add, fuse.fuse_activation, binarize.lower_binary):
         if p(g):
-            g.meta["passes"].append(p.__name__)
+            done.append(p.__name__)
     options = options or {}
     tf = options.get("tree_features") or "float"
     if options.get("tree_quantized_input") and tf in ("float", "float32"):
@@ -22,7 +22,8 @@ def optimize(g: Graph, options: dict | None = None) -> Graph:
     if tf not in ("float", "float32"):
         if trees.quantize_tree_features(g, tf, options.get("tree_calibration"),
                                         bool(options.get("tree_quantized_input"))):
-            g.meta["passes"].append("quantize_tree_features")
+            done.append("quantize_tree_features")
+    g.meta.passes = [*g.meta.passes, *done]   # a new list: the graph copied from keeps its own
     g.remove_dead()
     g.topo_sort()
     g.validate()
