@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,11 @@ from .target import emulator, firmware, targets
 BACKENDS = ("native", "tflm", "tvm")
 OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "fast")
 OPTIMIZE = ("speed", "size")
+
+
+# Options' per-backend and per-pass settings (None when not given), by name
+FLAGS = ("kernels", "sparse", "trees", "tree_features", "tree_calibration", "tree_quantized_input",
+         "tvm_schedule", "tvm_codegen", "tflm_check")
 
 
 @dataclass
@@ -63,7 +68,42 @@ class Options:
     # refuse a model whose constants or arena + I/O buffers alone exceed the target's
     # declared flash / RAM (--no-fit-check builds it anyway)
     fit_check: bool = True
-    extra: dict = field(default_factory=dict)
+    # Settings of one backend or pass; None: not given (its default applies, and the
+    # report's options leave it out). Named as on the command line and in the report.
+    # native kernels: auto (the target's DSP/MVE kernels where they pay), plain, dsp, mve
+    kernels: str | None = None
+    # native weights storage: auto (sparse where it saves), dense, csr, ... (backends.sparse)
+    sparse: str | None = None
+    # tree-ensemble code layout: auto, code, table, ... (--trees; ops._trees_c)
+    trees: str | None = None
+    # tree features as int8/int16 levels (--tree-features; float: none), the calibration
+    # data their grid comes from (path or edgec.data.Dataset), and whether the model's
+    # input takes the levels themselves (--quantized-input)  (passes.trees)
+    tree_features: str | None = None
+    tree_calibration: object | None = None
+    tree_quantized_input: bool | None = None
+    # the tvm backend: how its kernels are scheduled (local, ...) and made (c or llvm)
+    tvm_schedule: str | None = None
+    tvm_codegen: str | None = None
+    # the tflm backend: check the bundled flatbuffer with the TFLite Micro interpreter (default on)
+    tflm_check: bool | None = None
+    # the same settings as a dict {name: value} (the library API and tests give them so);
+    # mapped onto the fields above here, an unknown name refused
+    extra: InitVar[dict | None] = None
+
+    def __post_init__(self, extra: dict | None) -> None:
+        if not extra:
+            return
+        unknown = sorted(str(k) for k in extra if k not in FLAGS)
+        if unknown:
+            raise EdgecError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                             f"(known: {', '.join(FLAGS)})")
+        for k, v in extra.items():
+            setattr(self, k, v)
+
+    def flags(self) -> dict:
+        """The settings of :data:`FLAGS` that were given, by name (the report's options)."""
+        return {k: getattr(self, k) for k in FLAGS if getattr(self, k) is not None}
 
     def check(self) -> None:
         if self.backend not in BACKENDS:
@@ -129,7 +169,9 @@ def check_graph(g: Graph) -> Graph:
 
 def lower(g: Graph, options: Options | None = None) -> Graph:
     """Run the graph passes (folding, fusion, ...)."""
-    return passes.optimize(g, (options or Options()).extra)
+    o = options or Options()
+    return passes.optimize(g, tree_features=o.tree_features, tree_calibration=o.tree_calibration,
+                           tree_quantized_input=bool(o.tree_quantized_input))
 
 
 def file_digest(path: Path) -> str:
@@ -185,7 +227,9 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
     backend = BACKEND_CLASSES[opts.backend]()
     res = backend.generate(g, BackendOptions(
         target=tgt, prefix=prefix, optimize=opts.optimize, quantized=opts.quantize is not None,
-        source=source, tflite=flat, extra=dict(opts.extra)))
+        source=source, tflite=flat, kernels=opts.kernels, sparse=opts.sparse, trees=opts.trees,
+        tvm_schedule=opts.tvm_schedule, tvm_codegen=opts.tvm_codegen,
+        tflm_check=True if opts.tflm_check is None else opts.tflm_check))
     b = assemble(g, res, opts, tgt, prefix, source, done)
     fit_to_target(b.report, tgt, opts.fit_check)
     return b, g
@@ -312,7 +356,7 @@ def assemble(g: Graph | None, res: BackendResult, opts: Options, tgt, prefix: st
             **({"quantize": opts.quantize.to_json()} if opts.quantize is not None else {}),
             **(opts.compress.to_json() if compressing else {}),
             **({"eval": _source_name(opts.eval_data)} if opts.eval_data is not None else {}),
-            **{k: v for k, v in sorted(opts.extra.items()) if _jsonable(v)},
+            **{k: v for k, v in sorted(opts.flags().items()) if _jsonable(v)},
         })
     b.report = {
         "schema": "edgec-build/1",
@@ -365,7 +409,7 @@ def _sparse_report(report: dict, layers: list[dict], opts: Options) -> None:
     if any("weights_format" in L for L in layers):
         wf = [L["weights_format"] for L in layers if "weights_format" in L]
         report["sparse"] = {
-            "mode": opts.extra.get("sparse", "auto"),
+            "mode": "auto" if opts.sparse is None else opts.sparse,
             "layers": len(sparse_layers),
             "dense_bytes": sum(f["dense_bytes"] for f in wf),
             "stored_bytes": sum(f["dense_bytes"] if f["format"] == "dense" else f[f["format"] + "_bytes"]

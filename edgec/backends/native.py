@@ -740,8 +740,10 @@ class NativeBackend:
     name = "native"
 
     def generate(self, graph: Graph, options: BackendOptions) -> BackendResult:
-        res = generate(graph, options.prefix, {"target": options.target,
-                                               "optimize": options.optimize, **options.extra})
+        res = generate(graph, options.prefix, {
+            "target": options.target, "optimize": options.optimize,
+            **{k: v for k, v in (("kernels", options.kernels), ("sparse", options.sparse),
+                                 ("trees", options.trees)) if v is not None}})
         return BackendResult(files={f"{options.prefix}.c": res.model_c,
                                     f"{options.prefix}.h": res.model_h},
                              arena_size=res.arena_size, arena_lower_bound=res.lower_bound,

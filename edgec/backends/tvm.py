@@ -845,7 +845,10 @@ class TvmBackend:
         if src is None or src.data is None:
             raise EdgecError("the tvm backend imports the model file with TVM's own frontend: "
                              "give it a model file, not a graph")
-        res = generate(graph, src, options.prefix, {"target": options.target, **options.extra})
+        res = generate(graph, src, options.prefix, {
+            "target": options.target,
+            **{k: v for k, v in (("tvm_schedule", options.tvm_schedule),
+                                 ("tvm_codegen", options.tvm_codegen)) if v is not None}})
         return BackendResult(files={f"{options.prefix}.c": res.model_c,
                                     f"{options.prefix}.h": res.model_h, **dict(sorted(res.files.items()))},
                              arena_size=res.arena_size, arena_lower_bound=res.lower_bound,

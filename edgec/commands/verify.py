@@ -201,7 +201,9 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     input are quantized with its scale and zero point, and a note says so);
     ``raw_inputs``: the file holds the integer levels of integer inputs themselves."""
     model = Path(model)
-    if raw_inputs and (options or {}).get("tree_quantized_input"):
+    opts = Options(target=target, backend=backend, name="model", input_shapes=None, optimize=optimize,
+                   extra=options, fit_check=fit_check)
+    if raw_inputs and opts.tree_quantized_input:
         raise EdgecError("--raw-inputs with --quantized-input: the reference runtime takes the "
                          "model's float features; give those (edgec encodes them as levels)")
     if backend == "tflm":
@@ -230,8 +232,6 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
     if not samples:
         raise EdgecError("no input samples to verify with")
-    opts = Options(target=target, backend=backend, name="model", input_shapes=None, optimize=optimize,
-                   extra=dict(options or {}), fit_check=fit_check)
     tmp = tempfile.TemporaryDirectory(prefix="edgec-verify-") if work_dir is None else None
     work = Path(work_dir or tmp.name)
     try:
@@ -346,7 +346,7 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
             return res
         bundle, _ = compile_full(graph if graph is not None else model,
                                  Options(target="host", backend="tflm", name="model",
-                                         extra={"tflm_check": False}))
+                                         tflm_check=False))
         flat = bundle.tflm_model
         arena = bundle.report["arena_bytes"]
         res = VerifyResult(str(model), target, "edgec native backend (host build)", len(samples),
@@ -392,7 +392,7 @@ def _verify_tflm_firmware(model: Path, graph, tgt, samples, work: Path, rtol: fl
     inst = tflm_install(target_name=tgt.name)
     bundle, _ = compile_full(graph if graph is not None else model,
                              Options(target=tgt, backend="tflm", name="model",
-                                     extra={"tflm_check": False}))
+                                     tflm_check=False))
     bdir = bundle.write(work / "bundle")
     fw = firmware.build(bdir, bundle.report, tgt, work / "firmware", hostio=True)
     ins, outs_spec = io_specs(bundle.report)
