@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import InitVar, dataclass
+from dataclasses import InitVar, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -87,17 +87,19 @@ class Options:
     tvm_codegen: str | None = None
     # the tflm backend: check the bundled flatbuffer with the TFLite Micro interpreter (default on)
     tflm_check: bool | None = None
-    # the same settings as a dict {name: value} (the library API and tests give them so);
-    # mapped onto the fields above here, an unknown name refused
+    # settings as a dict {name: value} (the library API, tests and benchmarks give the ones
+    # above, sometimes optimize, so): mapped onto the fields of those names here, a name
+    # that is no field refused
     extra: InitVar[dict | None] = None
 
     def __post_init__(self, extra: dict | None) -> None:
         if not extra:
             return
-        unknown = sorted(str(k) for k in extra if k not in FLAGS)
+        known = [f.name for f in fields(self)]
+        unknown = sorted(str(k) for k in extra if k not in known)
         if unknown:
             raise EdgecError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
-                             f"(known: {', '.join(FLAGS)})")
+                             f"(known: {', '.join(known)})")
         for k, v in extra.items():
             setattr(self, k, v)
 
