@@ -38,7 +38,7 @@ input's type without any silent cast:
 * integer values (and the exact integers of a raw or unquantized input) must lie in
   the type's range; NaN, infinities, values beyond float32, complex, boolean and
   datetime arrays are refused for integer inputs;
-* the inputs of ``--quantized-input`` tree models (``g.meta['input_encoding']``)
+* the inputs of ``--quantized-input`` tree models (``g.meta.input_encoding``)
   take float features, encoded as the grid's levels (:func:`feature_levels`:
   NaN is the missing-value level), or integer levels;
 * shapes: the input's shape, or ``[N, *shape]`` (size-1 dimensions may be left out);
@@ -555,7 +555,7 @@ def fit(g: Graph, name: str, a, *, label: str, raw: bool = False, allow_nan: boo
             raise EdgecError(f"{label} holds NaN or infinite values ({_count(~np.isfinite(a))})")
         return a.astype(npdt)
     lo, hi = dtypes.int_range(dt)
-    enc = (g.meta.get("input_encoding") or {}).get(name)
+    enc = g.meta.input_encoding.get(name)
     if k == "f" and not raw and enc is not None:
         _check_float32(a, label, True, f"{inp} takes levels of float32 features")
         bits = int(enc["bits"])

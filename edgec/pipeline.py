@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,11 @@ from .target import emulator, firmware, targets
 BACKENDS = ("native", "tflm", "tvm")
 OPT_LEVELS = ("0", "1", "2", "3", "s", "z", "fast")
 OPTIMIZE = ("speed", "size")
+
+
+# Options' per-backend and per-pass settings (None when not given), by name
+FLAGS = ("kernels", "sparse", "trees", "tree_features", "tree_calibration", "tree_quantized_input",
+         "tvm_schedule", "tvm_codegen", "tflm_check")
 
 
 @dataclass
@@ -63,7 +68,44 @@ class Options:
     # refuse a model whose constants or arena + I/O buffers alone exceed the target's
     # declared flash / RAM (--no-fit-check builds it anyway)
     fit_check: bool = True
-    extra: dict = field(default_factory=dict)
+    # Settings of one backend or pass; None: not given (its default applies, and the
+    # report's options leave it out). Named as on the command line and in the report.
+    # native kernels: auto (the target's DSP/MVE kernels where they pay), plain, dsp, mve
+    kernels: str | None = None
+    # native weights storage: auto (sparse where it saves), dense, csr, ... (backends.sparse)
+    sparse: str | None = None
+    # tree-ensemble code layout: auto, code, table, ... (--trees; ops._trees_c)
+    trees: str | None = None
+    # tree features as int8/int16 levels (--tree-features; float: none), the calibration
+    # data their grid comes from (path or edgec.data.Dataset), and whether the model's
+    # input takes the levels themselves (--quantized-input)  (passes.trees)
+    tree_features: str | None = None
+    tree_calibration: object | None = None
+    tree_quantized_input: bool | None = None
+    # the tvm backend: how its kernels are scheduled (local, ...) and made (c or llvm)
+    tvm_schedule: str | None = None
+    tvm_codegen: str | None = None
+    # the tflm backend: check the bundled flatbuffer with the TFLite Micro interpreter (default on)
+    tflm_check: bool | None = None
+    # settings as a dict {name: value} (the library API, tests and benchmarks give the ones
+    # above, sometimes optimize, so): mapped onto the fields of those names here, a name
+    # that is no field refused
+    extra: InitVar[dict | None] = None
+
+    def __post_init__(self, extra: dict | None) -> None:
+        if not extra:
+            return
+        known = [f.name for f in fields(self)]
+        unknown = sorted(str(k) for k in extra if k not in known)
+        if unknown:
+            raise EdgecError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                             f"(known: {', '.join(known)})")
+        for k, v in extra.items():
+            setattr(self, k, v)
+
+    def flags(self) -> dict:
+        """The settings of :data:`FLAGS` that were given, by name (the report's options)."""
+        return {k: getattr(self, k) for k in FLAGS if getattr(self, k) is not None}
 
     def check(self) -> None:
         if self.backend not in BACKENDS:
@@ -97,7 +139,7 @@ def load(model, input_shapes=None) -> Graph:
     was read rides along as ``g.source`` (a :class:`ModelSource`)."""
     g = frontends.load(model, input_shapes)
     src = read_source(model)
-    src.format = g.meta.get("format")
+    src.format = g.meta.format
     g.source = src
     return g
 
@@ -117,7 +159,7 @@ def graph_source(g: Graph) -> ModelSource:
     """What a build from a graph (not a file) says about its source: the file it came from,
     when it was read by :func:`load`, without a digest (the graph may have changed)."""
     src = g.source
-    return ModelSource(g.meta.get("source", g.name), g.meta.get("format", "ir"),
+    return ModelSource(g.meta.source or g.name, g.meta.format or "ir",
                        src.path if src else None, src.data if src else None)
 
 
@@ -129,7 +171,9 @@ def check_graph(g: Graph) -> Graph:
 
 def lower(g: Graph, options: Options | None = None) -> Graph:
     """Run the graph passes (folding, fusion, ...)."""
-    return passes.optimize(g, (options or Options()).extra)
+    o = options or Options()
+    return passes.optimize(g, tree_features=o.tree_features, tree_calibration=o.tree_calibration,
+                           tree_quantized_input=bool(o.tree_quantized_input))
 
 
 def file_digest(path: Path) -> str:
@@ -185,7 +229,9 @@ def compile_full(model, opts: Options) -> tuple[Bundle, Graph]:
     backend = BACKEND_CLASSES[opts.backend]()
     res = backend.generate(g, BackendOptions(
         target=tgt, prefix=prefix, optimize=opts.optimize, quantized=opts.quantize is not None,
-        source=source, tflite=flat, extra=dict(opts.extra)))
+        source=source, tflite=flat, kernels=opts.kernels, sparse=opts.sparse, trees=opts.trees,
+        tvm_schedule=opts.tvm_schedule, tvm_codegen=opts.tvm_codegen,
+        tflm_check=True if opts.tflm_check is None else opts.tflm_check))
     b = assemble(g, res, opts, tgt, prefix, source, done)
     fit_to_target(b.report, tgt, opts.fit_check)
     return b, g
@@ -220,7 +266,7 @@ def tflite_for_tflm(model, opts: Options) -> tuple[bytes, Graph | None, ModelSou
     quant = opts.quantize
     if isinstance(model, Graph):
         g = model
-        flat = g.meta.get("tflite_flatbuffer") if quant is None else None
+        flat = g.meta.tflite_flatbuffer if quant is None else None
         if flat is None:
             flat = export_tflite(g, quant)
         return flat, g, graph_source(g)
@@ -312,7 +358,7 @@ def assemble(g: Graph | None, res: BackendResult, opts: Options, tgt, prefix: st
             **({"quantize": opts.quantize.to_json()} if opts.quantize is not None else {}),
             **(opts.compress.to_json() if compressing else {}),
             **({"eval": _source_name(opts.eval_data)} if opts.eval_data is not None else {}),
-            **{k: v for k, v in sorted(opts.extra.items()) if _jsonable(v)},
+            **{k: v for k, v in sorted(opts.flags().items()) if _jsonable(v)},
         })
     b.report = {
         "schema": "edgec-build/1",
@@ -338,9 +384,9 @@ def assemble(g: Graph | None, res: BackendResult, opts: Options, tgt, prefix: st
         },
     }
     if res.from_graph:
-        b.report["transformations"] = list(g.meta.get("passes", [])) + list(g.meta.get("transforms", []))
+        b.report["transformations"] = list(g.meta.passes) + list(g.meta.transforms)
         # what the user should know about how the model was read (defaults taken for them)
-        b.report["notes"] = list(g.meta.get("notes", []))
+        b.report["notes"] = list(g.meta.notes)
         _sparse_report(b.report, layers, opts)
     if test_inputs is not None:
         b.report["test_inputs"] = test_inputs
@@ -365,7 +411,7 @@ def _sparse_report(report: dict, layers: list[dict], opts: Options) -> None:
     if any("weights_format" in L for L in layers):
         wf = [L["weights_format"] for L in layers if "weights_format" in L]
         report["sparse"] = {
-            "mode": opts.extra.get("sparse", "auto"),
+            "mode": "auto" if opts.sparse is None else opts.sparse,
             "layers": len(sparse_layers),
             "dense_bytes": sum(f["dense_bytes"] for f in wf),
             "stored_bytes": sum(f["dense_bytes"] if f["format"] == "dense" else f[f["format"] + "_bytes"]
@@ -449,11 +495,11 @@ def _io(g: Graph, names) -> list[dict]:
         d = {"name": cgen.comment_text(t.name), "shape": list(t.shape), "dtype": t.dtype}
         if t.quant is not None:
             d["quant"] = t.quant.to_json()
-        labels = (g.meta.get("labels") or {})
+        labels = g.meta.labels
         table = labels.get(t.name) or labels.get(str(t.origin))
         if table:
             d["labels"] = list(table)
-        enc = (g.meta.get("input_encoding") or {}).get(n)
+        enc = g.meta.input_encoding.get(n)
         if enc:
             d["levels"] = dict(enc)
         out.append(d)

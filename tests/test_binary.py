@@ -186,7 +186,7 @@ def test_bnn_digits_imports_as_binary_layers_and_is_bit_exact_on_host(bnn_model,
     ops = [n.op for n in g.nodes]
     assert ops == ["BitPack", "BinaryFullyConnected", "BinaryFullyConnected", "BinaryFullyConnected"]
     assert [g.tensors[n.outputs[0]].dtype for n in g.nodes[1:]] == ["int32", "int32", "float32"]
-    assert any(t.startswith("lower_binary") for t in g.meta["transforms"])
+    assert any(t.startswith("lower_binary") for t in g.meta.transforms)
     samples = [[xi.reshape(1, 64)] for xi in x]
     outs, bundle, _ = _host_run(g, samples, tmp_path)
     got = np.stack([o[0].reshape(-1) for o in outs])

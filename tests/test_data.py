@@ -479,7 +479,7 @@ def test_tree_rows_and_levels_follow_the_same_rules(tmp_path):
     gq = Graph("q")
     gq.add_tensor("X", (1, 3), "uint8", origin="X")
     gq.inputs = ["X"]
-    gq.meta["input_encoding"] = {"X": {"bits": 8, "top": 254, "nan": 255, "lo": [0.0, 0.0, -1.0],
+    gq.meta.input_encoding = {"X": {"bits": 8, "top": 254, "nan": 255, "lo": [0.0, 0.0, -1.0],
                                        "inv": [10.0, 1.0, 2.0]}}
     notes = []
     s = data.encode(gq, [[np.array([[0.44, np.nan, 1e30]], np.float32)]], notes=notes)[0][0]

@@ -38,7 +38,7 @@ def test_keras_frontend_matches_keras(digits_model):
     _, _, xte, yte = digits.split()
     ref = m.predict(xte[:50], verbose=0)
     g = digits_model["g"]
-    assert g.meta["format"] == "keras" and g.tensors[g.inputs[0]].shape == (1, 8, 8, 1)
+    assert g.meta.format == "keras" and g.tensors[g.inputs[0]].shape == (1, 8, 8, 1)
     got = np.concatenate([interp.run(g, [x[None]])[g.outputs[0]] for x in xte[:50]])
     assert np.abs(got - ref).max() < 1e-4
 
@@ -114,7 +114,7 @@ def test_savedmodel_kws_compiles_and_matches_the_hybrid_tflite(tmp_path):
     pytest.importorskip("tensorflow")
     sm = shared_model("mlperf_tiny/kws_ref_model_savedmodel")
     g = lower(load(sm))
-    assert g.meta["format"] == "savedmodel" and g.tensors[g.inputs[0]].shape == (1, 49, 10, 1)
+    assert g.meta.format == "savedmodel" and g.tensors[g.inputs[0]].shape == (1, 49, 10, 1)
     bundle, _ = compile_full(g, Options(target="host"))
     prog = HostProgram(bundle.write(tmp_path / "b"), bundle.report, tmp_path / "w")
     hybrid = lower(load(shared_model("mlperf_tiny/kws_ref_model_float32.tflite")))

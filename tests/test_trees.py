@@ -626,7 +626,7 @@ def test_firmware_test_vectors_of_integer_input_are_levels(tmp_path):
     p, npz = _save(tmp_path, m, Xw[:3])
     b, g = compile_full(p, Options(target="cortex-m4", firmware=True, test_inputs=str(npz),
                                    extra={"tree_features": "int8", "tree_quantized_input": True}))
-    enc = g.meta["input_encoding"][g.inputs[0]]
+    enc = g.meta.input_encoding[g.inputs[0]]
     levels = feature_levels(Xw[0], enc["lo"], enc["inv"], 8)
     text = b.files["firmware/test_vectors.c"]
     first = text.split("fw_test_in0")[1].split("{", 1)[1]

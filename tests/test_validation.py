@@ -145,3 +145,24 @@ def test_user_target_file_builds_and_its_flags_reach_the_build_files(tmp_path):
     r = subprocess.run(["make", "-n", "-C", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "arm-none-eabi-gcc -std=c99 -mcpu=cortex-m3" in r.stdout
+
+
+def test_options_extra_maps_onto_the_typed_fields_and_refuses_unknown_names():
+    from edgec.ir.errors import EdgecError
+    from edgec.pipeline import Options
+    o = Options(extra={"kernels": "plain", "tflm_check": False})
+    assert (o.kernels, o.tflm_check, o.sparse) == ("plain", False, None)
+    assert o.flags() == {"kernels": "plain", "tflm_check": False}
+    with pytest.raises(EdgecError, match="unknown option kernal "):
+        Options(extra={"kernal": "plain"})
+
+
+def test_graph_copy_takes_a_shallow_copy_of_its_meta():
+    from edgec.ir.graph import Graph
+    g = Graph("m")
+    g.meta.format = "onnx"
+    g.meta.labels["y"] = ["a", "b"]
+    h = g.copy()
+    h.meta.format = "tflite"
+    assert h.meta is not g.meta and g.meta.format == "onnx"
+    assert h.meta.labels is g.meta.labels      # as dict(meta) shared its values

@@ -19,9 +19,14 @@ class BackendOptions:
     quantized: bool = False                  # edgec's quantizer ran (--quantize)
     source: ModelSource | None = None        # the model as read (tvm imports it itself)
     tflite: bytes | None = None              # the TFLite flatbuffer to bundle (tflm)
-    # backend flags given as options (sparse, kernels, tvm_schedule, tvm_codegen,
-    # tflm_check, ...: edgec.cli's --option/-X pairs, Options.extra)
-    extra: dict = field(default_factory=dict)
+    # the settings of one backend (edgec.pipeline.Options' fields of the same names;
+    # None: its default)
+    kernels: str | None = None               # native: auto, plain, dsp, mve
+    sparse: str | None = None                # native: weights storage (backends.sparse)
+    trees: str | None = None                 # native: tree-ensemble code layout
+    tvm_schedule: str | None = None          # tvm: local, ...
+    tvm_codegen: str | None = None           # tvm: c or llvm
+    tflm_check: bool = True                  # tflm: run the bundled model through TFLite Micro
 
 
 @dataclass

@@ -20,7 +20,7 @@ from . import memory
 from .base import BackendOptions, BackendResult
 from .. import ops
 from ..ir.errors import EdgecError, UnsupportedError
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, GraphMeta, Node
 from ..ir.templating import render
 from . import sparse
 
@@ -740,26 +740,28 @@ class NativeBackend:
     name = "native"
 
     def generate(self, graph: Graph, options: BackendOptions) -> BackendResult:
-        res = generate(graph, options.prefix, {"target": options.target,
-                                               "optimize": options.optimize, **options.extra})
+        res = generate(graph, options.prefix, {
+            "target": options.target, "optimize": options.optimize,
+            **{k: v for k, v in (("kernels", options.kernels), ("sparse", options.sparse),
+                                 ("trees", options.trees)) if v is not None}})
         return BackendResult(files={f"{options.prefix}.c": res.model_c,
                                     f"{options.prefix}.h": res.model_h},
                              arena_size=res.arena_size, arena_lower_bound=res.lower_bound,
                              weights_bytes=res.weights_bytes, layers=res.layers)
 
 
-def _io_extras(t, meta: dict) -> tuple[list[str], list[tuple[str, str]]]:
+def _io_extras(t, meta: GraphMeta) -> tuple[list[str], list[tuple[str, str]]]:
     """Header comments and defines for an input/output: class label tables (string
     labels of classifiers, output as indices) and the integer-level encoding of
     ``--quantized-input`` tree features."""
     comments, defines = [], []
-    labels = (meta.get("labels") or {})
+    labels = meta.labels
     table = labels.get(t.name) or labels.get(str(t.origin))
     if table:
         comments.append(f"class labels: the output holds indices into {len(table)} labels")
         defines.append(("NUM_LABELS", str(len(table))))
         defines.append(("LABELS", "{ " + ", ".join(cgen.c_string(v) for v in table) + " }"))
-    enc = (meta.get("input_encoding") or {}).get(t.name)
+    enc = meta.input_encoding.get(t.name)
     if enc:
         comments.append(f"integer features: level = x != x ? {enc['nan']} : clamp(floor((x - LO[f]) "
                         f"* INV_SCALE[f] + 0.5), 0, {enc['top']}) in float arithmetic")
@@ -771,7 +773,7 @@ def _io_extras(t, meta: dict) -> tuple[list[str], list[tuple[str, str]]]:
     return comments, defines
 
 
-def _io_desc(t, idx, meta: dict | None = None) -> dict:
+def _io_desc(t, idx, meta: GraphMeta | None = None) -> dict:
     d = {
         "index": idx,
         "name": cgen.comment_text(t.name),
@@ -787,5 +789,5 @@ def _io_desc(t, idx, meta: dict | None = None) -> dict:
         d["scale"] = s
         d["zero_point"] = z
         d["scale_c"] = cgen.c_float(s)
-    d["comments"], d["defines"] = _io_extras(t, meta or {})
+    d["comments"], d["defines"] = _io_extras(t, meta or GraphMeta())
     return d

@@ -129,7 +129,7 @@ def emit(k) -> str | None:
     if k.node.attrs.get("fused_add"):
         fmt = "dense"  # an ADD fused into the Conv: only its DSP / Helium kernel computes the sum
     simd = False
-    pruned = any(str(t).startswith("prune") for t in k.g.meta.get("transforms", []))
+    pruned = any(str(t).startswith("prune") for t in k.g.meta.transforms)
     if fmt != "dense" and mode == "auto" and k.optimize == "speed" and not pruned:
         if _simd_kernel(k):  # zeros as shipped, --optimize speed on a DSP / Helium core
             fmt, simd = "dense", True

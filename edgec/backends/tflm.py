@@ -371,7 +371,7 @@ class TflmBackend:
     def generate(self, graph: Graph | None, options: BackendOptions) -> BackendResult:
         tgt, prefix, flat = options.target, options.prefix, options.tflite
         src = options.source
-        res = generate(flat, prefix, tgt, graph=graph, check=options.extra.get("tflm_check", True),
+        res = generate(flat, prefix, tgt, graph=graph, check=options.tflm_check,
                        model_name=src.name if src is not None else "model")
         ar = "arm-none-eabi-ar" if tgt.arch == "arm" else (
             "riscv64-unknown-elf-ar" if tgt.arch == "riscv" else "ar")

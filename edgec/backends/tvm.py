@@ -88,7 +88,7 @@ def import_model(source: ModelSource, g: Graph):
     """The model file (its bytes, as the pipeline read them) through TVM's own Relax
     frontend; input shapes from edgec's graph."""
     tvm = require_tvm()
-    fmt = g.meta.get("format")
+    fmt = g.meta.format
     shapes = {str(g.tensors[i].origin): list(g.tensors[i].shape) for i in g.inputs}
     try:
         if fmt == "onnx":
@@ -883,14 +883,17 @@ class TvmBackend:
     name = "tvm"
 
     def generate(self, graph: Graph, options: BackendOptions) -> BackendResult:
-        if options.quantized or "quantization" in graph.meta:
+        if options.quantized or graph.meta.quantization is not None:
             raise EdgecError("the tvm backend compiles the model file as it is: "
                              "--quantize needs --backend native")
         src = options.source
         if src is None or src.data is None:
             raise EdgecError("the tvm backend imports the model file with TVM's own frontend: "
                              "give it a model file, not a graph")
-        res = generate(graph, src, options.prefix, {"target": options.target, **options.extra})
+        res = generate(graph, src, options.prefix, {
+            "target": options.target,
+            **{k: v for k, v in (("tvm_schedule", options.tvm_schedule),
+                                 ("tvm_codegen", options.tvm_codegen)) if v is not None}})
         return BackendResult(files={f"{options.prefix}.c": res.model_c,
                                     f"{options.prefix}.h": res.model_h, **dict(sorted(res.files.items()))},
                              arena_size=res.arena_size, arena_lower_bound=res.lower_bound,

@@ -55,10 +55,8 @@ def bench(model, target, samples, inputs_file, raw_inputs, seed, opt_level, lto,
                  opt_level=opt_level, lto=lto, layers=not no_layers, runs=runs,
                  input_shapes=list(input_shapes) or None, backend=backend, optimize=optimize,
                  compress=co.compress_config(low_rank, prune, binarize, binarize_mode, calibration),
-                 options={**co.backend_options(backend, tvm_schedule, tvm_codegen),
-                          **({} if kernels == "auto" else {"kernels": kernels}),
-                          **co.tree_extra(trees_layout, tree_features, tree_calibration, quantized_input),
-                          **co.sparse_options(sparse)})
+                 options=co.flags(backend, kernels, tvm_schedule, tvm_codegen, trees_layout, tree_features,
+                                  tree_calibration, quantized_input, sparse))
     if as_json:
         click.echo(json.dumps(r.to_json(), indent=2))
     else:

@@ -68,10 +68,8 @@ def verify(model, target, samples, inputs_file, raw_inputs, layers, seed, rtol, 
                     layers=layers, rtol=rtol, input_shapes=list(input_shapes) or None,
                     sanitize=sanitize, quantize=qcfg, backend=backend, compress=ccfg, optimize=optimize,
                     raw_inputs=raw_inputs,
-                    options={**co.backend_options(backend, tvm_schedule, tvm_codegen),
-                             **({} if kernels == "auto" else {"kernels": kernels}),
-                             **co.tree_extra(trees_layout, tree_features, tree_calibration, quantized_input),
-                             **co.sparse_options(sparse)})
+                    options=co.flags(backend, kernels, tvm_schedule, tvm_codegen, trees_layout, tree_features,
+                                     tree_calibration, quantized_input, sparse))
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:

@@ -110,10 +110,11 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
     if not samples:
         raise EdgecError("no input samples to benchmark with")
     opts = Options(target=tgt, backend=backend, name="model", opt_level=opt_level, lto=lto,
-                   optimize=optimize, extra=dict(options or {}), compress=compress, fit_check=fit_check)
+                   optimize=optimize, extra=options, compress=compress, fit_check=fit_check)
     if backend == "tflm":
         inst = tflm_install(target_name=tgt.name)  # says what to set before building
-        opts.extra.setdefault("tflm_check", False)
+        if opts.tflm_check is None:
+            opts.tflm_check = False
         if inst.release:
             layers = False  # TFLM's release builds call no profiler: no per-layer counts
     tmp = tempfile.TemporaryDirectory(prefix="edgec-bench-") if work_dir is None else None
@@ -181,7 +182,7 @@ def bench(model, target: str = targets.DEFAULT_TARGET, n: int = 1, seed: int = 0
             flash=flash, ram=ram, layers=layer_rows,
             qemu=" ".join(first.command[:-2] + ["-kernel", "firmware.elf"]),
             options={"backend": backend, "opt_level": opt_level, "lto": lto, "optimize": optimize,
-                     "kernels": (options or {}).get("kernels", "auto"), "seed": seed,
+                     "kernels": opts.kernels or "auto", "seed": seed,
                      "inputs": inputs_file or "random"},
             notes=notes)
     finally:

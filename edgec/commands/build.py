@@ -36,19 +36,17 @@ def build(model, cfg=None, *, out_dir=None, force=False, target=None, name=None,
         raise EdgecError("--eval compares the float model with its int8 or compressed version: it needs "
                          "--quantize int8, --prune, --low-rank or --binarize")
     shapes = list(input_shapes) or (cfg.input_shapes if cfg else []) or None
+    be = setting(cfg, "backend", backend, "native")
     opts = Options(target=co.part_target(setting(cfg, "target", target, "cortex-m4"), part_flash, part_ram),
-                   backend=setting(cfg, "backend", backend, "native"), fit_check=fit_check,
+                   backend=be, fit_check=fit_check,
                    name=setting(cfg, "name", name, "model"), input_shapes=shapes,
                    opt_level=setting(cfg, "opt_level", opt_level, "s"), lto=setting(cfg, "lto", lto, False),
                    optimize=setting(cfg, "optimize", optimize, "speed"),
                    firmware=setting(cfg, "firmware", firmware, False),
                    test_inputs=test_inputs, test_samples=setting(cfg, "test_samples", test_samples, 2),
-                   raw_inputs=raw_inputs, quantize=quantize, eval_data=eval_data, compress=compress)
-    opts.extra.update(co.backend_options(opts.backend, tvm_schedule, tvm_codegen))
-    opts.extra.update(co.tree_extra(trees_layout, tree_features, tree_calibration, quantized_input))
-    opts.extra.update(co.sparse_options(sparse))
-    if kernels != "auto":
-        opts.extra["kernels"] = kernels
+                   raw_inputs=raw_inputs, quantize=quantize, eval_data=eval_data, compress=compress,
+                   **co.flags(be, kernels, tvm_schedule, tvm_codegen, trees_layout, tree_features,
+                              tree_calibration, quantized_input, sparse))
     bundle = compile_with(model, opts)
     out = out_dir or (str(cfg.output) if cfg is not None and cfg.output else None)
     path = bundle.write(out or f"{bundle.name}_bundle", force=force)

@@ -2,7 +2,8 @@
 compression, tree and backend options that build, quantize, verify and bench share,
 checked together (one error naming the options that do not go together) and turned
 into :class:`edgec.passes.quantize.QuantConfig`, :class:`edgec.passes.compress.CompressConfig`
-and ``Options.extra`` entries."""
+and the settings of :class:`edgec.pipeline.Options` (its fields by name, given only
+when they differ from the defaults)."""
 from __future__ import annotations
 
 from ..ir.errors import EdgecError
@@ -15,7 +16,7 @@ from ..target import targets
 
 
 def backend_options(backend: str, tvm_schedule, tvm_codegen=None) -> dict:
-    """``Options.extra`` of the TVM backend (--tvm-schedule, --tvm-codegen)."""
+    """``Options`` fields of the TVM backend (--tvm-schedule, --tvm-codegen)."""
     opts = {k: v for k, v in (("tvm_schedule", tvm_schedule), ("tvm_codegen", tvm_codegen))
             if v is not None}
     if opts and backend != "tvm":
@@ -23,8 +24,8 @@ def backend_options(backend: str, tvm_schedule, tvm_codegen=None) -> dict:
     return opts
 
 
-def tree_extra(trees_layout, tree_features, tree_calibration, quantized_input) -> dict:
-    """``Options.extra`` of tree-ensemble code generation (the options that differ from the defaults)."""
+def tree_options(trees_layout, tree_features, tree_calibration, quantized_input) -> dict:
+    """``Options`` fields of tree-ensemble code generation (the options that differ from the defaults)."""
     if (tree_calibration or quantized_input) and tree_features == "float":
         raise EdgecError("--tree-calibration / --quantized-input need --tree-features int8 or int16")
     extra = {}
@@ -69,8 +70,21 @@ def compress_config(low_rank, prune, binarize, binarize_mode, calibration):
 
 
 def sparse_options(sparse) -> dict:
-    """``Options.extra`` of --sparse (auto when not given)."""
+    """``Options`` field of --sparse (auto when not given)."""
     return {} if sparse is None else {"sparse": sparse}
+
+
+def kernel_options(kernels) -> dict:
+    """``Options`` field of --kernels (auto when not given)."""
+    return {} if kernels in (None, "auto") else {"kernels": kernels}
+
+
+def flags(backend: str, kernels, tvm_schedule, tvm_codegen, trees_layout, tree_features,
+          tree_calibration, quantized_input, sparse) -> dict:
+    """The command line's backend and tree settings as ``Options`` fields (keyword arguments)."""
+    return {**backend_options(backend, tvm_schedule, tvm_codegen), **kernel_options(kernels),
+            **tree_options(trees_layout, tree_features, tree_calibration, quantized_input),
+            **sparse_options(sparse)}
 
 
 def part_target(target, part_flash, part_ram):

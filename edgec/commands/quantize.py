@@ -52,7 +52,7 @@ def write_report(report_path, model, q: Quantized, qcfg, eval_data=None) -> None
     """The quantization (and accuracy) report as JSON (schema edgec-quantize/1)."""
     doc = {"schema": "edgec-quantize/1", "model": str(model), "output": str(q.output),
            "options": {"quantize": qcfg.to_json(), **({"eval": str(eval_data)} if eval_data else {})},
-           "transformations": list(q.graph.meta.get("passes", [])) + list(q.graph.meta.get("transforms", [])),
+           "transformations": list(q.graph.meta.passes) + list(q.graph.meta.transforms),
            "quantization": q.info}
     if q.accuracy is not None:
         doc["accuracy"] = q.accuracy

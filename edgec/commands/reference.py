@@ -26,7 +26,7 @@ TFLM_ARENA = 8 * 1024 * 1024
 
 
 def kind_for(model_path: Path, g) -> str:
-    fmt = g.meta.get("format")
+    fmt = g.meta.format
     if fmt == "tflite":
         ints = any(t.dtype in ("int8", "uint8", "int16") and t.quant is not None and not t.is_const
                    for t in g.tensors.values())
@@ -189,7 +189,7 @@ def run_tensorflow(model: Path, fmt: str, g, samples):
     indices, matched with the model's inputs and outputs through the file's signature)."""
     from ..frontends.keras import _import_tf, _quiet
     tf = _import_tf()
-    sig_in, sig_out = _tflite_signature(g.meta["tflite_flatbuffer"])
+    sig_in, sig_out = _tflite_signature(g.meta.tflite_flatbuffer)
     in_names = [sig_in.get(g.tensors[i].origin, "") for i in g.inputs]
     out_names = [sig_out.get(g.tensors[o].origin, "") for o in g.outputs]
     with _quiet():

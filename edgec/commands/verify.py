@@ -107,10 +107,10 @@ def compare(what: str, tensor: str, got: np.ndarray, ref: np.ndarray, rtol: floa
 
 def label_indices(g: Graph, name: str, ref: np.ndarray) -> np.ndarray:
     """String labels of the reference -> the indices edgec outputs (label table of
-    the output in ``g.meta['labels']``)."""
+    the output in ``g.meta.labels``)."""
     if ref.dtype.kind not in "OUS" or g is None:
         return ref
-    labels = g.meta.get("labels") or {}
+    labels = g.meta.labels
     t = g.tensors[name]
     table = labels.get(name) or labels.get(str(t.origin))
     if not table:
@@ -161,14 +161,14 @@ def _run_reference(kind: str, model: Path, g: Graph, samples, intermediates: boo
     if kind == "tensorflow":
         # the model itself in TensorFlow; intermediate tensors from ai-edge-litert running
         # the converted file (edgec's graph is its import: the same tensors)
-        outs = reference.run_tensorflow(model, g.meta["format"], g, samples)
-        inter = reference.run_litert(g.meta["tflite_flatbuffer"], samples, True)[1] if intermediates else None
+        outs = reference.run_tensorflow(model, g.meta.format, g, samples)
+        inter = reference.run_litert(g.meta.tflite_flatbuffer, samples, True)[1] if intermediates else None
         return outs, inter
     if kind == "onnxruntime":
         names = [str(g.tensors[i].origin) for i in g.inputs]
         inter = None
         if intermediates:
-            labels = g.meta.get("labels") or {}     # string labels in the model: not comparable
+            labels = g.meta.labels     # string labels in the model: not comparable
             inter = {str(t.origin): t.dtype for name, t in g.tensors.items()
                      if t.origin is not None and not t.is_const and isinstance(t.origin, str)
                      and name not in labels}
@@ -207,7 +207,9 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     results, the pipeline and the toolchain (a host program, or firmware in the
     target's emulator), then the comparisons."""
     model = Path(model)
-    if raw_inputs and (options or {}).get("tree_quantized_input"):
+    opts = Options(target=target, backend=backend, name="model", input_shapes=None, optimize=optimize,
+                   extra=options, fit_check=fit_check)
+    if raw_inputs and opts.tree_quantized_input:
         raise EdgecError("--raw-inputs with --quantized-input: the reference runtime takes the "
                          "model's float features; give those (edgec encodes them as levels)")
     if backend == "tflm":
@@ -226,8 +228,6 @@ def verify(model, target: str = "host", n: int = 10, seed: int = 0, inputs_file:
     samples = data.input_samples(g0, n, seed, inputs_file, raw=raw_inputs, notes=notes)
     if not samples:
         raise EdgecError("no input samples to verify with")
-    opts = Options(target=target, backend=backend, name="model", input_shapes=None, optimize=optimize,
-                   extra=dict(options or {}), fit_check=fit_check)
     with _work_dir(work_dir) as work:
         res = VerifyResult(str(model), target, REFERENCE_NAMES.get(kind, kind), len(samples),
                            notes=notes)
@@ -258,7 +258,7 @@ def _graph_and_reference(model: Path, input_shapes, quantize, compress) -> tuple
     (graph, reference kind, hybrid notes)."""
     g0 = load(model, input_shapes)
     kind = reference.kind_for(model, g0)
-    hybrid = [t for t in g0.meta.get("transforms", []) if t.startswith(HYBRID_NOTE)]
+    hybrid = [t for t in g0.meta.transforms if t.startswith(HYBRID_NOTE)]
     if quantize is not None or (compress is not None and compress.any()):
         gf = lower(g0)
         g0 = gf
@@ -321,7 +321,7 @@ def _compare_outputs(res: VerifyResult, g: Graph, outs, ref_outs, rtol: float) -
 def _compare_converted(res: VerifyResult, g0: Graph, g: Graph, outs, samples, rtol: float) -> None:
     """A TensorFlow model: the outputs against the converted file in ai-edge-litert
     too (an import mistake shows here, a converter mistake against TensorFlow)."""
-    lit_outs, _ = run_reference("litert", g0.meta["tflite_flatbuffer"], g0, samples, False)
+    lit_outs, _ = run_reference("litert", g0.meta.tflite_flatbuffer, g0, samples, False)
     for j, name in enumerate(g.outputs):
         got = np.stack([o[j] for o in outs])
         lit = np.stack([np.asarray(r[j]).reshape(got.shape[1:]) for r in lit_outs])
@@ -399,7 +399,7 @@ def verify_tflm(model: Path, target: str = "host", n: int = 10, seed: int = 0,
             return res
         bundle, _ = compile_full(graph if graph is not None else model,
                                  Options(target="host", backend="tflm", name="model",
-                                         extra={"tflm_check": False}))
+                                         tflm_check=False))
         flat = bundle.tflm_model
         arena = bundle.report["arena_bytes"]
         res = VerifyResult(str(model), target, "edgec native backend (host build)", len(samples),
@@ -442,7 +442,7 @@ def _verify_tflm_firmware(model: Path, graph, tgt, samples, work: Path, rtol: fl
     inst = tflm_install(target_name=tgt.name)
     bundle, _ = compile_full(graph if graph is not None else model,
                              Options(target=tgt, backend="tflm", name="model",
-                                     extra={"tflm_check": False}))
+                                     tflm_check=False))
     bdir = bundle.write(work / "bundle")
     fw = firmware.build(bdir, bundle.report, tgt, work / "firmware", hostio=True)
     ins, outs_spec = io_specs(bundle.report)

@@ -282,7 +282,7 @@ def to_model(g: Graph):
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                           producer_name="edgec", producer_version=_version())
     m.ir_version = min(m.ir_version, 8)
-    info = g.meta.get("quantization", {})
+    info = g.meta.quantization or {}
     if info:
         helper.set_model_props(m, {"edgec.quantization": f"{info.get('mode')} "
                                    f"{info.get('calibration', {}).get('method', '')} calibration"})

@@ -65,8 +65,6 @@ def load(path, input_shapes=None, **options) -> Graph:
     else:
         from . import keras as fe
         g = fe.load(path, shapes, **options)
-    g.meta.setdefault("source", path.name)
-    # the file itself, for backends that import it with their own frontend (tvm)
-    g.meta.setdefault("path", str(path.resolve()))
-    g.meta.setdefault("format", fmt)
+    g.meta.source = g.meta.source or path.name
+    g.meta.format = g.meta.format or fmt
     return g

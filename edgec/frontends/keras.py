@@ -124,6 +124,6 @@ def load(path: Path, input_shapes: dict | None = None, **_options):
             e.where = str(path)
             e.args = (f"{path}: {e.args[0]}",)
         raise
-    g.meta["format"] = "savedmodel" if path.is_dir() else "keras"
-    g.meta["converted_by"] = "tf.lite.TFLiteConverter (float, builtin ops)"
+    g.meta.format = "savedmodel" if path.is_dir() else "keras"
+    g.meta.converted_by = "tf.lite.TFLiteConverter (float, builtin ops)"
     return g

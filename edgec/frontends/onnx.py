@@ -186,7 +186,7 @@ def _check_input_types(ctx: OnnxContext, n) -> None:
     params, variadic = _input_type_params(n.domain, n.op_type, ctx.opsets.get(_domain(n.domain), 1))
     if not params:
         return
-    labels = ctx.g.meta.get("labels") or {}
+    labels = ctx.g.meta.labels
     seen: dict[str, tuple[str, str]] = {}
     for i, src in enumerate(n.input):
         p = params[i] if i < len(params) else (params[-1] if variadic else None)
@@ -411,7 +411,7 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
             g.add_tensor(name, tuple(int(d) for d in tp.dims),
                          "int64", data=np.arange(len(table), dtype=np.int64).reshape(
                              tuple(int(d) for d in tp.dims)), origin=tp.name)
-            g.meta.setdefault("labels", {})[name] = table
+            g.meta.labels[name] = table
             ctx.names[tp.name] = name
             continue
         arr = tensor_to_numpy(tp, model_dir, ctx.budget)
@@ -479,7 +479,7 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
             # a leading dynamic batch dimension: one sample per invoke, as on a microcontroller
             shape = (1, *dims[1:])
             dim0 = tt.shape.dim[0].dim_param or "?"
-            g.meta.setdefault("notes", []).append(
+            g.meta.notes.append(
                 f"input {vi.name[:80]!r}: dynamic batch dimension {dim0[:40]!r} set to 1 "
                 f"(--input-shape {_hint_name(vi.name)}:" + "x".join(str(d) for d in shape) + " chooses another)")
         elif dynamic or not tt.HasField("shape"):
@@ -511,7 +511,7 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
             _check_name(o, "tensor")
         _import_node(ctx, n)
 
-    if g.meta.get("labels"):
+    if g.meta.labels:
         from ..ops.ml import propagate_labels
         propagate_labels(g)
 

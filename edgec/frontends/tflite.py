@@ -117,8 +117,8 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
         raise EdgecError("the model has no subgraph")
     sg = model.Subgraphs(0)
     g = Graph(name)
-    g.meta["tflite_version"] = int(model.Version())
-    g.meta["tflite_flatbuffer"] = buf  # the model as given (the tflm backend bundles it)
+    g.meta.tflite_version = int(model.Version())
+    g.meta.tflite_flatbuffer = buf  # the model as given (the tflm backend bundles it)
     ntens = sg.TensorsLength()
     names: dict[int, str] = {}
     const_budget = limits.current().constant_bytes
@@ -155,7 +155,7 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
             if dt is None:
                 # Kept only if unused; the op using it will report it.
                 dt_name = _TYPE_NAMES.get(ttype, f"type {ttype}")
-                g.meta.setdefault("unsupported_types", {})[i] = dt_name
+                g.meta.unsupported_types[i] = dt_name
                 continue
         if raw is not None:
             npt = np.dtype(np.bool_ if dt == "bool" else dt)
@@ -176,11 +176,11 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
         if data is None and t.ShapeSignatureLength() and (t.ShapeSignatureAsNumpy() < 0).any():
             # a dimension the converter could not fix: ``shape`` holds a placeholder 1
             # there, the shape inference of the producing operator decides
-            g.meta.setdefault("provisional_shapes", set()).add(uname)
+            g.meta.provisional_shapes.add(uname)
 
     def tensor_name(i: int) -> str:
         if i not in names:
-            what = g.meta.get("unsupported_types", {}).get(i)
+            what = g.meta.unsupported_types.get(i)
             if what:
                 raise UnsupportedError([f"{what} tensors"])
             raise EdgecError(f"operator refers to tensor {i}, which does not exist")

@@ -45,7 +45,7 @@ ATOL = 1e-5
 SAMPLES = 2
 KINDS = ("onnx", "int8")
 _KIND_ID = {"onnx": 1, "int8": 2}
-# Compile variants a case is built with (Options.optimize, extra["kernels"]): per-layer
+# Compile variants a case is built with (Options.optimize, Options.kernels): per-layer
 # kernels or shared run-time-parameter kernels (size); int8 also with the Arm DSP and
 # Helium kernels in their portable C form, so the host checks them against TFLite Micro.
 VARIANTS = {"onnx": [("speed", "auto"), ("size", "auto")],
@@ -199,8 +199,8 @@ def prepare(case: Case, prefix: str, ref) -> Prepared | Outcome:
     try:
         g = load_graph(case)
         optimize, kernels = case.variant
-        extra = {} if kernels == "auto" else {"kernels": kernels}
-        bundle, g2 = compile_full(g, Options(target="host", name=prefix, optimize=optimize, extra=extra))
+        bundle, g2 = compile_full(g, Options(target="host", name=prefix, optimize=optimize,
+                                             kernels=None if kernels == "auto" else kernels))
     except UnsupportedError as e:
         return Outcome(case, "edgec-error", f"UnsupportedError: {e}")
     except EdgecError as e:

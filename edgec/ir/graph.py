@@ -147,6 +147,53 @@ def install_op_semantics(semantics: OpSemantics) -> None:
     _semantics = semantics
 
 
+@dataclass
+class GraphMeta:
+    """What a graph carries besides its tensors and nodes: facts about the model it was
+    imported from and what edgec did to it.  Every field starts empty.  A copy of the
+    graph (:meth:`Graph.copy`, the quantizer's new graph) gets a shallow copy of it: the
+    fields' values are shared, so code that changes a list or dict of an existing graph
+    replaces the field (``meta.transforms = [*meta.transforms, note]``) rather than
+    appending to it in place; only frontends and ops' importers, while they build a new
+    graph, add to its lists and dicts in place."""
+
+    # the model file's name (frontends.load), and its format: onnx, tflite, keras, savedmodel
+    source: str = ""
+    format: str = ""
+    # the TFLite flatbuffer as given (the tflm backend bundles it; verify feeds it to
+    # LiteRT) and its schema version; a Keras model: the converter that made it
+    tflite_flatbuffer: bytes | None = None
+    tflite_version: int | None = None
+    converted_by: str = ""
+    # graph passes that changed the graph, by name (edgec.passes.optimize), in order
+    passes: list[str] = field(default_factory=list)
+    # what was done to the model that changes what it computes or how, one sentence each
+    # (ZipMap, tree ensembles, pruning, quantization, hybrid weights, ...): the report's
+    # transformations after the passes
+    transforms: list[str] = field(default_factory=list)
+    # what the user should know about how the model was read (defaults taken for them)
+    notes: list[str] = field(default_factory=list)
+    # string class labels of a tensor holding label indices: tensor name -> labels
+    labels: dict[str, list] = field(default_factory=dict)
+    # the integer-level encoding of a --quantized-input tree model's input: input name ->
+    # {"bits", "top", "nan", "lo", "inv"} (edgec.passes.trees)
+    input_encoding: dict[str, dict] = field(default_factory=dict)
+    # edgec's quantizer's summary of what it did (edgec.passes.quantize); None: not quantized
+    quantization: dict | None = None
+    # an ONNX ZipMap's output -> the probability tensor it was compiled as
+    zipmap: dict[str, str] = field(default_factory=dict)
+    # a hybrid TFLite model's int8 weights dequantized to float32 (ops.conv)
+    hybrid_weights: list[str] = field(default_factory=list)
+    # TFLite import: tensors whose shape the model file does not pin down (a later
+    # operator may settle them) and tensor index -> a type edgec does not support
+    provisional_shapes: set[str] = field(default_factory=set)
+    unsupported_types: dict[int, str] = field(default_factory=dict)
+
+    def copy(self) -> "GraphMeta":
+        """A shallow copy (the values shared), as a graph's copy takes it."""
+        return dataclasses.replace(self)
+
+
 class Graph:
     def __init__(self, name: str = "model"):
         self.name = name
@@ -154,8 +201,8 @@ class Graph:
         self.nodes: list[Node] = []
         self.inputs: list[str] = []
         self.outputs: list[str] = []
-        # Free-form facts about the graph: source format, options applied, ...
-        self.meta: dict[str, Any] = {}
+        # facts about the model it came from and what edgec did to it
+        self.meta = GraphMeta()
         # the model file it was imported from (set by edgec.pipeline.load_source)
         self.source: ModelSource | None = None
         self.fold_constants = True
@@ -368,7 +415,7 @@ class Graph:
                    for n in self.nodes]
         g.inputs = list(self.inputs)
         g.outputs = list(self.outputs)
-        g.meta = dict(self.meta)
+        g.meta = self.meta.copy()
         g.source = self.source
         g.fold_constants = self.fold_constants
         g.nodes_created = self.nodes_created

@@ -162,7 +162,7 @@ def infer_node(g: Graph, n: Node) -> None:
             continue
         if t.is_const:
             raise EdgecError(f"node {n.name!r} ({n.op}) writes constant tensor {o!r}")
-        provisional = g.meta.get("provisional_shapes")
+        provisional = g.meta.provisional_shapes
         if provisional and o in provisional:
             provisional.discard(o)  # declared with placeholders (TFLite's -1 dimensions)
             t.shape = shape

@@ -413,9 +413,9 @@ def _tfl_dequant_weights(ctx, w: str, x: str) -> str:
             shape[q.axis] = -1
         real = (wt.data.astype(np.float32) - q.zero_point.reshape(shape).astype(np.float32)) * \
             q.scale.reshape(shape)
-        hybrid = ctx.g.meta.setdefault("hybrid_weights", [])
+        hybrid = ctx.g.meta.hybrid_weights
         hybrid.append(w)
-        transforms = ctx.g.meta.setdefault("transforms", [])
+        transforms = ctx.g.meta.transforms
         note = [i for i, t in enumerate(transforms) if t.startswith(HYBRID_NOTE)]
         text = (f"{HYBRID_NOTE}: the int8 weights of {len(hybrid)} float layer(s) dequantized to float32; "
                 "TFLite's hybrid kernels quantize those layers' inputs to int8 at run time, edgec "

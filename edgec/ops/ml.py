@@ -492,7 +492,7 @@ def _onnx_linear_classifier(ctx, node):
              "post_transform": _post(ctx, node), "add_second_class": C == 1 and len(labels) == 2},
             node.name)
     if table is not None:
-        ctx.g.meta.setdefault("labels", {})[outs[0]] = table
+        ctx.g.meta.labels[outs[0]] = table
 
 
 @onnx_op("LinearRegressor", domain="ai.onnx.ml")
@@ -551,8 +551,8 @@ def _onnx_zipmap(ctx, node):
     note = (f"ZipMap output {node.output[0][:60]!r} compiled as the probability tensor "
             f"{list(ctx.t(src).shape)} (a C program has no maps): column j is class "
             f"{', '.join(str(v) for v in list(labels)[:10])}{' ...' if len(labels) > 10 else ''}")
-    ctx.g.meta["transforms"] = list(ctx.g.meta.get("transforms", [])) + [note]
-    ctx.g.meta.setdefault("zipmap", {})[node.output[0]] = src
+    ctx.g.meta.transforms = [*ctx.g.meta.transforms, note]
+    ctx.g.meta.zipmap[node.output[0]] = src
 
 
 # ops whose first output holds the values of their first input (rearranged or selected):
@@ -562,13 +562,12 @@ LABEL_KEEPING = ("Gather", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Copy",
 
 
 def propagate_labels(g) -> None:
-    """Carry string label tables (``g.meta['labels']``) from a table or a classifier's
+    """Carry string label tables (``g.meta.labels``) from a table or a classifier's
     label output to the tensors computed from it by selection and reshaping, so a
     graph output that holds label indices has its table (header, report, verify)."""
-    labels = g.meta.get("labels") or {}
+    labels = g.meta.labels
     for n in g.nodes:
         if n.op in LABEL_KEEPING and n.inputs and n.inputs[0] in labels and n.outputs:
             labels.setdefault(n.outputs[0], labels[n.inputs[0]])
         elif n.op == "Cast" and n.inputs[0] in labels and g.tensors[n.outputs[0]].dtype == "int64":
             labels.setdefault(n.outputs[0], labels[n.inputs[0]])
-    g.meta["labels"] = labels

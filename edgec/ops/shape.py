@@ -243,7 +243,7 @@ def _tfl_reshape(code: str):
         x, out = ctx.inputs(op)[0], ctx.outputs(op)[0]
         xs = list(ctx.t(x).shape)
         shape = list(ctx.t(out).shape)
-        if out in ctx.g.meta.get("provisional_shapes", ()):
+        if out in ctx.g.meta.provisional_shapes:
             shape = _tfl_open_shape(ctx, op, code, xs) or shape
         if int(np.prod(shape)) != ctx.t(x).size:
             raise EdgecError(f"output shape {shape} does not match input {xs}")

@@ -29,7 +29,7 @@ for classifiers, ``Y`` float32 ``[N, T]`` for regressors.  ``attrs['ensemble']``
 holds the :class:`Ensemble`; ``attrs['fq']`` (set by the tree-feature
 quantization pass) holds integer features and thresholds.  String class
 labels become their indices; the label table is in the graph's
-``meta['labels']`` and the generated header.
+``meta.labels`` and the generated header.
 """
 from __future__ import annotations
 
@@ -938,7 +938,7 @@ def _add(ctx, node, ens: Ensemble):
         outs = [ctx.out(node, 0)]
     n = ctx.add("TreeEnsemble", [x], outs, {"ensemble": ens}, node.name)
     if ens.label_strings is not None:
-        ctx.g.meta.setdefault("labels", {})[outs[0]] = list(ens.label_strings)
+        ctx.g.meta.labels[outs[0]] = list(ens.label_strings)
     return n
 
 

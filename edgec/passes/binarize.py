@@ -198,7 +198,7 @@ def lower_binary(g: Graph) -> bool:
     names = ", ".join(n.name for n in lowered[:8]) + (" ..." if len(lowered) > 8 else "")
     what = (f"{len(lowered)} Sign -> Conv/FullyConnected layers with +/-alpha weights to "
             f"XNOR/popcount kernels ({names}); ") if lowered else ""
-    g.meta["transforms"] = list(g.meta.get("transforms", [])) + [
+    g.meta.transforms = [*g.meta.transforms,
         f"lower_binary ({what}{folded} per-channel ops folded into binary layers, {packed} binary "
         "layers write packed bits" + ("; binary inputs treat 0 as +1" if lowered else "") + ")"]
     return True
@@ -496,7 +496,7 @@ def binarize(g: Graph, cfg: BinarizeConfig) -> tuple[Graph, dict]:
                           "calibration data (scale folded into the weights, center into the bias)"
                           if cfg.mode == "xnor" else ", float inputs") +
             f": {', '.join(L['name'] for L in layers)})")
-    g.meta["transforms"] = list(g.meta.get("transforms", [])) + [desc]
+    g.meta.transforms = [*g.meta.transforms, desc]
     info = {"mode": cfg.mode, "layers": layers, "skipped": skipped,
             "calibration": ds.source if ds is not None else None}
     return g, info

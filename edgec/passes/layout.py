@@ -67,7 +67,7 @@ def to_nhwc(g: Graph) -> Graph:
     g.topo_sort()
     g.validate()
     left = sum(1 for n in g.nodes if n.op == "Transpose")
-    g.meta["transforms"] = list(g.meta.get("transforms", [])) + [
+    g.meta.transforms = [*g.meta.transforms,
         f"to_nhwc ({converted} NCHW conv/pool layers to NHWC, {left} transposes left)"]
     return g
 

@@ -167,7 +167,7 @@ def factorize(g: Graph, cfg: LowRankConfig) -> tuple[Graph, dict]:
     desc = (f"low_rank (SVD, {'; '.join(x for x in (how, extra) if x)}: {len(layers)} layers factorized, "
             f"{before:,} -> {after:,} weights in those layers' candidates "
             f"({100.0 * (1 - after / max(before, 1)):.1f}% fewer))")
-    g.meta["transforms"] = list(g.meta.get("transforms", [])) + [desc]
+    g.meta.transforms = [*g.meta.transforms, desc]
     return g, {"layers": layers, "skipped": skipped, "weights_before": int(before),
                "weights_after": int(after)}
 

@@ -162,7 +162,7 @@ def prune(g: Graph, cfg: PruneConfig) -> tuple[Graph, dict]:
     extra = ", ".join(f"{k}={v}" for k, v in sorted(cfg.layers.items()))
     desc = (f"prune (magnitude, {'; '.join(x for x in (how, extra) if x)}: {len(layers)} layers, "
             f"{zeros:,} of {total:,} weights zero ({100.0 * zeros / max(total, 1):.1f}%))")
-    g.meta["transforms"] = list(g.meta.get("transforms", [])) + [desc]
+    g.meta.transforms = [*g.meta.transforms, desc]
     info = {"layers": layers, "weights": int(total), "zeros": int(zeros),
             "sparsity": round(zeros / max(total, 1), 4)}
     return g, info

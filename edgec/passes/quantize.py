@@ -211,7 +211,7 @@ def quantize_int8(g: Graph, cfg: QuantConfig, ranges: dict | None = None, datase
         dataset, _, ranges = calibrate(g, cfg)
     keep = resolve_keep_float(g, cfg.keep_float)
     q = Graph(g.name)
-    q.meta = dict(g.meta)
+    q.meta = g.meta.copy()
     q.fold_constants = False
     qname: dict[str, str] = {}   # float-graph tensor -> its int8 tensor in q
     fname: dict[str, str] = {}   # float-graph tensor -> its float tensor in q
@@ -359,8 +359,8 @@ def quantize_int8(g: Graph, cfg: QuantConfig, ranges: dict | None = None, datase
     desc = f"quantize_int8 ({n_int8} of {len(layers)} layers int8, {cfg.method} calibration on " \
            f"{info['calibration']['samples']} samples from {src}"
     desc += f", {len(floats)} float: {', '.join(L['name'] for L in floats)})" if floats else ")"
-    q.meta["transforms"] = list(g.meta.get("transforms", [])) + [desc]
-    q.meta["quantization"] = info
+    q.meta.transforms = [*g.meta.transforms, desc]
+    q.meta.quantization = info
     return QuantResult(q, info, ranges)
 
 
@@ -390,8 +390,8 @@ def quantize_weights(g: Graph, cfg: QuantConfig) -> QuantResult:
         layers.append({"name": n.name, "op": n.op, "weights": int(w.size), "max_abs_weight_error": err})
     q.remove_dead()
     info = {"mode": "weights-int8", "layers": layers, "int8_weight_layers": len(layers)}
-    q.meta["transforms"] = list(g.meta.get("transforms", [])) + [
+    q.meta.transforms = [*g.meta.transforms,
         f"quantize_weights_int8 ({len(layers)} Conv/FullyConnected layers with int8 per-channel "
         "weights, dequantized in the float kernel)"]
-    q.meta["quantization"] = info
+    q.meta.quantization = info
     return QuantResult(q, info)

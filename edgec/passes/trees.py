@@ -262,7 +262,7 @@ def quantize_tree_features(g: Graph, dtype: str, calibration=None,
         if not direct:
             raise EdgecError("--quantized-input: no model input feeds only tree ensembles "
                              "(its integer levels would not mean anything to the other operators)")
-        g.meta["input_encoding"] = dict(g.meta.get("input_encoding") or {})
+        g.meta.input_encoding = dict(g.meta.input_encoding)
         for name in direct:
             users = cons[name]
             t = g.tensors[name]
@@ -286,7 +286,7 @@ def quantize_tree_features(g: Graph, dtype: str, calibration=None,
             t.dtype = "uint8" if bits == 8 else "uint16"
             lo = [float(grid[f][0]) for f in range(F)]
             inv = [float(grid[f][1]) for f in range(F)]
-            g.meta["input_encoding"][name] = {"bits": bits, "top": top, "nan": top + 1,
+            g.meta.input_encoding[name] = {"bits": bits, "top": top, "nan": top + 1,
                                               "lo": lo, "inv": inv}
     for n in nodes:
         if id(n) in done:
@@ -301,7 +301,7 @@ def quantize_tree_features(g: Graph, dtype: str, calibration=None,
         if fq is None:
             continue
         st = fq.stats
-        g.meta["transforms"] = list(g.meta.get("transforms", [])) + [
+        g.meta.transforms = [*g.meta.transforms,
             f"tree ensemble '{n.name}': {bits}-bit features ({st['used_features']} features, "
             f"{st['input']}); " + st["proof"]]
     return True
