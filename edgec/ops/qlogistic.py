@@ -37,7 +37,11 @@ class LogisticParams:
 
 
 def prepare(g, n) -> LogisticParams:
-    """The compile-time parameters, as TFLite Micro's Prepare computes them."""
+    """The compile-time parameters, as TFLite Micro's Prepare computes them: ``frexp``
+    directly, not :func:`qmath.quantize_multiplier`, whose clamps (shift at most 30) this
+    Prepare does not apply (an input scale of 8 or more gives a shift of 31 or more, and a
+    radius of 0: every output saturates).  A mantissa that rounds up to 2^31 overflows
+    TFLite Micro's int32 cast; it is halved here, with the exponent one higher."""
     scale, zp = quant_of(g, n.inputs[0]).scalar()
     real = float(np.float32(scale)) * float(1 << (31 - INPUT_INTEGER_BITS))
     q, shift = math.frexp(real)
