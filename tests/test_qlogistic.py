@@ -29,7 +29,7 @@ def _model(in_scale, in_zp, out_zp=-128, dtype="int8", shape=(1, 256)) -> bytes:
 
 
 # input scales from tiny (everything in the linear middle) to huge (everything saturates)
-CASES = [(0.001, 0), (0.02, -5), (0.0625, 10), (0.1, -128), (0.37, 127), (3.0, 0), (1e-6, 3)]
+CASES = [(0.001, 0), (0.02, -5), (0.0625, 10), (0.1, -128), (0.37, 127), (3.0, 0), (10.0, 1), (1e-6, 3)]
 
 
 @pytest.mark.parametrize("in_scale,in_zp", CASES)
