@@ -20,11 +20,11 @@ from edgec.target.emulator import HostProgram
 LEVELS = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
 
 
-def _model(in_scale, in_zp, out_zp=-128, dtype="int8", shape=(1, 256)) -> bytes:
+def _model(in_scale, in_zp, out_zp=-128, dtype="int8", shape=(1, 256), op="LOGISTIC") -> bytes:
     b = ModelBuilder()
     x = b.tensor(list(shape), dtype, scale=in_scale, zero_point=in_zp)
-    y = b.tensor(list(shape), dtype, scale=1 / 256, zero_point=out_zp)
-    b.op("LOGISTIC", [x], [y])
+    y = b.tensor(list(shape), dtype, scale=1 / 256 if op == "LOGISTIC" else 1 / 128, zero_point=out_zp)
+    b.op(op, [x], [y])
     return b.finish([x], [y])
 
 
