@@ -60,6 +60,16 @@ def models(tmp_path_factory):
     out["prelu_leaky"] = tf.keras.Model(inp, x), (8, 8, 3)
     inp = tf.keras.Input((16,))
     out["leaky"] = tf.keras.Model(inp, L.Dense(4)(L.LeakyReLU(0.1)(L.Dense(8)(inp)))), (16,)
+    # int8 activations as the converter writes them (issue 17): LOGISTIC, TANH, HARD_SWISH
+    # (ELU: ai-edge-litert has no float ELU to check against; tests/test_qelu.py)
+    inp = tf.keras.Input((16,))
+    out["sigmoid_classifier"] = tf.keras.Model(
+        inp, L.Dense(1, activation="sigmoid")(L.Dense(8, activation="relu")(inp))), (16,)
+    inp = tf.keras.Input((16,))
+    out["tanh"] = tf.keras.Model(inp, L.Dense(3)(L.Dense(8, activation="tanh")(inp))), (16,)
+    inp = tf.keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, activation="hard_swish")(inp)
+    out["hard_swish"] = tf.keras.Model(inp, L.Dense(2)(L.Flatten()(x))), (8, 8, 3)
     paths = {}
     for name, (m, shape) in out.items():
         pf, pq = d / f"{name}_f.tflite", d / f"{name}_q.tflite"
@@ -117,6 +127,9 @@ def test_strided_slice_semantics_match_tensorflow(case):
     ("upsample", {"TILE"}, "tflm-cannot"),  # TFLite Micro fails to allocate it: nothing to compare
     ("prelu_leaky", {"PRELU", "LEAKY_RELU", "PAD", "STRIDED_SLICE"}, "unsupported"),
     ("leaky", {"LEAKY_RELU", "FULLY_CONNECTED"}, "exact"),
+    ("sigmoid_classifier", {"LOGISTIC", "FULLY_CONNECTED"}, "exact"),
+    ("tanh", {"TANH", "FULLY_CONNECTED"}, "exact"),
+    ("hard_swish", {"HARD_SWISH", "CONV_2D"}, "exact"),
 ])
 def test_more_keras_layers(models, name, ops, int8):
     """Conv1D, UpSampling2D, PReLU, LeakyReLU, ZeroPadding2D, Cropping2D: float against
