@@ -6,6 +6,7 @@ import json
 import sys
 
 import click
+from rich.markup import escape
 
 from .options import input_shape_opt
 from .program import console, handle_errors, main
@@ -39,7 +40,8 @@ def inspect(model, input_shapes, as_json):
                       f"{t['outputs']} {'classes' if t['kind'] == 'classifier' else 'targets'}, "
                       f"{t['threshold_type']} thresholds, {t['aggregate']}, post transform {t['post_transform']}")
         if info.get("unsupported"):
-            con.print("  [red]unsupported:[/red] " + ", ".join(info["unsupported"]))
+            # escaped: a variant's "[int8]" is not a style tag
+            con.print("  [red]unsupported:[/red] " + escape(", ".join(info["unsupported"])))
         else:
             con.print("  [green]edgec can compile this model[/green]")
     if info.get("unsupported"):

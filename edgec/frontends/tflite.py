@@ -37,6 +37,7 @@ class TfliteContext:
         self.sg = subgraph
         self.names = names
         self.opname = ""
+        self.code = ""  # the TFLite operator being imported (LOGISTIC, CUSTOM:...)
 
     def inputs(self, op) -> list[str]:
         return [self.names[i] if i >= 0 else "" for i in op.InputsAsNumpy()] \
@@ -225,7 +226,12 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
         raise UnsupportedError(missing)
 
     ctx = TfliteContext(g, model, sg, names)
-    unsupported: list[str] = []  # operator variants edgec cannot compile, listed all at once
+    # One pass lists every operator variant edgec cannot compile, whatever the order: a
+    # refused operator adds no node, but its outputs stay declared as the flatbuffer
+    # declares them (dtype, shape, quantization), so the operators after it are still
+    # imported and checked against them.
+    unsupported: list[str] = []
+    refused: set[str] = set()  # tensors computed from a refused operator's outputs
     for k, op in enumerate(oplist):
         opname = codes[op.OpcodeIndex()]
         for i in list(op.InputsAsNumpy() if op.InputsLength() else []) + \
@@ -233,14 +239,21 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
             if i >= 0:
                 tensor_name(int(i))
         ctx.opname = f"{opname.lower()}_{k}"
+        ctx.code = opname
+        downstream = bool(refused.intersection(ctx.inputs(op)))
+        if downstream:
+            refused.update(o for o in ctx.outputs(op) if o)
         try:
             first = ctx.inputs(op)[0] if ctx.inputs(op) else None
             ops.tflite_importer(opname, ctx.g.tensors.get(first) if first else None)(ctx, op)
         except UnsupportedError as e:
             unsupported += e.items
+            refused.update(o for o in ctx.outputs(op) if o)
         except EdgecError as e:
-            if unsupported:  # most likely a consequence of an operator left out
-                break
+            if downstream:
+                # what a refused operator computes may not be what the file declares
+                # (a provisional shape it would have decided): skip, keep listing
+                continue
             raise EdgecError(f"operator {k} ({opname}): {e}") from None
     if unsupported:
         raise UnsupportedError(unsupported)

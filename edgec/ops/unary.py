@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ir import dtypes
 from ..ir.cgen import c_double, c_float
-from ..ir.errors import EdgecError
+from ..ir.errors import EdgecError, UnsupportedError
 from . import OutSpec, Op, onnx_op, register, tflite_op
 from ._util import tfl_float_only
 
@@ -139,7 +139,8 @@ class Unary(Op):
             return [OutSpec(x.shape, n.attrs["to"])]
         kinds = UNARY[self.name][0]
         if kinds == "float" and not dtypes.is_float(x.dtype):
-            raise EdgecError(f"{self.name} needs a float input, got {x.dtype}")
+            # a type edgec has no kernel of: an unsupported variant, listed with the others
+            raise UnsupportedError([f"{self.name}[{x.dtype}]"])
         out = "bool" if self.name in BOOL_OUT else x.dtype
         return [OutSpec(x.shape, out, x.quant if self.name in ("Relu", "Clip") else None)]
 
@@ -309,6 +310,9 @@ def _onnx_castlike(ctx, node):
 
 def _tfl(op, attrs=None):
     def imp(ctx, top):
+        x = ctx.t(ctx.inputs(top)[0]) if ctx.inputs(top) else None
+        if x is not None and UNARY[op][0] == "float" and not dtypes.is_float(x.dtype):
+            raise UnsupportedError([f"{ctx.code}[{x.dtype}]"])   # e.g. EXP[int8]
         ctx.add(op, ctx.inputs(top)[:1], ctx.outputs(top), dict(attrs or {}))
     return imp
 

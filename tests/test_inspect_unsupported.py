@@ -1,0 +1,116 @@
+"""`edgec inspect` and `build` list every unsupported operator variant of a model at once,
+from one pass, whatever order the operators come in (issue 17): a refused operator's
+outputs stay declared as the flatbuffer declares them, so the operators after it are
+still imported and checked."""
+import itertools
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tflite_builder import ModelBuilder  # noqa: E402
+
+from edgec.frontends import tflite as fe  # noqa: E402
+from edgec.ir.errors import EdgecError, UnsupportedError  # noqa: E402
+
+# int8 variants edgec has no kernel for (importers refusing the type: float-only
+# importers, and the float-only unary rule's check of the input type)
+REFUSED = ("RSQRT", "SQUARED_DIFFERENCE", "PRELU", "EXP", "GELU", "SQRT")
+
+
+def _chain(order, relu_between=True, bad_after=None) -> bytes:
+    """x -> order[0] -> (RELU) -> order[1] -> ... -> y, all int8 [1, 8]."""
+    b = ModelBuilder()
+    x = b.tensor([1, 8], "int8", scale=0.05, zero_point=-3, name="x")
+    cur = x
+    for k, op in enumerate(order):
+        y = b.tensor([1, 8], "int8", scale=0.1, zero_point=2, name=f"{op.lower()}_out")
+        ins = [cur]
+        if op == "SQUARED_DIFFERENCE":
+            ins.append(cur)
+        elif op == "PRELU":
+            ins.append(b.tensor([8], "int8", data=np.arange(8) - 4, scale=0.01, zero_point=0))
+        b.op(op, ins, [y])
+        cur = y
+        if relu_between and k < len(order) - 1:
+            r = b.tensor([1, 8], "int8", scale=0.1, zero_point=2, name=f"relu_{k}")
+            b.op("RELU", [cur], [r])
+            cur = r
+        if bad_after == k:
+            # a RESHAPE to a shape of another size: a genuine model error
+            bad = b.tensor([1, 3], "int8", scale=0.1, zero_point=2, name="bad")
+            shape = b.tensor([2], "int32", data=[1, 3])
+            b.op("RESHAPE", [cur, shape], [bad])
+            cur = bad
+    return b.finish([x], [cur])
+
+
+ORDERS = [("RSQRT", "SQUARED_DIFFERENCE", "PRELU", "EXP"),
+          ("EXP", "PRELU", "SQUARED_DIFFERENCE", "RSQRT"),
+          ("PRELU", "EXP", "RSQRT", "GELU"),
+          ("SQRT", "GELU", "SQUARED_DIFFERENCE", "EXP")]
+
+
+def test_every_refused_int8_op_is_refused_alone():
+    """Each operator the tests chain is refused on its own (else the list tests nothing)."""
+    for op in REFUSED:
+        with pytest.raises(UnsupportedError) as e:
+            fe.from_bytes(_chain([op]))
+        assert e.value.items == [f"{op}[int8]"]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(REFUSED[:4])) + ORDERS[2:],
+                         ids=lambda o: "-".join(o))
+def test_one_pass_lists_all(order):
+    for relu in (True, False):
+        with pytest.raises(UnsupportedError) as e:
+            fe.from_bytes(_chain(order, relu_between=relu))
+        assert e.value.items == sorted(f"{op}[int8]" for op in order)
+
+
+def test_model_error_still_stops_with_one_line():
+    """A genuine error (a RESHAPE changing the element count) is reported, not hidden by
+    the unsupported operators before it, when it does not read what they compute..."""
+    b = ModelBuilder()
+    x = b.tensor([1, 8], "int8", scale=0.05, zero_point=-3, name="x")
+    r = b.tensor([1, 8], "int8", scale=0.1, zero_point=2)
+    b.op("RSQRT", [x], [r])
+    bad = b.tensor([1, 3], "int8", scale=0.05, zero_point=-3)
+    b.op("RESHAPE", [x, b.tensor([2], "int32", data=[1, 3])], [bad])
+    with pytest.raises(EdgecError) as e:
+        fe.from_bytes(b.finish([x], [r, bad]))
+    assert not isinstance(e.value, UnsupportedError)
+    assert "operator 1 (RESHAPE)" in str(e.value) and "\n" not in str(e.value)
+    # ... as without the unsupported operator
+    b = ModelBuilder()
+    x = b.tensor([1, 8], "int8", scale=0.05, zero_point=-3, name="x")
+    bad = b.tensor([1, 3], "int8", scale=0.05, zero_point=-3)
+    b.op("RESHAPE", [x, b.tensor([2], "int32", data=[1, 3])], [bad])
+    with pytest.raises(EdgecError) as e:
+        fe.from_bytes(b.finish([x], [bad]))
+    assert not isinstance(e.value, UnsupportedError) and "operator 0 (RESHAPE)" in str(e.value)
+    # downstream of a refused operator, the error may stem from what that operator left
+    # out: the operators are listed, the rest of the pass goes on
+    with pytest.raises(UnsupportedError) as e:
+        fe.from_bytes(_chain(["RSQRT", "PRELU", "EXP"], bad_after=0))
+    assert e.value.items == ["EXP[int8]", "PRELU[int8]", "RSQRT[int8]"]
+
+
+@pytest.mark.parametrize("order", ORDERS[:2], ids=lambda o: "-".join(o))
+def test_cli_inspect_and_build_list_all(edgec_cli, tmp_path, order):
+    p = tmp_path / "four.tflite"
+    p.write_bytes(_chain(order))
+    names = [f"{op}[int8]" for op in order]
+    r = edgec_cli("inspect", p)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert all(n in r.stdout for n in names), r.stdout
+    r = edgec_cli("inspect", p, "--json")
+    import json
+    assert json.loads(r.stdout)["unsupported"] == sorted(names)
+    out = tmp_path / "o"
+    r = edgec_cli("build", p, "-o", out)
+    assert r.returncode == 2 and not out.exists()
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and all(n in lines[0] for n in names), r.stderr
