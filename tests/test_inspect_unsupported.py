@@ -114,3 +114,36 @@ def test_cli_inspect_and_build_list_all(edgec_cli, tmp_path, order):
     assert r.returncode == 2 and not out.exists()
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and all(n in lines[0] for n in names), r.stderr
+
+
+def _onnx_four(path):
+    """Four nodes edgec refuses (their shape or repeats computed from a graph input),
+    one reading a refused node's output, and a node it compiles."""
+    import onnx
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
+    s = helper.make_tensor_value_info("s", TensorProto.INT64, [2])
+    r = helper.make_tensor_value_info("r", TensorProto.INT64, [2])
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["a"]), helper.make_node("Relu", ["a"], ["a2"]),
+             helper.make_node("Expand", ["x", "s"], ["b"]), helper.make_node("Tile", ["x", "r"], ["c"]),
+             helper.make_node("ConstantOfShape", ["s"], ["d"]), helper.make_node("Relu", ["x"], ["e"])]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("a2", "b", "c", "d", "e")]
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [x, s, r], outs),
+                                opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_onnx_one_pass_lists_all(tmp_path, edgec_cli):
+    from edgec.frontends import onnx as onnx_fe
+    p = tmp_path / "four.onnx"
+    _onnx_four(p)
+    names = ["ConstantOfShape with a computed shape", "Expand with a computed shape",
+             "Reshape with a computed shape", "Tile with a computed repeats"]
+    with pytest.raises(UnsupportedError) as e:
+        onnx_fe.load(p)
+    assert e.value.items == names
+    assert e.value.needs_const == ["r", "s"]   # every input to bind, not only the first's
+    r = edgec_cli("inspect", p)
+    assert r.returncode == 2 and all(n in r.stdout for n in names), r.stdout
+    r = edgec_cli("build", p, "-o", tmp_path / "o")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and all(n in lines[0] for n in names), r.stderr

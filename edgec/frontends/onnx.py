@@ -506,10 +506,25 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     if missing:
         raise UnsupportedError(missing)
 
+    # one pass lists every node edgec cannot compile: after a refused node the pass goes
+    # on with the nodes that do not read what it computes (ONNX declares no shape for it)
+    unsupported: list[str] = []
+    needs: list[str] = []
+    refused: set[str] = set()
     for n in nodes:
         for o in n.output:
             _check_name(o, "tensor")
-        _import_node(ctx, n)
+        if refused.intersection(n.input):
+            refused.update(o for o in n.output if o)
+            continue
+        try:
+            _import_node(ctx, n)
+        except UnsupportedError as e:
+            unsupported += e.items
+            needs += e.needs_const
+            refused.update(o for o in n.output if o)
+    if unsupported:
+        raise UnsupportedError(unsupported, needs_const=needs)
 
     if g.meta.labels:
         from ..ops.ml import propagate_labels
