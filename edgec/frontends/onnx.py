@@ -514,7 +514,7 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     for n in nodes:
         for o in n.output:
             _check_name(o, "tensor")
-        if refused.intersection(n.input):
+        if refused and refused.intersection(_reads(n)):
             refused.update(o for o in n.output if o)
             continue
         try:
@@ -541,6 +541,17 @@ def _import(model, input_shapes: dict, model_dir: Path | None, bind: dict) -> Gr
     g.remove_dead()
     g.validate()
     return g
+
+
+def _reads(n) -> set[str]:
+    """The tensors a node reads: its inputs and those its subgraphs (If / Loop / Scan
+    bodies) name from the enclosing graph."""
+    names = set(n.input)
+    for a in n.attribute:
+        for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+            for m in sub.node:
+                names |= _reads(m)
+    return names
 
 
 def check_inlined_size(model) -> None:
