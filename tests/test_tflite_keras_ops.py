@@ -125,7 +125,7 @@ def test_strided_slice_semantics_match_tensorflow(case):
 @pytest.mark.parametrize("name,ops,int8", [
     ("conv1d", {"EXPAND_DIMS", "REDUCE_MAX", "MAX_POOL_2D"}, "exact"),
     ("upsample", {"TILE"}, "tflm-cannot"),  # TFLite Micro fails to allocate it: nothing to compare
-    ("prelu_leaky", {"PRELU", "LEAKY_RELU", "PAD", "STRIDED_SLICE"}, "unsupported"),
+    ("prelu_leaky", {"PRELU", "LEAKY_RELU", "PAD", "STRIDED_SLICE"}, "exact"),
     ("leaky", {"LEAKY_RELU", "FULLY_CONNECTED"}, "exact"),
     ("sigmoid_classifier", {"LOGISTIC", "FULLY_CONNECTED"}, "exact"),
     ("tanh", {"TANH", "FULLY_CONNECTED"}, "exact"),
@@ -135,7 +135,7 @@ def test_more_keras_layers(models, name, ops, int8):
     """Conv1D, UpSampling2D, PReLU, LeakyReLU, ZeroPadding2D, Cropping2D: float against
     ai-edge-litert; int8 bit for bit against TFLite Micro where edgec has the int8 kernels,
     else a clean list of what is not supported."""
-    from edgec.ir.errors import EdgecError, UnsupportedError
+    from edgec.ir.errors import EdgecError
     from edgec.commands.inspect import inspect
     pf, pq = models[name]
     assert ops <= set(inspect(str(pf))["source_ops"])
@@ -144,10 +144,6 @@ def test_more_keras_layers(models, name, ops, int8):
     if int8 == "exact":
         res = verify(pq, n=20, layers=True, compare_litert=False)
         assert all(c.exact and c.mismatches == 0 for c in res.outputs + res.layers)
-    elif int8 == "unsupported":
-        with pytest.raises(UnsupportedError) as e:
-            verify(pq, n=2)
-        assert e.value.items == ["PRELU[int8]"]
     else:
         with pytest.raises(EdgecError, match="cannot run this model"):
             verify(pq, n=2)
