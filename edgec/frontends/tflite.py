@@ -214,16 +214,10 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
             codes.append(bnames.get(code, f"BUILTIN_{code}"))
 
     oplist = [sg.Operators(k) for k in range(sg.OperatorsLength())]
-    missing = []
     for op in oplist:
         idx = op.OpcodeIndex()
         if idx >= len(codes):
             raise EdgecError(f"operator uses opcode index {idx}, which does not exist")
-        opname = codes[idx]
-        if not ops.tflite_supports(opname):
-            missing.append(opname)
-    if missing:
-        raise UnsupportedError(missing)
 
     ctx = TfliteContext(g, model, sg, names)
     # One pass lists every operator variant edgec cannot compile, whatever the order: a
@@ -241,8 +235,11 @@ def _import(buf: bytes, input_shapes: dict, name: str) -> Graph:
         ctx.opname = f"{opname.lower()}_{k}"
         ctx.code = opname
         downstream = bool(refused.intersection(ctx.inputs(op)))
-        if downstream:
+        if downstream or not ops.tflite_supports(opname):
             refused.update(o for o in ctx.outputs(op) if o)
+        if not ops.tflite_supports(opname):   # an operator edgec has no importer for at all
+            unsupported.append(opname)
+            continue
         try:
             first = ctx.inputs(op)[0] if ctx.inputs(op) else None
             ops.tflite_importer(opname, ctx.g.tensors.get(first) if first else None)(ctx, op)
