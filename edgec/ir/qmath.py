@@ -154,18 +154,29 @@ def exp_on_negative_values(a, integer_bits: int):
     return np.where(a == 0, INT32_MAX, result)
 
 
-def one_over_one_plus_x_for_x_in_0_1(a):
-    """FixedPoint<int32,0> in [0,1) -> 1/(1+x) as FixedPoint<int32,0>."""
+def _reciprocal_half_denominator(a):
+    """gemmlowp's Newton-Raphson division shared by 1/(1+x) and (1-x)/(1+x): for
+    FixedPoint<int32,0> x in [0,1), 1/((1+x)/2) as FixedPoint<int32,2> (three steps)."""
     a = np.asarray(a, dtype=np.int64)
     s = a + INT32_MAX
     half_denominator = np.where(s >= 0, (s + 1) // 2, -((-s + 1) // 2))  # RoundingHalfSum
-    x = 1515870810 + _fx_mul(half_denominator, -1010580540)  # FixedPoint<int32, 2>
+    x = 1515870810 + _fx_mul(half_denominator, -1010580540)  # 48/17 - 32/17 * d, F2
     one_f2 = 1 << 29
     for _ in range(3):
         hdx = _fx_mul(half_denominator, x)          # F2
         one_minus = one_f2 - hdx                     # F2
         x = x + saturating_rounding_mul_by_pot(_fx_mul(x, one_minus), 2)
-    return saturating_rounding_mul_by_pot(x, 1)
+    return x
+
+
+def one_over_one_plus_x_for_x_in_0_1(a):
+    """FixedPoint<int32,0> in [0,1) -> 1/(1+x) as FixedPoint<int32,0>."""
+    return saturating_rounding_mul_by_pot(_reciprocal_half_denominator(a), 1)
+
+
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a):
+    """FixedPoint<int32,0> in [0,1) -> (1-x)/(1+x) as FixedPoint<int32,0> (gemmlowp's tanh)."""
+    return saturating_rounding_mul_by_pot(_reciprocal_half_denominator(a) - (1 << 29), 2)
 
 
 def count_leading_zeros32(x: int) -> int:

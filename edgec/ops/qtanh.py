@@ -21,27 +21,13 @@ from .qlogistic import Q4Params, fixed_point_q4, lut_kernel, prepare, saturated
 OUTPUT_FRACTION_BITS = 7     # the output in 1/128 steps
 
 
-def one_minus_x_over_one_plus_x_for_x_in_0_1(a):
-    """gemmlowp: (1 - x) / (1 + x) for FixedPoint<int32, 0> x in [0, 1) (Newton-Raphson
-    division in FixedPoint<int32, 2>, three steps)."""
-    a = np.asarray(a, dtype=np.int64)
-    s = a + qmath.INT32_MAX
-    half_denominator = np.where(s >= 0, (s + 1) // 2, -((-s + 1) // 2))  # RoundingHalfSum
-    x = 1515870810 + qmath.srdhm(half_denominator, -1010580540)     # 48/17 - 32/17 * d
-    one_f2 = 1 << 29
-    for _ in range(3):
-        one_minus = one_f2 - qmath.srdhm(half_denominator, x)
-        x = x + qmath.saturating_rounding_mul_by_pot(qmath.srdhm(x, one_minus), 2)
-    return qmath.saturating_rounding_mul_by_pot(x - one_f2, 2)
-
-
 def tanh_int8(x: np.ndarray, p: Q4Params) -> np.ndarray:
     """TFLite Micro's reference_integer_ops::Tanh on int8 values."""
     v, _, a = fixed_point_q4(x, p)
     neg = np.where(a < 0, a, -a)          # -|a| in FixedPoint<int32, 4>
     # tanh(|a|) = (1 - exp(-2|a|)) / (1 + exp(-2|a|)); -2|a| is the same raw value read as
     # FixedPoint<int32, 5> (gemmlowp's ExactMulByPot<1>)
-    t = one_minus_x_over_one_plus_x_for_x_in_0_1(qmath.exp_on_negative_values(neg, 5))
+    t = qmath.one_minus_x_over_one_plus_x_for_x_in_0_1(qmath.exp_on_negative_values(neg, 5))
     r = np.where(a == 0, 0, np.where(a < 0, -t, t))
     q = qmath.rounding_divide_by_pot(r, 31 - OUTPUT_FRACTION_BITS)
     return saturated(np.clip(q, -128, 127), v, p)
