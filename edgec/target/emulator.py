@@ -240,25 +240,24 @@ def run_firmware(target, elf, cwd=None, timeout: float = 60, icount: bool = Fals
 
 
 def _run_watched(cmd, cwd, timeout: float, target, path: Path, per_sample: int, n: int):
-    """subprocess.run with a progress bar that follows the size of the output file."""
+    """subprocess.run with a progress bar that follows the size of the output file
+    (``communicate`` with a short timeout, again and again, keeps reading the pipes)."""
     import time
     with progress.task(f"{target.name} in QEMU", n) as bar, \
             subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE) as p:
-        reader = _Drain(p)
         deadline, done = time.monotonic() + timeout, 0
         while True:
             left = deadline - time.monotonic()
             try:
                 if left <= 0:
                     raise subprocess.TimeoutExpired(cmd, timeout)
-                p.wait(timeout=min(0.25, left))
-                break
+                out, err = p.communicate(timeout=min(0.25, left))
+                return p.returncode, out, err
             except subprocess.TimeoutExpired:
                 if time.monotonic() >= deadline:
                     p.kill()
-                    p.wait()
-                    out, err = reader.join()
+                    out, err = p.communicate()
                     raise subprocess.TimeoutExpired(cmd, timeout, out, err) from None
             try:
                 now = min(n, Path(path).stat().st_size // max(per_sample, 1))
@@ -267,28 +266,6 @@ def _run_watched(cmd, cwd, timeout: float, target, path: Path, per_sample: int, 
             if now > done:
                 bar.advance(now - done)
                 done = now
-        out, err = reader.join()
-        return p.returncode, out, err
-
-
-class _Drain:
-    """Read a child's stdout and stderr in threads (so that a chatty child never blocks)."""
-
-    def __init__(self, p):
-        import threading
-        self.parts = {}
-        self.threads = [threading.Thread(target=self._read, args=(k, f), daemon=True)
-                        for k, f in (("out", p.stdout), ("err", p.stderr))]
-        for t in self.threads:
-            t.start()
-
-    def _read(self, key, f):
-        self.parts[key] = f.read()
-
-    def join(self):
-        for t in self.threads:
-            t.join()
-        return self.parts.get("out", b""), self.parts.get("err", b"")
 
 
 def write_samples(path: Path, samples, specs) -> None:
